@@ -1,0 +1,10 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    // Two cores on the CI machine: keep workers to what it has.
+    maxWorkers: 2,
+  },
+});
