@@ -1,0 +1,20 @@
+// The `gptc` command line.
+import { Command } from "commander";
+import { registerCheck } from "./check.js";
+import { registerFmt } from "./fmt.js";
+import { reportAndExit } from "./errors.js";
+
+const program = new Command()
+  .name("gptc")
+  .description("A compiler for neural-network models: model spec -> tensor IR -> gpu.js kernels")
+  .version("0.1.0")
+  .showHelpAfterError();
+
+registerCheck(program);
+registerFmt(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  reportAndExit(e);
+}

@@ -1,0 +1,112 @@
+// Reads a model file and everything it imports into one Program: the root
+// module's model and presets, and the functions of every module.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FnDef, ImportDecl, ModelDef, ModuleAst, PresetDef } from "./ast.js";
+import { DiagnosticBag } from "./diagnostics.js";
+import { parseModule } from "./parser.js";
+import { SourceSet } from "./source.js";
+
+/** The standard library shipped with gptc (specs/std), imported as "std/...". */
+export const stdlibDir = fileURLToPath(new URL("../../specs/std", import.meta.url));
+
+export interface Program {
+  root: ModuleAst;
+  modules: ModuleAst[];
+  model?: ModelDef;
+  functions: Map<string, FnDef>;
+  presets: Map<string, PresetDef>;
+  sources: SourceSet;
+}
+
+/** A readable name for a file in messages: relative to the working directory when shorter. */
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
+}
+
+function resolveImport(from: string, path: string): string {
+  if (path.startsWith("std/")) return resolve(stdlibDir, path.slice(4));
+  return resolve(dirname(from), path);
+}
+
+/** Loads `path` and its imports. Problems go into `diags`; the result is partial if there are errors. */
+export function loadProgram(path: string, diags: DiagnosticBag, sources = new SourceSet()): Program {
+  const modules: ModuleAst[] = [];
+  const loaded = new Map<string, ModuleAst>();
+  const stack: string[] = [];
+
+  const read = (abs: string, via?: ImportDecl): ModuleAst | undefined => {
+    const file = displayPath(abs);
+    let text: string;
+    try {
+      if (!existsSync(abs)) throw new Error("no such file");
+      if (statSync(abs).isDirectory()) throw new Error("it is a folder, not a file");
+      text = readFileSync(abs, "utf8");
+    } catch (e) {
+      diags.error(`cannot read '${file}': ${(e as Error).message}`, via?.span);
+      return undefined;
+    }
+    sources.add(file, text);
+    return parseModule(text, file, diags);
+  };
+
+  const visit = (abs: string, via?: ImportDecl): ModuleAst | undefined => {
+    if (stack.includes(abs)) {
+      const cycle = [...stack.slice(stack.indexOf(abs)), abs].map(displayPath).join(" -> ");
+      diags.error(`import cycle: ${cycle}`, via?.span, "a file cannot import itself, directly or through others");
+      return undefined;
+    }
+    const done = loaded.get(abs);
+    if (done) return done;
+    const mod = read(abs, via);
+    if (!mod) return undefined;
+    loaded.set(abs, mod);
+    stack.push(abs);
+    for (const item of mod.items)
+      if (item.kind === "import") visit(resolveImport(abs, item.path), item);
+    stack.pop();
+    modules.push(mod);
+    return mod;
+  };
+
+  const rootAbs = resolve(path);
+  const root = visit(rootAbs) ?? { file: displayPath(rootAbs), items: [], comments: [] };
+
+  const functions = new Map<string, FnDef>();
+  for (const mod of modules)
+    for (const item of mod.items) {
+      if (item.kind !== "fn") continue;
+      const prev = functions.get(item.name);
+      if (prev && prev !== item) {
+        diags.add({
+          severity: "error",
+          message: `function '${item.name}' is defined twice`,
+          span: item.nameSpan,
+          notes: [{ message: "first defined here", span: prev.nameSpan }],
+        });
+        continue;
+      }
+      functions.set(item.name, item);
+    }
+
+  const presets = new Map<string, PresetDef>();
+  let model: ModelDef | undefined;
+  for (const item of root.items) {
+    if (item.kind === "model") {
+      if (model)
+        diags.add({
+          severity: "error",
+          message: `a file holds one model; '${item.name}' is a second one`,
+          span: item.nameSpan,
+          notes: [{ message: `'${model.name}' is defined here`, span: model.nameSpan }],
+        });
+      else model = item;
+    } else if (item.kind === "preset") {
+      if (presets.has(item.name)) diags.error(`preset '${item.name}' is defined twice`, item.nameSpan);
+      presets.set(item.name, item);
+    }
+  }
+  return { root, modules, model, functions, presets, sources };
+}

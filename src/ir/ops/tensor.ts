@@ -1,0 +1,54 @@
+// Small helpers over concrete shapes, shared by the ops' reference semantics.
+import type { Tensor } from "./types.js";
+
+export function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function strides(shape: readonly number[]): number[] {
+  const out = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    out[i] = s;
+    s *= shape[i];
+  }
+  return out;
+}
+
+export function tensor(shape: number[], data?: Float64Array): Tensor {
+  return { shape, data: data ?? new Float64Array(size(shape)) };
+}
+
+/** Strides of `shape` read as if broadcast to `out` (0 on broadcast axes). */
+export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
+  const st = strides(shape);
+  const off = out.length - shape.length;
+  return out.map((d, i) => {
+    const j = i - off;
+    if (j < 0 || shape[j] === 1) return 0;
+    return st[j];
+  });
+}
+
+/** Calls fn(flatOutIndex, multiIndex) over every element of `shape` in row-major order. */
+export function forEachIndex(shape: readonly number[], fn: (flat: number, idx: number[]) => void): void {
+  const n = size(shape);
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let flat = 0; flat < n; flat++) {
+    fn(flat, idx);
+    for (let a = shape.length - 1; a >= 0; a--) {
+      if (++idx[a] < shape[a]) break;
+      idx[a] = 0;
+    }
+  }
+}
+
+export function dot(idx: readonly number[], st: readonly number[]): number {
+  let o = 0;
+  for (let i = 0; i < idx.length; i++) o += idx[i] * st[i];
+  return o;
+}
+
+export function normalizeAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}

@@ -1,0 +1,74 @@
+// What every op declares, once: its shape rule, its float64 reference semantics,
+// its gradient rule, and (for elementwise ops) the scalar expression codegen emits.
+import type { Span } from "../../dsl/source.js";
+import type { Dim, Shape } from "../dims.js";
+
+export type DType = "f32" | "i32" | "bool";
+
+export interface TypeInfo {
+  dtype: DType;
+  shape: Shape;
+}
+
+export type AttrValue = number | string | boolean | number[] | Dim | Dim[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface Node {
+  id: number;
+  op: string;
+  inputs: number[];
+  attrs: Attrs;
+  type: TypeInfo;
+  span?: Span;
+}
+
+/** A concrete tensor of the reference interpreter: float64, row-major. */
+export interface Tensor {
+  shape: number[];
+  data: Float64Array;
+}
+
+/** An op's shape rule failed: the message names both shapes; lowering adds the source span. */
+export class ShapeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ShapeError";
+  }
+}
+
+/** What gradient rules build with: ops appended to the graph being differentiated. */
+export interface Builder {
+  op(name: string, inputs: number[], attrs?: Attrs): number;
+  type(id: number): TypeInfo;
+  scalar(value: number): number;
+}
+
+/** How fusion and codegen treat an op. */
+export type OpKind =
+  | "source" // no tensor inputs: input, weight, const, arange, causal_mask, dim
+  | "elementwise" // out[i] = f(in0[i'], in1[i'], ...) with broadcasting
+  | "reduce" // over some axes
+  | "matmul"
+  | "movement" // reshape, permute, expand, slice, pad, concat: index remapping only
+  | "index"; // gather, take, scatter_add, put: data-dependent addressing
+
+export interface EvalContext {
+  /** Values of the symbolic dims (B, T, ...). */
+  bindings: Readonly<Record<string, number>>;
+}
+
+export interface OpDef {
+  name: string;
+  kind: OpKind;
+  /** Number of tensor inputs; "many" for concat. */
+  arity: number | "many";
+  /** Computes the output type from input types, or throws ShapeError. */
+  type(inputs: TypeInfo[], attrs: Attrs): TypeInfo;
+  /** Float64 reference semantics. */
+  eval(inputs: Tensor[], attrs: Attrs, out: number[], ctx: EvalContext): Tensor;
+  /** Gradient contributions per input (undefined: none). Missing rule: not differentiable. */
+  grad?(b: Builder, node: Node, g: number): (number | undefined)[];
+  /** Elementwise ops: the float64 scalar function and the codegen expression. */
+  scalar?: (...xs: number[]) => number;
+  expr?: (...xs: string[]) => string;
+}
