@@ -234,6 +234,15 @@ export interface ModelDef {
   name: string;
   nameSpan: Span;
   body: Stmt[];
+  /** `model tiny = gpt2 { d = 32, layers = 2 }`: another model with some parameters changed. */
+  derived?: { base: string; baseSpan: Span; values: ParamValueAst[] };
+  span: Span;
+}
+
+/** `name = expr` in a preset or a derived model. */
+export interface ParamValueAst {
+  name: string;
+  value: Expr;
   span: Span;
 }
 
@@ -242,7 +251,7 @@ export interface PresetDef {
   kind: "preset";
   name: string;
   nameSpan: Span;
-  values: { name: string; value: Expr; span: Span }[];
+  values: ParamValueAst[];
   span: Span;
 }
 

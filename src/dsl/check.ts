@@ -39,6 +39,13 @@ class Checker {
     }
     this.checkModel(model);
     const params = new Set(paramNames(model));
+    for (const v of this.program.derivedValues)
+      if (!params.has(v.name))
+        this.diags.error(
+          `'${v.name}' is not a parameter of model '${model.name}'`,
+          v.span,
+          didYouMean(v.name, params),
+        );
     for (const preset of this.program.presets.values())
       for (const v of preset.values)
         if (!params.has(v.name))

@@ -73,9 +73,12 @@ export function formatExpr(e: A.Expr): string {
       return e.name;
     case "member": {
       const o = e.object;
-      // `1.T` would lex as the number `1.`; `f(x) as s.T` would read `s.T` as the scope.
+      // `1.T` would lex as the number `1.` (`2.5.T` is fine); `f(x) as s.T` would read
+      // `s.T` as the scope.
       const paren =
-        prec(o) < POSTFIX || o.kind === "number" || (o.kind === "call" && o.scope !== undefined);
+        prec(o) < POSTFIX ||
+        (o.kind === "number" && /^\d+$/.test(formatExpr(o))) ||
+        (o.kind === "call" && o.scope !== undefined);
       const s = formatExpr(o);
       return `${paren ? `(${s})` : s}.${e.name}`;
     }
@@ -252,7 +255,8 @@ class Printer {
   private braceAfter(offset: number): { open: number; close: number } {
     for (let i = this.tokenIndexAfter(offset); i < this.tokens.length; i++) {
       const t = this.tokens[i];
-      if (t.kind === "{") return { open: t.offset, close: this.matching.get(t.offset) ?? this.src.length };
+      if (t.kind === "{")
+        return { open: t.offset, close: this.matching.get(t.offset) ?? this.src.length };
     }
     return { open: this.src.length, close: this.src.length };
   }
@@ -336,7 +340,8 @@ class Printer {
       this.appendToLast(Printer.trailing(trail));
       prevEnd = Math.max(u.end, ...trail.map((c) => c.span.end));
     });
-    for (const c of this.take(from, to)) ownLine(c, prevEnd >= 0 && this.hasBlank(prevEnd, c.span.start));
+    for (const c of this.take(from, to))
+      ownLine(c, prevEnd >= 0 && this.hasBlank(prevEnd, c.span.start));
   }
 
   /**
@@ -354,7 +359,11 @@ class Printer {
   ): void {
     const firstStart = units.length > 0 ? units[0].start : close;
     const openLine = this.lineOf(open);
-    const braceTrail = this.take(open + 1, firstStart, (c) => this.lineOf(c.span.start) === openLine);
+    const braceTrail = this.take(
+      open + 1,
+      firstStart,
+      (c) => this.lineOf(c.span.start) === openLine,
+    );
     const empty =
       units.length === 0 &&
       pending.length === 0 &&
@@ -393,7 +402,12 @@ class Printer {
     }
     if (s.kind === "if") {
       const { open } = this.braceAfter(s.cond.span.end);
-      return { start, end, interiorEnd: open, emit: (indent) => this.emitIf(s, indent, "if", false, []) };
+      return {
+        start,
+        end,
+        interiorEnd: open,
+        emit: (indent) => this.emitIf(s, indent, "if", false, []),
+      };
     }
     return { start, end, interiorEnd: end, emit: (indent) => this.push(indent + simpleStmt(s)) };
   }
@@ -426,59 +440,92 @@ class Printer {
   // ---- top level ----
 
   private itemUnit(item: A.TopLevel): Unit {
-    const { start, end } = item.span;
     switch (item.kind) {
       case "import":
-        return { start, end, interiorEnd: end, emit: (i) => this.push(`${i}import ${quote(item.path)}`) };
+        return {
+          start: item.span.start,
+          end: item.span.end,
+          interiorEnd: item.span.end,
+          emit: (i) => this.push(`${i}import ${quote(item.path)}`),
+        };
       case "fn":
+        return this.bodyUnit(item, `fn ${item.name}(${item.params.map(formatParam).join(", ")})`);
       case "model": {
-        const { open, close } = this.braceAfter(item.nameSpan.end);
-        const head =
-          item.kind === "fn"
-            ? `fn ${item.name}(${item.params.map(formatParam).join(", ")})`
-            : `model ${item.name}`;
-        return {
-          start,
-          end,
-          interiorEnd: open,
-          emit: (i) => this.emitBlock(i, head, false, this.stmtUnits(item.body), open, close, []),
-        };
+        const d = item.derived;
+        if (!d) return this.bodyUnit(item, `model ${item.name}`);
+        return this.paramValuesUnit(
+          item,
+          `model ${item.name} = ${d.base}`,
+          d.values,
+          d.baseSpan.end,
+        );
       }
-      case "preset": {
-        const { open, close } = this.braceAfter(item.nameSpan.end);
-        const value = (v: A.PresetDef["values"][number]) => `${v.name} = ${formatExpr(v.value)}`;
-        return {
-          start,
-          end,
-          interiorEnd: open,
-          emit: (indent) => {
-            if (!this.hasComments(open, close)) {
-              const body = item.values.length > 0 ? ` ${item.values.map(value).join(", ")} ` : "";
-              this.push(`${indent}preset ${item.name} {${body}}`);
-              return;
-            }
-            // Comments inside: one value per line so that each keeps its place.
-            const units: Unit[] = item.values.map((v, k) => ({
-              start: v.span.start,
-              end: v.span.end,
-              interiorEnd: v.span.end,
-              emit: (i: string) => this.push(i + value(v)),
-              suffix: k + 1 < item.values.length ? "," : undefined,
-            }));
-            this.emitBlock(indent, `preset ${item.name}`, false, units, open, close, []);
-          },
-        };
-      }
+      case "preset":
+        return this.paramValuesUnit(item, `preset ${item.name}`, item.values, item.nameSpan.end);
     }
+  }
+
+  /** A function or a model: `head {` statements `}`. */
+  private bodyUnit(item: A.FnDef | A.ModelDef, head: string): Unit {
+    const { open, close } = this.braceAfter(item.nameSpan.end);
+    return {
+      start: item.span.start,
+      end: item.span.end,
+      interiorEnd: open,
+      emit: (i) => this.emitBlock(i, head, false, this.stmtUnits(item.body), open, close, []),
+    };
+  }
+
+  /**
+   * `head { a = 1, b = 2 }` (a preset or a derived model) on one line; with comments
+   * inside the braces, one value per line so that each keeps its place.
+   */
+  private paramValuesUnit(
+    item: A.TopLevel,
+    head: string,
+    values: A.ParamValueAst[],
+    after: number,
+  ): Unit {
+    const { start, end } = item.span;
+    const { open, close } = this.braceAfter(after);
+    const value = (v: A.ParamValueAst) => `${v.name} = ${formatExpr(v.value)}`;
+    return {
+      start,
+      end,
+      interiorEnd: open,
+      emit: (indent) => {
+        if (!this.hasComments(open, close)) {
+          const body = values.length > 0 ? ` ${values.map(value).join(", ")} ` : "";
+          this.push(`${indent}${head} {${body}}`);
+          return;
+        }
+        const units: Unit[] = values.map((v, k) => ({
+          start: v.span.start,
+          end: v.span.end,
+          interiorEnd: v.span.end,
+          emit: (i: string) => this.push(i + value(v)),
+          suffix: k + 1 < values.length ? "," : undefined,
+        }));
+        this.emitBlock(indent, head, false, units, open, close, []);
+      },
+    };
   }
 
   print(ast: A.ModuleAst): string {
     const units = ast.items.map((item) => this.itemUnit(item));
-    // One blank line between items, except that runs of imports or of presets (one line
-    // each) may stay together as written.
+    // One blank line between items, except that runs of one-line items of one kind
+    // (imports, presets, derived models) may stay together as written.
+    const oneLiner = (item: A.TopLevel) =>
+      item.kind === "model"
+        ? item.derived
+          ? "derived"
+          : undefined
+        : item.kind === "fn"
+          ? undefined
+          : item.kind;
     const grouped = (i: number) => {
-      const [a, b] = [ast.items[i - 1].kind, ast.items[i].kind];
-      return a === b && (a === "import" || a === "preset");
+      const kind = oneLiner(ast.items[i - 1]);
+      return kind !== undefined && kind === oneLiner(ast.items[i]);
     };
     this.emitUnits(units, "", 0, this.src.length + 1, [], grouped);
     // Never lose a comment, even one the layout above had no place for.

@@ -3,8 +3,8 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { FnDef, ImportDecl, ModelDef, ModuleAst, PresetDef } from "./ast.js";
-import { DiagnosticBag } from "./diagnostics.js";
+import type { FnDef, ImportDecl, ModelDef, ModuleAst, ParamValueAst, PresetDef } from "./ast.js";
+import { DiagnosticBag, didYouMean } from "./diagnostics.js";
 import { parseModule } from "./parser.js";
 import { SourceSet } from "./source.js";
 
@@ -14,7 +14,12 @@ export const stdlibDir = fileURLToPath(new URL("../../specs/std", import.meta.ur
 export interface Program {
   root: ModuleAst;
   modules: ModuleAst[];
+  /** The model to compile: the root file's, or the one it derives from (with a body). */
   model?: ModelDef;
+  /** The root file's model as written (differs from `model` when it is derived). */
+  rootModel?: ModelDef;
+  /** Parameter values of `model x = base { ... }` chains, base first, so later ones win. */
+  derivedValues: ParamValueAst[];
   functions: Map<string, FnDef>;
   presets: Map<string, PresetDef>;
   sources: SourceSet;
@@ -108,5 +113,26 @@ export function loadProgram(path: string, diags: DiagnosticBag, sources = new So
       presets.set(item.name, item);
     }
   }
-  return { root, modules, model, functions, presets, sources };
+  // Models of every module, for `model tiny = gpt2 { ... }`.
+  const models = new Map<string, ModelDef>();
+  for (const mod of modules) for (const item of mod.items) if (item.kind === "model") models.set(item.name, item);
+  const rootModel = model;
+  const derivedValues: ParamValueAst[] = [];
+  const seen = new Set<string>();
+  while (model?.derived) {
+    seen.add(model.name);
+    derivedValues.unshift(...model.derived.values);
+    const base = models.get(model.derived.base);
+    if (!base || seen.has(base.name)) {
+      diags.error(
+        base ? `model '${model.name}' derives from itself` : `unknown model '${model.derived.base}'`,
+        model.derived.baseSpan,
+        base ? undefined : didYouMean(model.derived.base, models.keys()) ?? "import the file that defines it",
+      );
+      model = undefined;
+      break;
+    }
+    model = base;
+  }
+  return { root, modules, model, rootModel, derivedValues, functions, presets, sources };
 }

@@ -148,25 +148,45 @@ class ModelParser extends EmbeddedActionsParser {
   private modelDef = this.RULE("modelDef", (): A.ModelDef => {
     const kw = this.CONSUME(T.Model);
     const name = this.CONSUME(T.Identifier);
-    const { stmts, close } = this.SUBRULE(this.block);
-    return {
-      kind: "model",
-      name: name.image,
-      nameSpan: this.span(name),
-      body: stmts,
-      span: this.span(kw, close),
-    };
+    return this.OR([
+      {
+        ALT: () => {
+          const { stmts, close } = this.SUBRULE(this.block);
+          return {
+            kind: "model" as const,
+            name: name.image,
+            nameSpan: this.span(name),
+            body: stmts,
+            span: this.span(kw, close),
+          };
+        },
+      },
+      {
+        ALT: () => {
+          this.CONSUME(T.Equals);
+          const base = this.CONSUME2(T.Identifier);
+          const { values, close } = this.SUBRULE(this.paramValues);
+          return {
+            kind: "model" as const,
+            name: name.image,
+            nameSpan: this.span(name),
+            body: [],
+            derived: { base: base.image, baseSpan: this.span(base), values },
+            span: this.span(kw, close),
+          };
+        },
+      },
+    ]);
   });
 
-  private presetDef = this.RULE("presetDef", (): A.PresetDef => {
-    const kw = this.CONSUME(T.Preset);
-    const name = this.CONSUME(T.Identifier);
+  /** `{ d = 1024, layers = 24 }` */
+  private paramValues = this.RULE("paramValues", (): { values: A.ParamValueAst[]; close: IToken } => {
     this.CONSUME(T.LBrace);
-    const values: A.PresetDef["values"] = [];
+    const values: A.ParamValueAst[] = [];
     this.MANY_SEP({
       SEP: T.Comma,
       DEF: () => {
-        const key = this.CONSUME2(T.Identifier);
+        const key = this.CONSUME(T.Identifier);
         this.CONSUME(T.Equals);
         const value = this.SUBRULE(this.expr);
         this.ACTION(() =>
@@ -175,6 +195,13 @@ class ModelParser extends EmbeddedActionsParser {
       },
     });
     const close = this.CONSUME(T.RBrace);
+    return { values, close };
+  });
+
+  private presetDef = this.RULE("presetDef", (): A.PresetDef => {
+    const kw = this.CONSUME(T.Preset);
+    const name = this.CONSUME(T.Identifier);
+    const { values, close } = this.SUBRULE(this.paramValues);
     return {
       kind: "preset",
       name: name.image,

@@ -48,7 +48,7 @@ export interface LowerOptions {
 export interface ParamValue {
   name: string;
   value: number | boolean;
-  source: "default" | "preset" | "config" | "--set";
+  source: "default" | "derived" | "preset" | "config" | "--set";
 }
 
 export interface Lowered {
@@ -60,6 +60,9 @@ export interface Lowered {
 }
 
 class LowerError extends Error {
+  /** Where the failing code was reached from: call sites, innermost first. */
+  readonly notes: { message: string; span?: Span }[] = [];
+
   constructor(
     message: string,
     readonly span?: Span,
@@ -138,7 +141,7 @@ class Lowerer {
     private readonly model: A.ModelDef,
     private readonly opts: LowerOptions,
   ) {
-    this.graph = new Graph(model.name);
+    this.graph = new Graph(program.rootModel?.name ?? model.name);
     this.maxDepth = opts.maxDepth ?? 64;
   }
 
@@ -187,6 +190,7 @@ class Lowerer {
       let value: Value;
       let source: ParamValue["source"] = "default";
       const fromPreset = preset?.values.find((v) => v.name === d.name);
+      const fromDerived = this.program.derivedValues.filter((v) => v.name === d.name).pop();
       const fromConfig = d.configKey !== undefined && this.opts.config ? this.opts.config[d.configKey] : undefined;
       if (set[d.name] !== undefined) {
         value = parseSetValue(d.name, set[d.name]);
@@ -202,6 +206,9 @@ class Lowerer {
       } else if (fromPreset) {
         value = this.expr(fromPreset.value, frame);
         source = "preset";
+      } else if (fromDerived) {
+        value = this.expr(fromDerived.value, frame);
+        source = "derived";
       } else value = this.expr(d.value, frame);
       if (value.kind === "num" && !Number.isFinite(value.value))
         throw new LowerError(`parameter '${d.name}' must be a finite number, got ${value.value}`, d.span);
@@ -302,16 +309,15 @@ class Lowerer {
       return dim;
     });
     const prev = this.weightKeys.get(key);
-    if (prev)
-      throw new DiagnosticError([
-        {
-          severity: "error",
-          message: `two weights are named '${key}'`,
-          span: s.nameSpan,
-          notes: [{ message: "the first is declared here", span: prev.span }],
-          hint: "call the function with a distinct scope: f(...) as name",
-        },
-      ]);
+    if (prev) {
+      const err = new LowerError(
+        `two weights are named '${key}'`,
+        s.nameSpan,
+        "call the function with a distinct scope: f(...) as name",
+      );
+      err.notes.push({ message: "the first is declared here", span: prev.span });
+      throw err;
+    }
     let init = "normal";
     let std = 0.02;
     if (s.init) {
@@ -553,6 +559,8 @@ class Lowerer {
       this.block(fn.body, callee);
     } catch (s) {
       if (s instanceof ReturnSignal) return s.value;
+      if (s instanceof LowerError && s.notes.length < 6)
+        s.notes.push({ message: `in '${fn.name}', called here`, span: e.calleeSpan });
       throw s;
     } finally {
       this.callStack.pop();
@@ -819,7 +827,9 @@ export function lowerProgram(program: Program, opts: LowerOptions = {}): Lowered
     return new Lowerer(program, program.model, opts).lower();
   } catch (err) {
     if (err instanceof LowerError)
-      throw new DiagnosticError([{ severity: "error", message: err.message, span: err.span, hint: err.hint }]);
+      throw new DiagnosticError([
+        { severity: "error", message: err.message, span: err.span, hint: err.hint, notes: err.notes },
+      ]);
     if (err instanceof ShapeError) throw new DiagnosticError([{ severity: "error", message: err.message }]);
     if (err instanceof RangeError && /call stack/i.test(err.message))
       throw new DiagnosticError([{ severity: "error", message: "the model nests too deeply to compile (expression or calls too deep)" }]);

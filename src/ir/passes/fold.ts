@@ -1,0 +1,74 @@
+// Constant folding and algebraic simplification. Every rewrite is exact (it
+// changes no value, not even a rounding), so the pass preserves meaning bit for bit.
+import { dimValue, shapeEq, type Dim } from "../dims.js";
+import type { Graph } from "../graph.js";
+import { getOp } from "../ops/registry.js";
+import { rebuild } from "./rebuild.js";
+
+export function fold(g: Graph): Graph {
+  return rebuild(g, (n, inputs, out) => {
+    const node = (i: number) => out.node(i);
+    const constValue = (i: number): number | undefined => {
+      const m = node(i);
+      return m.op === "const" ? (m.attrs.value as number) : undefined;
+    };
+    const sameAs = (i: number) => {
+      const t = out.type(i);
+      return t.dtype === n.type.dtype && shapeEq(t.shape, n.type.shape);
+    };
+    const def = getOp(n.op);
+
+    // A size known at compile time is a constant.
+    if (n.op === "dim") {
+      const v = dimValue(n.attrs.dim as Dim);
+      if (v !== undefined) return out.op("const", [], { value: v }, n.span);
+    }
+    // Elementwise ops on constants only.
+    if (def.kind === "elementwise" && def.scalar && inputs.length > 0) {
+      const vs = inputs.map(constValue);
+      if (vs.every((v) => v !== undefined) && n.type.shape.length === 0 && n.type.dtype === "f32")
+        return out.op("const", [], { value: def.scalar(...(vs as number[])) }, n.span);
+    }
+    const [a, b] = inputs;
+    switch (n.op) {
+      case "add":
+        if (constValue(b) === 0 && sameAs(a)) return a;
+        if (constValue(a) === 0 && sameAs(b)) return b;
+        break;
+      case "sub":
+        if (constValue(b) === 0 && sameAs(a)) return a;
+        break;
+      case "mul":
+        if (constValue(b) === 1 && sameAs(a)) return a;
+        if (constValue(a) === 1 && sameAs(b)) return b;
+        break;
+      case "div":
+        if (constValue(b) === 1 && sameAs(a)) return a;
+        break;
+      case "neg":
+        if (node(a).op === "neg") return node(a).inputs[0];
+        break;
+      case "cast":
+        if (out.type(a).dtype === "f32") return a;
+        break;
+      case "reshape":
+      case "expand":
+        if (sameAs(a)) return a;
+        if (n.op === "reshape" && node(a).op === "reshape")
+          return out.op("reshape", [node(a).inputs[0]], n.attrs, n.span);
+        break;
+      case "permute": {
+        const perm = n.attrs.perm as number[];
+        if (perm.every((p, i) => p === i)) return a;
+        if (node(a).op === "permute") {
+          const inner = node(a).attrs.perm as number[];
+          const composed = perm.map((p) => inner[p]);
+          if (composed.every((p, i) => p === i)) return node(a).inputs[0];
+          return out.op("permute", [node(a).inputs[0]], { perm: composed }, n.span);
+        }
+        break;
+      }
+    }
+    return undefined;
+  }).graph;
+}

@@ -1,0 +1,28 @@
+// The compiler's middle end in order: from the lowered graph to the forward
+// (inference) graph, its optimized form, and the optimized training graph.
+import type { Graph } from "./graph.js";
+import type { Lowered } from "./lower.js";
+import { autodiff } from "./passes/autodiff.js";
+import { cse } from "./passes/cse.js";
+import { dce } from "./passes/dce.js";
+import { fold } from "./passes/fold.js";
+
+/** Simplifications that change no value: folding, CSE, then dead-code removal. */
+export function optimize(g: Graph): Graph {
+  return dce(cse(fold(g)));
+}
+
+export interface CompiledGraphs {
+  /** The model's outputs without the loss, as lowered (dead code removed). */
+  forward: Graph;
+  forwardOpt: Graph;
+  /** Loss and the gradient of every weight, optimized; undefined without a loss. */
+  training?: Graph;
+}
+
+export function compileGraphs(l: Lowered): CompiledGraphs {
+  const forward = dce(l.graph, (name) => name !== "loss");
+  const forwardOpt = optimize(forward);
+  const training = l.loss === undefined ? undefined : optimize(autodiff(optimize(l.graph)));
+  return { forward, forwardOpt, training };
+}
