@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { ModuleAst } from "../src/dsl/ast.js";
 import { DiagnosticBag } from "../src/dsl/diagnostics.js";
 import { formatSource } from "../src/dsl/format.js";
+import { modelLexer } from "../src/dsl/lexer.js";
 import { parseModule } from "../src/dsl/parser.js";
 
 const SPEC_DIR = join(import.meta.dirname, "..", "specs");
@@ -179,8 +180,8 @@ describe("parentheses on random expressions", () => {
   // and must keep the tree the same.
   let seed = 12345;
   const rand = (n: number) => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed % n;
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 16) % n;
   };
   const ops = ["+", "-", "*", "/", "@", "**", "<", "==", ">="];
   const gen = (depth: number): string => {
@@ -229,6 +230,57 @@ describe("parentheses on random expressions", () => {
         if (!diags.hasErrors) expect(stripSpans(ast.items), text).not.toEqual(tree);
       }
     }
+  });
+});
+
+/** Drops comments between random tokens of `text`, `rounds` times, and checks each result. */
+function fuzzComments(text: string, file: string, rounds: number, seed: number): void {
+  const tokens = modelLexer.tokenize(text).tokens;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 16) % n;
+  };
+  for (let round = 0; round < rounds; round++) {
+    const at = new Map<number, string>();
+    for (let k = 0; k < 12; k++) {
+      const tok = tokens[rand(tokens.length)];
+      const c = rand(3) === 0 ? ` // c${k}\n` : rand(2) ? ` /* c${k} */ ` : `\n/* c${k}\n */\n`;
+      at.set(tok.startOffset, (at.get(tok.startOffset) ?? "") + c);
+    }
+    let out = "";
+    for (let i = 0; i < text.length; i++) out += (at.get(i) ?? "") + text[i];
+    checkFormatting(out, file);
+  }
+}
+
+describe("comments anywhere", () => {
+  // None may be lost, moved into a place that changes the code, or placed differently
+  // by a second run.
+  for (const file of specFiles()) {
+    it(`${file.slice(SPEC_DIR.length + 1)} with comments between random tokens`, () => {
+      fuzzComments(readFileSync(file, "utf8"), file, 20, 4242);
+    });
+  }
+  it("every construct with comments between random tokens", () => {
+    const text = `import "a.model"
+fn f(x: [..., C], n = 2) {
+  weight w: float[C, n] = normal(0.02)
+  if n > 1 { y = (x + 1) * 2 } else if n < 0 { y = -x } else { y = x ** 2 }
+  if n { } else { if x { y = 1 } }
+  repeat i in (count(x)) as blocks.b { z = [a, b][i] }
+  q, k = split(g(x) as s, 2, axis = -1)
+  return q.T @ k
+}
+model m {
+  param d = 8 from "n_embd"
+  input t: int[B, T]
+  output o: [B] = f(t)
+  loss = mean(o)
+}
+model t = m { d = 4, e = 1 }
+preset p { d = 16, e = 2 }
+`;
+    fuzzComments(text, "<test>", 100, 99);
   });
 });
 

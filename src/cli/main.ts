@@ -1,6 +1,7 @@
 // The `gptc` command line.
 import { Command } from "commander";
 import { registerCheck } from "./check.js";
+import { registerCompile } from "./compile.js";
 import { registerFmt } from "./fmt.js";
 import { reportAndExit } from "./errors.js";
 
@@ -12,6 +13,7 @@ const program = new Command()
 
 registerCheck(program);
 registerFmt(program);
+registerCompile(program);
 
 try {
   await program.parseAsync(process.argv);

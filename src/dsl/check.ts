@@ -20,7 +20,10 @@ class Checker {
 
   private signature(name: string): Signature | undefined {
     const fn = this.program.functions.get(name);
-    if (fn) return { params: fn.params.map((p) => ({ name: p.name, optional: p.default !== undefined })) };
+    if (fn)
+      return {
+        params: fn.params.map((p) => ({ name: p.name, optional: p.default !== undefined })),
+      };
     const b = builtinByName.get(name);
     if (b) return { params: b.params.map((p) => ({ name: p.name, optional: !!p.optional })) };
     return undefined;
@@ -34,7 +37,11 @@ class Checker {
     for (const fn of this.program.functions.values()) this.checkFn(fn);
     const model = this.program.model;
     if (!model) {
-      this.diags.error(`${this.program.root.file} defines no model`, undefined, "add `model name { ... }`");
+      this.diags.error(
+        `${this.program.root.file} defines no model`,
+        undefined,
+        "add `model name { ... }`",
+      );
       return;
     }
     this.checkModel(model);
@@ -68,17 +75,30 @@ class Checker {
     }
     this.block(fn.body, scope, "fn", new Map());
     if (!returns(fn.body))
-      this.diags.error(`function '${fn.name}' never returns a value`, fn.nameSpan, "end it with `return ...`");
+      this.diags.error(
+        `function '${fn.name}' never returns a value`,
+        fn.nameSpan,
+        "end it with `return ...`",
+      );
   }
 
   private checkModel(model: A.ModelDef): void {
     this.block(model.body, new Set(), "model", new Map());
     const outputs = model.body.filter((s) => s.kind === "output");
     if (outputs.length === 0)
-      this.diags.error(`model '${model.name}' has no output`, model.nameSpan, "add `output name = ...`");
+      this.diags.error(
+        `model '${model.name}' has no output`,
+        model.nameSpan,
+        "add `output name = ...`",
+      );
   }
 
-  private block(stmts: A.Stmt[], scope: Set<string>, where: "fn" | "model", weights: Map<string, Span>): void {
+  private block(
+    stmts: A.Stmt[],
+    scope: Set<string>,
+    where: "fn" | "model",
+    weights: Map<string, Span>,
+  ): void {
     for (const s of stmts) this.stmt(s, scope, where, weights);
   }
 
@@ -89,7 +109,12 @@ class Checker {
     );
   }
 
-  private stmt(s: A.Stmt, scope: Set<string>, where: "fn" | "model", weights: Map<string, Span>): void {
+  private stmt(
+    s: A.Stmt,
+    scope: Set<string>,
+    where: "fn" | "model",
+    weights: Map<string, Span>,
+  ): void {
     switch (s.kind) {
       case "assign":
         this.expr(s.value, scope);
@@ -156,10 +181,7 @@ class Checker {
   private init(e: A.Expr, scope: Set<string>): void {
     if (e.kind === "name" && initializerNames.includes(e.name)) return;
     if (e.kind === "call" && e.callee === "normal") return this.expr(e, scope);
-    this.diags.error(
-      "a weight's initializer must be normal(std), zeros or ones",
-      e.span,
-    );
+    this.diags.error("a weight's initializer must be normal(std), zeros or ones", e.span);
   }
 
   private expr(e: A.Expr, scope: Set<string>): void {
@@ -175,7 +197,10 @@ class Checker {
           return;
         }
         if (initializerNames.includes(e.name)) {
-          this.diags.error(`'${e.name}' is an initializer: use it as \`weight w: [...] = ${e.name}\``, e.span);
+          this.diags.error(
+            `'${e.name}' is an initializer: use it as \`weight w: [...] = ${e.name}\``,
+            e.span,
+          );
           return;
         }
         this.diags.error(
@@ -223,7 +248,10 @@ class Checker {
         }
         const p = sig.params[positional];
         if (!p) {
-          this.diags.error(`too many arguments: ${shown} takes at most ${sig.params.length}`, a.span);
+          this.diags.error(
+            `too many arguments: ${shown} takes at most ${sig.params.length}`,
+            a.span,
+          );
           return;
         }
         given.add(p.name);
@@ -233,7 +261,10 @@ class Checker {
           this.diags.error(
             `${e.callee} has no parameter '${a.name}'`,
             a.span,
-            didYouMean(a.name, sig.params.map((p) => p.name)) ?? `it takes ${shown}`,
+            didYouMean(
+              a.name,
+              sig.params.map((p) => p.name),
+            ) ?? `it takes ${shown}`,
           );
           continue;
         }
@@ -241,17 +272,27 @@ class Checker {
         given.add(a.name);
       }
     }
-    const missing = sig.params.filter((p) => !p.optional && !given.has(p.name)).map((p) => `'${p.name}'`);
+    const missing = sig.params
+      .filter((p) => !p.optional && !given.has(p.name))
+      .map((p) => `'${p.name}'`);
     if (missing.length)
-      this.diags.error(`missing argument${missing.length > 1 ? "s" : ""} ${missing.join(", ")} to ${shown}`, e.span);
+      this.diags.error(
+        `missing argument${missing.length > 1 ? "s" : ""} ${missing.join(", ")} to ${shown}`,
+        e.span,
+      );
     if (e.scope && builtinByName.has(e.callee) && !this.program.functions.has(e.callee))
-      this.diags.error(`'${e.callee}' is a builtin and has no weights, so it takes no 'as' scope`, e.scopeSpan);
+      this.diags.error(
+        `'${e.callee}' is a builtin and has no weights, so it takes no 'as' scope`,
+        e.scopeSpan,
+      );
   }
 }
 
 function returns(stmts: A.Stmt[]): boolean {
   return stmts.some(
-    (s) => s.kind === "return" || (s.kind === "if" && s.else !== undefined && returns(s.then) && returns(s.else)),
+    (s) =>
+      s.kind === "return" ||
+      (s.kind === "if" && s.else !== undefined && returns(s.then) && returns(s.else)),
   );
 }
 

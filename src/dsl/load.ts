@@ -37,7 +37,11 @@ function resolveImport(from: string, path: string): string {
 }
 
 /** Loads `path` and its imports. Problems go into `diags`; the result is partial if there are errors. */
-export function loadProgram(path: string, diags: DiagnosticBag, sources = new SourceSet()): Program {
+export function loadProgram(
+  path: string,
+  diags: DiagnosticBag,
+  sources = new SourceSet(),
+): Program {
   const modules: ModuleAst[] = [];
   const loaded = new Map<string, ModuleAst>();
   const stack: string[] = [];
@@ -60,7 +64,11 @@ export function loadProgram(path: string, diags: DiagnosticBag, sources = new So
   const visit = (abs: string, via?: ImportDecl): ModuleAst | undefined => {
     if (stack.includes(abs)) {
       const cycle = [...stack.slice(stack.indexOf(abs)), abs].map(displayPath).join(" -> ");
-      diags.error(`import cycle: ${cycle}`, via?.span, "a file cannot import itself, directly or through others");
+      diags.error(
+        `import cycle: ${cycle}`,
+        via?.span,
+        "a file cannot import itself, directly or through others",
+      );
       return undefined;
     }
     const done = loaded.get(abs);
@@ -109,13 +117,15 @@ export function loadProgram(path: string, diags: DiagnosticBag, sources = new So
         });
       else model = item;
     } else if (item.kind === "preset") {
-      if (presets.has(item.name)) diags.error(`preset '${item.name}' is defined twice`, item.nameSpan);
+      if (presets.has(item.name))
+        diags.error(`preset '${item.name}' is defined twice`, item.nameSpan);
       presets.set(item.name, item);
     }
   }
   // Models of every module, for `model tiny = gpt2 { ... }`.
   const models = new Map<string, ModelDef>();
-  for (const mod of modules) for (const item of mod.items) if (item.kind === "model") models.set(item.name, item);
+  for (const mod of modules)
+    for (const item of mod.items) if (item.kind === "model") models.set(item.name, item);
   const rootModel = model;
   const derivedValues: ParamValueAst[] = [];
   const seen = new Set<string>();
@@ -125,9 +135,13 @@ export function loadProgram(path: string, diags: DiagnosticBag, sources = new So
     const base = models.get(model.derived.base);
     if (!base || seen.has(base.name)) {
       diags.error(
-        base ? `model '${model.name}' derives from itself` : `unknown model '${model.derived.base}'`,
+        base
+          ? `model '${model.name}' derives from itself`
+          : `unknown model '${model.derived.base}'`,
         model.derived.baseSpan,
-        base ? undefined : didYouMean(model.derived.base, models.keys()) ?? "import the file that defines it",
+        base
+          ? undefined
+          : (didYouMean(model.derived.base, models.keys()) ?? "import the file that defines it"),
       );
       model = undefined;
       break;

@@ -5,6 +5,8 @@ import {
   EOF,
   tokenMatcher,
   type IParserErrorMessageProvider,
+  type IRecognitionException,
+  type IRuleConfig,
   type IToken,
   type TokenType,
 } from "chevrotain";
@@ -47,6 +49,15 @@ const ruleWords: Record<string, string> = {
   topLevel: "'import', 'fn', 'model' or 'preset'",
   statement: "a statement",
   primary: "an expression",
+  expr: "an expression",
+  comparison: "an expression",
+  additive: "an expression",
+  multiplicative: "an expression",
+  unary: "an expression",
+  power: "an expression",
+  postfix: "an expression",
+  arg: "an argument",
+  typeExpr: "a type such as [B, T] or int[B, T]",
   dim: "a dimension",
 };
 
@@ -68,6 +79,60 @@ class ModelParser extends EmbeddedActionsParser {
     };
   }
 
+  // Error recovery can skip a rule after a syntax error; chevrotain then returns
+  // `recoveryValueFunc(e)`, which is undefined by default and would crash the actions
+  // of the enclosing rules. Every rule returns a harmless stand-in instead (the AST of
+  // a file with syntax errors is never compiled); declarations and statements return
+  // undefined and are dropped by the rule that collects them.
+  protected override RULE<F extends (...args: any[]) => any>(
+    name: string,
+    implementation: F,
+    config?: IRuleConfig<ReturnType<F>>,
+  ) {
+    return super.RULE(name, implementation, {
+      recoveryValueFunc: (e: IRecognitionException) => this.standIn(name, e) as ReturnType<F>,
+      ...config,
+    });
+  }
+
+  private standIn(rule: string, e: IRecognitionException): unknown {
+    const tok = e.token ?? this.LA(1);
+    const span = this.span(tok);
+    const expr: A.Expr = { kind: "name", name: "<error>", span };
+    switch (rule) {
+      case "block":
+        return { stmts: [], close: tok };
+      case "paramValues":
+        return { values: [], close: tok };
+      case "scopeName":
+        return { names: [], span };
+      case "typeExpr":
+        return { dims: [], span };
+      case "list":
+        return { kind: "list", items: [], span };
+      case "arg":
+        return { value: expr, span };
+      case "dim":
+      case "expr":
+      case "comparison":
+      case "additive":
+      case "multiplicative":
+      case "unary":
+      case "power":
+      case "postfix":
+      case "primary":
+      case "callOrName":
+        return expr;
+      default:
+        return undefined;
+    }
+  }
+
+  /** The next token to parse (where a stack overflow struck). */
+  currentToken(): IToken {
+    return this.LA(1);
+  }
+
   // Defensive: during chevrotain's grammar recording, sub-rules return placeholders.
   private join(a: Span | undefined, b: Span | undefined): Span {
     if (a && b) return { ...a, end: b.end };
@@ -80,7 +145,7 @@ class ModelParser extends EmbeddedActionsParser {
     const items: A.TopLevel[] = [];
     this.MANY(() => {
       const item = this.SUBRULE(this.topLevel);
-      this.ACTION(() => items.push(item));
+      this.ACTION(() => item && items.push(item));
     });
     return items;
   });
@@ -109,7 +174,7 @@ class ModelParser extends EmbeddedActionsParser {
       SEP: T.Comma,
       DEF: () => {
         const p = this.SUBRULE(this.fnParam);
-        this.ACTION(() => params.push(p));
+        this.ACTION(() => p && params.push(p));
       },
     });
     this.CONSUME(T.RParen);
@@ -180,23 +245,26 @@ class ModelParser extends EmbeddedActionsParser {
   });
 
   /** `{ d = 1024, layers = 24 }` */
-  private paramValues = this.RULE("paramValues", (): { values: A.ParamValueAst[]; close: IToken } => {
-    this.CONSUME(T.LBrace);
-    const values: A.ParamValueAst[] = [];
-    this.MANY_SEP({
-      SEP: T.Comma,
-      DEF: () => {
-        const key = this.CONSUME(T.Identifier);
-        this.CONSUME(T.Equals);
-        const value = this.SUBRULE(this.expr);
-        this.ACTION(() =>
-          values.push({ name: key.image, value, span: this.join(this.span(key), value.span) }),
-        );
-      },
-    });
-    const close = this.CONSUME(T.RBrace);
-    return { values, close };
-  });
+  private paramValues = this.RULE(
+    "paramValues",
+    (): { values: A.ParamValueAst[]; close: IToken } => {
+      this.CONSUME(T.LBrace);
+      const values: A.ParamValueAst[] = [];
+      this.MANY_SEP({
+        SEP: T.Comma,
+        DEF: () => {
+          const key = this.CONSUME(T.Identifier);
+          this.CONSUME(T.Equals);
+          const value = this.SUBRULE(this.expr);
+          this.ACTION(() =>
+            values.push({ name: key.image, value, span: this.join(this.span(key), value.span) }),
+          );
+        },
+      });
+      const close = this.CONSUME(T.RBrace);
+      return { values, close };
+    },
+  );
 
   private presetDef = this.RULE("presetDef", (): A.PresetDef => {
     const kw = this.CONSUME(T.Preset);
@@ -218,7 +286,7 @@ class ModelParser extends EmbeddedActionsParser {
     const stmts: A.Stmt[] = [];
     this.MANY(() => {
       const s = this.SUBRULE(this.statement);
-      this.ACTION(() => stmts.push(s));
+      this.ACTION(() => s && stmts.push(s));
     });
     const close = this.CONSUME(T.RBrace);
     return { stmts, close };
@@ -380,7 +448,7 @@ class ModelParser extends EmbeddedActionsParser {
           ALT: () => {
             const nested = this.SUBRULE(this.ifStmt);
             this.ACTION(() => {
-              elseBody = [nested];
+              elseBody = nested ? [nested] : [];
               close = this.LA(0);
             });
           },
@@ -474,11 +542,7 @@ class ModelParser extends EmbeddedActionsParser {
 
   private expr = this.RULE("expr", (): A.Expr => this.SUBRULE(this.comparison));
 
-  private binary(
-    left: A.Expr,
-    opTok: IToken,
-    right: A.Expr,
-  ): A.BinaryExpr {
+  private binary(left: A.Expr, opTok: IToken, right: A.Expr): A.BinaryExpr {
     return {
       kind: "binary",
       op: opTok.image as A.BinaryOp,
@@ -570,7 +634,12 @@ class ModelParser extends EmbeddedActionsParser {
           ALT: () => {
             this.CONSUME(T.Dot);
             const name = this.CONSUME(T.Identifier);
-            e = { kind: "member", object: e, name: name.image, span: this.join(e.span, this.span(name)) };
+            e = {
+              kind: "member",
+              object: e,
+              name: name.image,
+              span: this.join(e.span, this.span(name)),
+            };
           },
         },
         {
@@ -591,7 +660,12 @@ class ModelParser extends EmbeddedActionsParser {
       {
         ALT: () => {
           const tok = this.CONSUME(T.NumberLiteral);
-          return { kind: "number" as const, value: Number(tok.image), text: tok.image, span: this.span(tok) };
+          return {
+            kind: "number" as const,
+            value: Number(tok.image),
+            text: tok.image,
+            span: this.span(tok),
+          };
         },
       },
       {
@@ -705,26 +779,63 @@ export function parseModule(text: string, file: string, diags: DiagnosticBag): A
   const lexed = T.modelLexer.tokenize(text);
   for (const e of lexed.errors) {
     const bad = text.slice(e.offset, e.offset + Math.max(1, e.length));
-    diags.error(
-      `unexpected character ${JSON.stringify(bad.slice(0, 1))}`,
-      { file, line: e.line ?? 0, col: e.column ?? 0, start: e.offset, end: e.offset + 1 },
-    );
+    diags.error(`unexpected character ${JSON.stringify(bad.slice(0, 1))}`, {
+      file,
+      line: e.line ?? 0,
+      col: e.column ?? 0,
+      start: e.offset,
+      end: e.offset + 1,
+    });
   }
   shared ??= new ModelParser();
   const parser = shared;
   parser.file = file;
   parser.input = lexed.tokens;
-  const items = parser.module();
+  let items: A.TopLevel[] = [];
+  try {
+    items = parser.module();
+  } catch (err) {
+    // The parser recurses once per nesting level: 5,000 nested parentheses (or a
+    // much smaller unclosed nest, whose recovery recurses further) overflow the stack.
+    if (err instanceof RangeError && /call stack/i.test(err.message)) {
+      const tok = parser.currentToken();
+      const atEnd = tok.tokenType === EOF || Number.isNaN(tok.startOffset);
+      diags.error(
+        "the file nests too deeply (parentheses, brackets or '-' signs) to be parsed",
+        atEnd
+          ? endOfFile(text, file)
+          : {
+              file,
+              line: tok.startLine ?? 0,
+              col: tok.startColumn ?? 0,
+              start: tok.startOffset,
+              end: (tok.endOffset ?? tok.startOffset) + 1,
+            },
+        "split the expression into several assignments",
+      );
+      return { file, items: [], comments: [] };
+    }
+    // Error recovery can hand a rule an incomplete sub-result; the syntax errors
+    // already recorded say what is wrong, so report those instead of crashing.
+    if (parser.errors.length === 0) throw err;
+    items = [];
+  }
+  const reported = new Set<number>();
   for (const e of parser.errors) {
     const tok = e.token;
+    // Recovery can report the same spot twice; once is enough.
+    if (reported.has(tok.startOffset)) continue;
+    reported.add(tok.startOffset);
     const atEnd = tok.tokenType === EOF || Number.isNaN(tok.startOffset);
-    const span: Span = atEnd ? endOfFile(text, file) : {
-      file,
-      line: tok.startLine ?? 0,
-      col: tok.startColumn ?? 0,
-      start: tok.startOffset,
-      end: (tok.endOffset ?? tok.startOffset) + 1,
-    };
+    const span: Span = atEnd
+      ? endOfFile(text, file)
+      : {
+          file,
+          line: tok.startLine ?? 0,
+          col: tok.startColumn ?? 0,
+          start: tok.startOffset,
+          end: (tok.endOffset ?? tok.startOffset) + 1,
+        };
     diags.error(e.message, span);
   }
   const comments: A.Comment[] = (lexed.groups.comments ?? []).map((tok) => ({

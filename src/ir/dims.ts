@@ -140,7 +140,9 @@ export function shapeEq(a: Shape, b: Shape): boolean {
 }
 
 export function shapeOf(...dims: (number | string | Dim)[]): Dim[] {
-  return dims.map((d) => (typeof d === "number" ? dimConst(d) : typeof d === "string" ? dimSym(d) : d));
+  return dims.map((d) =>
+    typeof d === "number" ? dimConst(d) : typeof d === "string" ? dimSym(d) : d,
+  );
 }
 
 /** Product of all dims (the element count). */

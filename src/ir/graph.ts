@@ -25,12 +25,20 @@ export class Graph implements Builder {
     const def = getOp(name);
     if (def.arity !== "many" && inputs.length !== def.arity)
       throw new Error(`op ${name} takes ${def.arity} inputs, got ${inputs.length}`);
-    for (const i of inputs) if (!this.nodes[i]) throw new Error(`op ${name}: input %${i} does not exist`);
+    for (const i of inputs)
+      if (!this.nodes[i]) throw new Error(`op ${name}: input %${i} does not exist`);
     const type = def.type(
       inputs.map((i) => this.nodes[i].type),
       attrs,
     );
-    const node: Node = { id: this.nodes.length, op: name, inputs, attrs, type, span: span ?? this.defaultSpan };
+    const node: Node = {
+      id: this.nodes.length,
+      op: name,
+      inputs,
+      attrs,
+      type,
+      span: span ?? this.defaultSpan,
+    };
     this.nodes.push(node);
     return node.id;
   }
@@ -60,7 +68,8 @@ export class Graph implements Builder {
   symbols(): string[] {
     const out = new Set<string>();
     for (const n of this.nodesOf("input"))
-      for (const d of n.type.shape) for (const k of d.keys()) if (k) for (const s of k.split("*")) out.add(s);
+      for (const d of n.type.shape)
+        for (const k of d.keys()) if (k) for (const s of k.split("*")) out.add(s);
     return [...out];
   }
 }

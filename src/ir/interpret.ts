@@ -24,7 +24,8 @@ export function inferBindings(g: Graph, inputs: Record<string, Tensor>): Record<
     const t = inputs[n.attrs.name as string];
     if (!t) continue;
     n.type.shape.forEach((d, i) => {
-      if (d.size === 1 && !d.has("") && [...d.values()][0] === 1) b[[...d.keys()][0]] ??= t.shape[i];
+      if (d.size === 1 && !d.has("") && [...d.values()][0] === 1)
+        b[[...d.keys()][0]] ??= t.shape[i];
     });
   }
   return b;
@@ -33,7 +34,8 @@ export function inferBindings(g: Graph, inputs: Record<string, Tensor>): Record<
 /** Runs the graph; returns every node's value (index = node id). */
 export function interpret(g: Graph, opts: InterpretOptions): Tensor[] {
   const bindings = opts.bindings ?? inferBindings(g, opts.inputs);
-  const weights = opts.weights instanceof Map ? opts.weights : new Map(Object.entries(opts.weights));
+  const weights =
+    opts.weights instanceof Map ? opts.weights : new Map(Object.entries(opts.weights));
   const values: Tensor[] = [];
   for (const n of g.nodes) {
     const out = shapeEval(n.type.shape, bindings);
@@ -53,7 +55,8 @@ export function interpret(g: Graph, opts: InterpretOptions): Tensor[] {
         { bindings },
       );
     }
-    if (v.data.length !== size(v.shape)) throw new Error(`internal: ${n.op} produced a malformed tensor`);
+    if (v.data.length !== size(v.shape))
+      throw new Error(`internal: ${n.op} produced a malformed tensor`);
     values.push(v);
   }
   return values;

@@ -150,7 +150,11 @@ class Lowerer {
   lower(): Lowered {
     const params = this.resolveParams();
     const frame: Frame = { vars: new Map(), scope: [] };
-    for (const p of params) frame.vars.set(p.name, typeof p.value === "boolean" ? { kind: "bool", value: p.value } : num(p.value));
+    for (const p of params)
+      frame.vars.set(
+        p.name,
+        typeof p.value === "boolean" ? { kind: "bool", value: p.value } : num(p.value),
+      );
     for (const s of this.model.body) {
       if (s.kind === "param") continue;
       this.stmt(s, frame);
@@ -178,8 +182,11 @@ class Lowerer {
         errors.push({
           severity: "error",
           message: `no preset '${this.opts.preset}' in ${this.program.root.file}`,
-          hint: didYouMean(this.opts.preset, this.program.presets.keys()) ??
-            (this.program.presets.size ? `presets: ${[...this.program.presets.keys()].join(", ")}` : undefined),
+          hint:
+            didYouMean(this.opts.preset, this.program.presets.keys()) ??
+            (this.program.presets.size
+              ? `presets: ${[...this.program.presets.keys()].join(", ")}`
+              : undefined),
         });
     }
     if (errors.length) throw new DiagnosticError(errors);
@@ -191,7 +198,8 @@ class Lowerer {
       let source: ParamValue["source"] = "default";
       const fromPreset = preset?.values.find((v) => v.name === d.name);
       const fromDerived = this.program.derivedValues.filter((v) => v.name === d.name).pop();
-      const fromConfig = d.configKey !== undefined && this.opts.config ? this.opts.config[d.configKey] : undefined;
+      const fromConfig =
+        d.configKey !== undefined && this.opts.config ? this.opts.config[d.configKey] : undefined;
       if (set[d.name] !== undefined) {
         value = parseSetValue(d.name, set[d.name]);
         source = "--set";
@@ -201,7 +209,8 @@ class Lowerer {
             `config.json: '${d.configKey}' is ${JSON.stringify(fromConfig).slice(0, 40)}, but parameter '${d.name}' needs a number`,
             d.span,
           );
-        value = typeof fromConfig === "number" ? num(fromConfig) : { kind: "bool", value: fromConfig };
+        value =
+          typeof fromConfig === "number" ? num(fromConfig) : { kind: "bool", value: fromConfig };
         source = "config";
       } else if (fromPreset) {
         value = this.expr(fromPreset.value, frame);
@@ -211,9 +220,15 @@ class Lowerer {
         source = "derived";
       } else value = this.expr(d.value, frame);
       if (value.kind === "num" && !Number.isFinite(value.value))
-        throw new LowerError(`parameter '${d.name}' must be a finite number, got ${value.value}`, d.span);
+        throw new LowerError(
+          `parameter '${d.name}' must be a finite number, got ${value.value}`,
+          d.span,
+        );
       if (value.kind !== "num" && value.kind !== "bool")
-        throw new LowerError(`parameter '${d.name}' must be a number or true/false, got ${describe(value, this.graph)}`, d.value.span);
+        throw new LowerError(
+          `parameter '${d.name}' must be a number or true/false, got ${describe(value, this.graph)}`,
+          d.value.span,
+        );
       frame.vars.set(d.name, value);
       out.push({ name: d.name, value: value.value, source });
     }
@@ -264,8 +279,13 @@ class Lowerer {
         const v = this.tensor(this.expr(s.value, frame), s.value.span, "the loss");
         const t = this.graph.type(v);
         if (t.shape.length !== 0)
-          throw new LowerError(`the loss must be a scalar, but it has shape ${shapeToString(t.shape)}`, s.value.span, "reduce it, e.g. with mean(...)");
-        if (this.loss !== undefined) throw new LowerError("the model declares a loss twice", s.span);
+          throw new LowerError(
+            `the loss must be a scalar, but it has shape ${shapeToString(t.shape)}`,
+            s.value.span,
+            "reduce it, e.g. with mean(...)",
+          );
+        if (this.loss !== undefined)
+          throw new LowerError("the model declares a loss twice", s.span);
         this.loss = v;
         this.graph.output("loss", v);
         return;
@@ -273,8 +293,15 @@ class Lowerer {
       case "repeat": {
         const count = this.expr(s.count, frame);
         if (count.kind !== "num" || !Number.isInteger(count.value) || count.value < 0)
-          throw new LowerError(`repeat needs a whole number of times, got ${describe(count, this.graph)}`, s.count.span);
-        if (count.value > 10_000) throw new LowerError(`repeat ${count.value} times is more than gptc unrolls (10000)`, s.count.span);
+          throw new LowerError(
+            `repeat needs a whole number of times, got ${describe(count, this.graph)}`,
+            s.count.span,
+          );
+        if (count.value > 10_000)
+          throw new LowerError(
+            `repeat ${count.value} times is more than gptc unrolls (10000)`,
+            s.count.span,
+          );
         const outer = frame.scope;
         for (let i = 0; i < count.value; i++) {
           frame.scope = [...outer, ...s.scope, String(i)];
@@ -287,7 +314,10 @@ class Lowerer {
       case "if": {
         const c = this.expr(s.cond, frame);
         if (c.kind !== "bool" && c.kind !== "num")
-          throw new LowerError(`'if' needs a condition known at compile time, got ${describe(c, this.graph)}`, s.cond.span);
+          throw new LowerError(
+            `'if' needs a condition known at compile time, got ${describe(c, this.graph)}`,
+            s.cond.span,
+          );
         if (c.value) this.block(s.then, frame);
         else if (s.else) this.block(s.else, frame);
         return;
@@ -300,11 +330,15 @@ class Lowerer {
   private weight(s: A.WeightDecl, frame: Frame): Value {
     const key = [...frame.scope, s.name].join(".");
     const shape = s.type.dims.map((d) => {
-      if (d.kind === "ellipsis") throw new LowerError("a weight's shape cannot contain '...'", d.span);
+      if (d.kind === "ellipsis")
+        throw new LowerError("a weight's shape cannot contain '...'", d.span);
       const dim = this.dim(this.expr(d, frame), d.span);
       const v = dimValue(dim);
       if (v === undefined)
-        throw new LowerError(`a weight's shape must be fixed, but this dimension is ${dimToString(dim)}`, d.span);
+        throw new LowerError(
+          `a weight's shape must be fixed, but this dimension is ${dimToString(dim)}`,
+          d.span,
+        );
       if (v <= 0) throw new LowerError(`a weight dimension must be positive, got ${v}`, d.span);
       return dim;
     });
@@ -339,7 +373,8 @@ class Lowerer {
 
   private inputType(t: A.TypeExpr, frame: Frame): { dtype: DType; shape: Dim[] } {
     const shape = t.dims.map((d) => {
-      if (d.kind === "ellipsis") throw new LowerError("an input's shape cannot contain '...'", d.span);
+      if (d.kind === "ellipsis")
+        throw new LowerError("an input's shape cannot contain '...'", d.span);
       if (d.kind === "name" && !frame.vars.has(d.name)) {
         const sym: Value = { kind: "dim", dim: dimSym(d.name) };
         frame.vars.set(d.name, sym);
@@ -351,7 +386,13 @@ class Lowerer {
   }
 
   /** Checks a tensor type against a pattern, binding pattern names not yet in `frame`. */
-  private matchType(t: A.TypeExpr, actual: { dtype: DType; shape: readonly Dim[] }, frame: Frame, span: Span, bindOnlyKnown = false): void {
+  private matchType(
+    t: A.TypeExpr,
+    actual: { dtype: DType; shape: readonly Dim[] },
+    frame: Frame,
+    span: Span,
+    bindOnlyKnown = false,
+  ): void {
     const want = `${t.dtype ?? ""}[${t.dims.map((d) => (d.kind === "ellipsis" ? "..." : exprText(d))).join(", ")}]`;
     const got = `${actual.dtype} tensor ${shapeToString(actual.shape)}`;
     if (t.dtype && dtypeOf(t.dtype) !== actual.dtype)
@@ -368,13 +409,20 @@ class Lowerer {
     });
     for (const [d, dim] of pairs) {
       if (d.kind === "name" && !frame.vars.has(d.name) && !bindOnlyKnown) {
-        frame.vars.set(d.name, dimValue(dim) !== undefined ? num(dimValue(dim)!) : { kind: "dim", dim });
+        frame.vars.set(
+          d.name,
+          dimValue(dim) !== undefined ? num(dimValue(dim)!) : { kind: "dim", dim },
+        );
         continue;
       }
       if (d.kind === "name" && !frame.vars.has(d.name)) continue;
       const expected = this.dim(this.expr(d, frame), d.span);
       if (!dimEq(expected, dim))
-        throw new LowerError(`expected ${want}, got a ${got}`, span, `${exprText(d)} is ${dimToString(expected)} here`);
+        throw new LowerError(
+          `expected ${want}, got a ${got}`,
+          span,
+          `${exprText(d)} is ${dimToString(expected)} here`,
+        );
     }
   }
 
@@ -392,7 +440,11 @@ class Lowerer {
         const v = frame.vars.get(e.name);
         if (v) return v;
         if (e.name in constants) return num(constants[e.name]);
-        throw new LowerError(`unknown name '${e.name}'`, e.span, didYouMean(e.name, frame.vars.keys()));
+        throw new LowerError(
+          `unknown name '${e.name}'`,
+          e.span,
+          didYouMean(e.name, frame.vars.keys()),
+        );
       }
       case "list":
         return { kind: "list", items: e.items.map((i) => this.expr(i, frame)) };
@@ -441,13 +493,20 @@ class Lowerer {
       throw new LowerError(
         `no weight '${path.join(".")}' here (looked for '${wanted}')`,
         e.span,
-        didYouMean(wanted, this.weightKeys.keys()) ?? (root.name in constants ? undefined : `'${root.name}' is not a variable or a scope with weights declared before this line`),
+        didYouMean(wanted, this.weightKeys.keys()) ??
+          (root.name in constants
+            ? undefined
+            : `'${root.name}' is not a variable or a scope with weights declared before this line`),
       );
     }
-    if (e.name !== "T") throw new LowerError(`a tensor has no member '${e.name}'; did you mean .T?`, e.span);
+    if (e.name !== "T")
+      throw new LowerError(`a tensor has no member '${e.name}'; did you mean .T?`, e.span);
     const x = this.tensor(this.expr(e.object, frame), e.object.span, "'.T'");
     if (this.graph.type(x).shape.length < 2)
-      throw new LowerError(`.T needs a tensor of rank 2 or more, got ${describe({ kind: "tensor", id: x }, this.graph)}`, e.span);
+      throw new LowerError(
+        `.T needs a tensor of rank 2 or more, got ${describe({ kind: "tensor", id: x }, this.graph)}`,
+        e.span,
+      );
     return { kind: "tensor", id: this.withSpan(e.span, () => transposeLast(this.graph, x)) };
   }
 
@@ -461,10 +520,17 @@ class Lowerer {
     }
     if (l.kind !== "tensor" && r.kind !== "tensor") return this.scalarBinary(e, l, r);
     // x ** n for a small whole n is n-1 products: exact, and cheap on every backend.
-    if (e.op === "**" && r.kind === "num" && Number.isInteger(r.value) && r.value >= 1 && r.value <= 4) {
+    if (
+      e.op === "**" &&
+      r.kind === "num" &&
+      Number.isInteger(r.value) &&
+      r.value >= 1 &&
+      r.value <= 4
+    ) {
       const x = this.tensor(l, e.left.span, "'**'");
       let acc = x;
-      for (let i = 1; i < r.value; i++) acc = this.tensor(this.op("mul", [acc, x], {}, e.opSpan), e.opSpan, "'**'");
+      for (let i = 1; i < r.value; i++)
+        acc = this.tensor(this.op("mul", [acc, x], {}, e.opSpan), e.opSpan, "'**'");
       return { kind: "tensor", id: acc };
     }
     const a = this.tensor(l, e.left.span, `'${e.op}'`);
@@ -502,14 +568,20 @@ class Lowerer {
       case "/":
         out = dimDiv(da, db);
         if (!out)
-          throw new LowerError(`${dimToString(da)} / ${dimToString(db)} is not a whole size`, e.opSpan);
+          throw new LowerError(
+            `${dimToString(da)} / ${dimToString(db)} is not a whole size`,
+            e.opSpan,
+          );
         break;
       case "==":
         return { kind: "bool", value: dimEq(da, db) };
       case "!=":
         return { kind: "bool", value: !dimEq(da, db) };
       default:
-        throw new LowerError(`'${e.op}' is not defined on symbolic sizes (${dimToString(da)}, ${dimToString(db)})`, e.opSpan);
+        throw new LowerError(
+          `'${e.op}' is not defined on symbolic sizes (${dimToString(da)}, ${dimToString(db)})`,
+          e.opSpan,
+        );
     }
     const v = dimValue(out);
     return v !== undefined ? num(v) : { kind: "dim", dim: out };
@@ -532,12 +604,19 @@ class Lowerer {
       );
     if (this.callStack.length >= this.maxDepth)
       throw new LowerError(`calls nest deeper than ${this.maxDepth} levels`, e.calleeSpan);
-    const callee: Frame = { vars: new Map(), scope: e.scope ? [...frame.scope, ...e.scope] : frame.scope, fn: fn.name };
+    const callee: Frame = {
+      vars: new Map(),
+      scope: e.scope ? [...frame.scope, ...e.scope] : frame.scope,
+      fn: fn.name,
+    };
     const byName = new Map<string, A.Arg>();
     const positional: A.Arg[] = [];
-    for (const a of e.args) (a.name === undefined ? positional.push(a) : byName.set(a.name, a));
+    for (const a of e.args) a.name === undefined ? positional.push(a) : byName.set(a.name, a);
     if (positional.length > fn.params.length)
-      throw new LowerError(`${fn.name} takes at most ${fn.params.length} arguments, got ${positional.length}`, e.span);
+      throw new LowerError(
+        `${fn.name} takes at most ${fn.params.length} arguments, got ${positional.length}`,
+        e.span,
+      );
     fn.params.forEach((p, i) => {
       const arg = positional[i] ?? byName.get(p.name);
       let v: Value;
@@ -546,7 +625,10 @@ class Lowerer {
       else throw new LowerError(`missing argument '${p.name}' to ${fn.name}`, e.span);
       if (p.type) {
         if (v.kind !== "tensor")
-          throw new LowerError(`argument '${p.name}' of ${fn.name} must be a tensor, got ${describe(v, this.graph)}`, arg?.span ?? e.span);
+          throw new LowerError(
+            `argument '${p.name}' of ${fn.name} must be a tensor, got ${describe(v, this.graph)}`,
+            arg?.span ?? e.span,
+          );
         this.matchType(p.type, this.graph.type(v.id), callee, arg?.span ?? e.span);
       }
       callee.vars.set(p.name, v);
@@ -589,17 +671,24 @@ class Lowerer {
     const intArg = (name: string, fallback?: number): number => {
       const a = args.get(name);
       if (!a) {
-        if (fallback === undefined) throw new LowerError(`missing argument '${name}' to ${e.callee}`, e.span);
+        if (fallback === undefined)
+          throw new LowerError(`missing argument '${name}' to ${e.callee}`, e.span);
         return fallback;
       }
       if (a.v.kind !== "num" || !Number.isInteger(a.v.value))
-        throw new LowerError(`'${name}' of ${e.callee} must be a whole number, got ${describe(a.v, this.graph)}`, a.span);
+        throw new LowerError(
+          `'${name}' of ${e.callee} must be a whole number, got ${describe(a.v, this.graph)}`,
+          a.span,
+        );
       return a.v.value;
     };
     const axisArg = (name: string, rank: number, fallback?: number): number => {
       const axis = intArg(name, fallback);
       if (axis < -rank || axis >= rank)
-        throw new LowerError(`axis ${axis} is out of range for a tensor of rank ${rank}`, args.get(name)?.span ?? e.span);
+        throw new LowerError(
+          `axis ${axis} is out of range for a tensor of rank ${rank}`,
+          args.get(name)?.span ?? e.span,
+        );
       return axis < 0 ? axis + rank : axis;
     };
     const rank = (id: number) => this.graph.type(id).shape.length;
@@ -613,6 +702,8 @@ class Lowerer {
     switch (e.callee) {
       case "float":
         return this.op("cast", [tensorArg("x")], {}, span);
+      case "detach":
+        return this.op("detach", [tensorArg("x")], {}, span);
       case "maximum":
       case "minimum":
         return this.op(e.callee, [tensorArg("a"), tensorArg("b")], {}, span);
@@ -632,13 +723,20 @@ class Lowerer {
           });
         else axes = [axisArg("axis", r)];
         const kd = args.get("keepdim");
-        if (kd && kd.v.kind !== "bool") throw new LowerError("keepdim must be true or false", kd.span);
-        return this.op(e.callee, [x], { axes, keepdim: kd?.v.kind === "bool" ? kd.v.value : false }, span);
+        if (kd && kd.v.kind !== "bool")
+          throw new LowerError("keepdim must be true or false", kd.span);
+        return this.op(
+          e.callee,
+          [x],
+          { axes, keepdim: kd?.v.kind === "bool" ? kd.v.value : false },
+          span,
+        );
       }
       case "reshape": {
         const x = tensorArg("x");
         const s = get("shape");
-        if (s.v.kind !== "list") throw new LowerError("reshape needs a list of sizes, e.g. [B, T, heads, hd]", s.span);
+        if (s.v.kind !== "list")
+          throw new LowerError("reshape needs a list of sizes, e.g. [B, T, heads, hd]", s.span);
         const dims: (Dim | undefined)[] = s.v.items.map((it) =>
           it.kind === "num" && it.value === -1 ? undefined : this.dim(it, s.span),
         );
@@ -647,7 +745,11 @@ class Lowerer {
         if (unknown === 1) {
           const known = shapeSize(dims.filter((d): d is Dim => d !== undefined));
           const rest = dimDiv(shapeSize(this.graph.type(x).shape), known);
-          if (!rest) throw new LowerError(`reshape: cannot infer the -1 size of ${shapeToString(this.graph.type(x).shape)}`, s.span);
+          if (!rest)
+            throw new LowerError(
+              `reshape: cannot infer the -1 size of ${shapeToString(this.graph.type(x).shape)}`,
+              s.span,
+            );
           dims[dims.indexOf(undefined)] = rest;
         }
         return this.op("reshape", [x], { shape: dims as Dim[] }, span);
@@ -684,19 +786,27 @@ class Lowerer {
         const step = len / parts;
         return {
           kind: "list",
-          items: Array.from({ length: parts }, (_, i) => this.op("slice", [x], { axis, start: i * step, end: (i + 1) * step }, span)),
+          items: Array.from({ length: parts }, (_, i) =>
+            this.op("slice", [x], { axis, start: i * step, end: (i + 1) * step }, span),
+          ),
         };
       }
       case "concat": {
         const xs = get("xs");
-        if (xs.v.kind !== "list" || xs.v.items.length === 0) throw new LowerError("concat needs a list of tensors", xs.span);
+        if (xs.v.kind !== "list" || xs.v.items.length === 0)
+          throw new LowerError("concat needs a list of tensors", xs.span);
         const ids = xs.v.items.map((it) => this.tensor(it, xs.span, "concat"));
         return this.op("concat", ids, { axis: axisArg("axis", rank(ids[0]), -1) }, span);
       }
       case "arange":
         return this.op("arange", [], { n: this.dim(get("n").v, get("n").span) }, span);
       case "causal_mask":
-        return this.op("causal_mask", [], { q: this.dim(get("q").v, get("q").span), k: this.dim(get("k").v, get("k").span) }, span);
+        return this.op(
+          "causal_mask",
+          [],
+          { q: this.dim(get("q").v, get("q").span), k: this.dim(get("k").v, get("k").span) },
+          span,
+        );
       case "where": {
         const c = get("cond");
         if (c.v.kind === "bool") return c.v.value ? get("a").v : get("b").v;
@@ -711,7 +821,10 @@ class Lowerer {
         return v !== undefined ? num(v) : { kind: "dim", dim: d };
       }
       case "normal":
-        throw new LowerError("normal(std) is an initializer: use it as `weight w: [...] = normal(0.02)`", span);
+        throw new LowerError(
+          "normal(std) is an initializer: use it as `weight w: [...] = normal(0.02)`",
+          span,
+        );
     }
     throw new LowerError(`builtin '${e.callee}' is not implemented by the IR`, e.calleeSpan);
   }
@@ -732,7 +845,10 @@ class Lowerer {
   }
 
   private op(name: string, inputs: number[], attrs: Record<string, unknown>, span: Span): Value {
-    return this.withSpan(span, () => ({ kind: "tensor" as const, id: this.graph.op(name, inputs, attrs as never, span) }));
+    return this.withSpan(span, () => ({
+      kind: "tensor" as const,
+      id: this.graph.op(name, inputs, attrs as never, span),
+    }));
   }
 
   /** A value as a tensor node: numbers and sizes become scalar constants. */
@@ -757,7 +873,8 @@ class Lowerer {
     if (v.kind === "num") {
       if (!Number.isInteger(v.value))
         throw new LowerError(`a size must be a whole number, got ${v.value}`, span);
-      if (v.value > 2 ** 31) throw new LowerError(`size ${v.value} is too large (more than 2^31)`, span);
+      if (v.value > 2 ** 31)
+        throw new LowerError(`size ${v.value} is too large (more than 2^31)`, span);
       return dimConst(v.value);
     }
     throw new LowerError(`expected a size, got ${describe(v, this.graph)}`, span);
@@ -802,7 +919,11 @@ function parseSetValue(name: string, text: string): Value {
   const v = Number(text);
   if (text.trim() === "" || !Number.isFinite(v))
     throw new DiagnosticError([
-      { severity: "error", message: `--set ${name}=${text}: '${text}' is not a number`, hint: `write e.g. --set ${name}=2` },
+      {
+        severity: "error",
+        message: `--set ${name}=${text}: '${text}' is not a number`,
+        hint: `write e.g. --set ${name}=2`,
+      },
     ]);
   return num(v);
 }
@@ -822,17 +943,32 @@ function exprText(e: A.Expr): string {
 
 /** Lowers the program's model. Throws DiagnosticError on any problem. */
 export function lowerProgram(program: Program, opts: LowerOptions = {}): Lowered {
-  if (!program.model) throw new DiagnosticError([{ severity: "error", message: `${program.root.file} defines no model` }]);
+  if (!program.model)
+    throw new DiagnosticError([
+      { severity: "error", message: `${program.root.file} defines no model` },
+    ]);
   try {
     return new Lowerer(program, program.model, opts).lower();
   } catch (err) {
     if (err instanceof LowerError)
       throw new DiagnosticError([
-        { severity: "error", message: err.message, span: err.span, hint: err.hint, notes: err.notes },
+        {
+          severity: "error",
+          message: err.message,
+          span: err.span,
+          hint: err.hint,
+          notes: err.notes,
+        },
       ]);
-    if (err instanceof ShapeError) throw new DiagnosticError([{ severity: "error", message: err.message }]);
+    if (err instanceof ShapeError)
+      throw new DiagnosticError([{ severity: "error", message: err.message }]);
     if (err instanceof RangeError && /call stack/i.test(err.message))
-      throw new DiagnosticError([{ severity: "error", message: "the model nests too deeply to compile (expression or calls too deep)" }]);
+      throw new DiagnosticError([
+        {
+          severity: "error",
+          message: "the model nests too deeply to compile (expression or calls too deep)",
+        },
+      ]);
     throw err;
   }
 }

@@ -75,7 +75,10 @@ export function printGraph(g: Graph, opts: { spans?: boolean } = {}): string {
 // ---- parser ------------------------------------------------------------------------
 
 export class IrParseError extends Error {
-  constructor(message: string, readonly line: number) {
+  constructor(
+    message: string,
+    readonly line: number,
+  ) {
     super(`line ${line}: ${message}`);
     this.name = "IrParseError";
   }
@@ -90,7 +93,10 @@ class LineReader {
   ) {}
 
   fail(what: string): never {
-    throw new IrParseError(`${what} at column ${this.pos + 1}: ${JSON.stringify(this.text.slice(this.pos, this.pos + 20))}`, this.line);
+    throw new IrParseError(
+      `${what} at column ${this.pos + 1}: ${JSON.stringify(this.text.slice(this.pos, this.pos + 20))}`,
+      this.line,
+    );
   }
 
   ws(): void {
@@ -140,7 +146,8 @@ class LineReader {
   dims(close: string): Dim[] {
     const out: Dim[] = [];
     if (this.eat(close)) return out;
-    do out.push(this.dim()); while (this.eat(","));
+    do out.push(this.dim());
+    while (this.eat(","));
     this.expect(close);
     return out;
   }
@@ -165,7 +172,8 @@ class LineReader {
     if (this.eat("[")) {
       const xs: number[] = [];
       if (this.eat("]")) return xs;
-      do xs.push(this.number()); while (this.eat(","));
+      do xs.push(this.number());
+      while (this.eat(","));
       this.expect("]");
       return xs;
     }
@@ -263,7 +271,10 @@ export function parseGraph(text: string): Graph {
     }
     const got = g.type(nid);
     if (formatType(got) !== formatType(type))
-      throw new IrParseError(`%${id} is declared ${formatType(type)} but ${op} gives ${formatType(got)}`, lineNo);
+      throw new IrParseError(
+        `%${id} is declared ${formatType(type)} but ${op} gives ${formatType(got)}`,
+        lineNo,
+      );
   });
   if (!g) throw new IrParseError("empty input: expected 'graph NAME {'", 1);
   if (!closed) throw new IrParseError("missing '}' at the end of the graph", lines.length);

@@ -385,7 +385,9 @@ export function serializeSafetensors(
     const shape = checkedShape(t.shape, what, fail);
     const count = elementCount(shape, what, fail);
     if (count !== t.data.length) {
-      fail(`${what}: shape ${JSON.stringify(shape)} needs ${count} values, data has ${t.data.length}`);
+      fail(
+        `${what}: shape ${JSON.stringify(shape)} needs ${count} values, data has ${t.data.length}`,
+      );
     }
     items.push({ name, key: enc.encode(name), shape: [...shape], data: t.data });
   }
@@ -464,7 +466,7 @@ export function writeSafetensorsAtomic(
   let fd: number | undefined;
   try {
     fd = openSync(tmp, "wx", 0o644); // "wx": never reuse a file that is already there
-    for (let done = 0; done < bytes.length; ) {
+    for (let done = 0; done < bytes.length;) {
       done += writeSync(fd, bytes, done, bytes.length - done);
     }
     fsyncSync(fd);

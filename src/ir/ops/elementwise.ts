@@ -62,7 +62,10 @@ function binary(
     name,
     kind: "elementwise",
     arity: 2,
-    type: ([x, y]) => ({ dtype: dtype(x.dtype, y.dtype), shape: broadcastShapes([x.shape, y.shape], name) }),
+    type: ([x, y]) => ({
+      dtype: dtype(x.dtype, y.dtype),
+      shape: broadcastShapes([x.shape, y.shape], name),
+    }),
     eval: (inputs, _a, out) => evalElementwise(inputs, out, scalar),
     grad: grad
       ? (b, node, g) => {
@@ -85,29 +88,69 @@ const toBool = (): DType => "bool";
 const b2n = (c: boolean) => (c ? 1 : 0);
 
 export const elementwiseOps: OpDef[] = [
-  unary("neg", (x) => -x, (x) => `-${x}`, (b, _x, _o, g) => b.op("neg", [g])),
-  unary("exp", Math.exp, (x) => `Math.exp(${x})`, (b, _x, o, g) => mul(b, g, o)),
-  unary("log", Math.log, (x) => `Math.log(${x})`, (b, x, _o, g) => b.op("div", [g, x])),
-  unary("tanh", Math.tanh, (x) => `Math.tanh(${x})`, (b, _x, o, g) =>
-    // d tanh = 1 - tanh²
-    mul(b, g, b.op("sub", [b.scalar(1), mul(b, o, o)])),
+  unary(
+    "neg",
+    (x) => -x,
+    (x) => `-${x}`,
+    (b, _x, _o, g) => b.op("neg", [g]),
   ),
-  unary("sqrt", Math.sqrt, (x) => `Math.sqrt(${x})`, (b, _x, o, g) =>
-    b.op("div", [mul(b, g, b.scalar(0.5)), o]),
+  unary(
+    "exp",
+    Math.exp,
+    (x) => `Math.exp(${x})`,
+    (b, _x, o, g) => mul(b, g, o),
   ),
-  unary("rsqrt", (x) => 1 / Math.sqrt(x), (x) => `(1 / Math.sqrt(${x}))`, (b, _x, o, g) =>
-    // d x^-1/2 = -1/2 x^-3/2 = -1/2 o³
-    mul(b, g, mul(b, b.scalar(-0.5), mul(b, o, mul(b, o, o)))),
+  unary(
+    "log",
+    Math.log,
+    (x) => `Math.log(${x})`,
+    (b, x, _o, g) => b.op("div", [g, x]),
   ),
-  unary("relu", (x) => (x > 0 ? x : 0), (x) => `Math.max(${x}, 0)`, (b, x, _o, g) =>
-    b.op("where", [b.op("gt", [x, b.scalar(0)]), g, b.scalar(0)]),
+  unary(
+    "tanh",
+    Math.tanh,
+    (x) => `Math.tanh(${x})`,
+    (b, _x, o, g) =>
+      // d tanh = 1 - tanh²
+      mul(b, g, b.op("sub", [b.scalar(1), mul(b, o, o)])),
   ),
-  unary("sin", Math.sin, (x) => `Math.sin(${x})`, (b, x, _o, g) => mul(b, g, b.op("cos", [x]))),
-  unary("cos", Math.cos, (x) => `Math.cos(${x})`, (b, x, _o, g) =>
-    b.op("neg", [mul(b, g, b.op("sin", [x]))]),
+  unary(
+    "sqrt",
+    Math.sqrt,
+    (x) => `Math.sqrt(${x})`,
+    (b, _x, o, g) => b.op("div", [mul(b, g, b.scalar(0.5)), o]),
   ),
-  unary("abs", Math.abs, (x) => `Math.abs(${x})`, (b, x, _o, g) =>
-    b.op("where", [b.op("ge", [x, b.scalar(0)]), g, b.op("neg", [g])]),
+  unary(
+    "rsqrt",
+    (x) => 1 / Math.sqrt(x),
+    (x) => `(1 / Math.sqrt(${x}))`,
+    (b, _x, o, g) =>
+      // d x^-1/2 = -1/2 x^-3/2 = -1/2 o³
+      mul(b, g, mul(b, b.scalar(-0.5), mul(b, o, mul(b, o, o)))),
+  ),
+  unary(
+    "relu",
+    (x) => (x > 0 ? x : 0),
+    (x) => `Math.max(${x}, 0)`,
+    (b, x, _o, g) => b.op("where", [b.op("gt", [x, b.scalar(0)]), g, b.scalar(0)]),
+  ),
+  unary(
+    "sin",
+    Math.sin,
+    (x) => `Math.sin(${x})`,
+    (b, x, _o, g) => mul(b, g, b.op("cos", [x])),
+  ),
+  unary(
+    "cos",
+    Math.cos,
+    (x) => `Math.cos(${x})`,
+    (b, x, _o, g) => b.op("neg", [mul(b, g, b.op("sin", [x]))]),
+  ),
+  unary(
+    "abs",
+    Math.abs,
+    (x) => `Math.abs(${x})`,
+    (b, x, _o, g) => b.op("where", [b.op("ge", [x, b.scalar(0)]), g, b.op("neg", [g])]),
   ),
   {
     // Conversion to float (ids and masks used in arithmetic).
@@ -119,37 +162,124 @@ export const elementwiseOps: OpDef[] = [
     scalar: (x) => x,
     expr: (x) => x,
   },
-  binary("add", arith, (x, y) => x + y, (x, y) => `(${x} + ${y})`, (_b, _n, g) => [g, g]),
-  binary("sub", arith, (x, y) => x - y, (x, y) => `(${x} - ${y})`, (b, _n, g) => [g, b.op("neg", [g])]),
-  binary("mul", arith, (x, y) => x * y, (x, y) => `(${x} * ${y})`, (b, n, g) => [
-    mul(b, g, n.inputs[1]),
-    mul(b, g, n.inputs[0]),
-  ]),
-  binary("div", toFloat, (x, y) => x / y, (x, y) => `(${x} / ${y})`, (b, n, g) => {
-    const [x, y] = n.inputs;
-    const gx = b.op("div", [g, y]);
-    // d(x/y)/dy = -x/y² = -(x/y)/y
-    return [gx, b.op("neg", [b.op("div", [mul(b, g, n.id), y])])];
-  }),
-  binary("pow", toFloat, Math.pow, (x, y) => `Math.pow(${x}, ${y})`, (b, n, g) => {
-    const [x, y] = n.inputs;
-    const gx = mul(b, g, mul(b, y, b.op("pow", [x, b.op("sub", [y, b.scalar(1)])])));
-    return [gx, mul(b, g, mul(b, n.id, b.op("log", [x])))];
-  }),
-  binary("maximum", arith, Math.max, (x, y) => `Math.max(${x}, ${y})`, (b, n, g) => {
-    const ge = b.op("ge", n.inputs);
-    return [b.op("where", [ge, g, b.scalar(0)]), b.op("where", [ge, b.scalar(0), g])];
-  }),
-  binary("minimum", arith, Math.min, (x, y) => `Math.min(${x}, ${y})`, (b, n, g) => {
-    const le = b.op("le", n.inputs);
-    return [b.op("where", [le, g, b.scalar(0)]), b.op("where", [le, b.scalar(0), g])];
-  }),
-  binary("lt", toBool, (x, y) => b2n(x < y), (x, y) => `(${x} < ${y} ? 1 : 0)`, () => [undefined, undefined]),
-  binary("le", toBool, (x, y) => b2n(x <= y), (x, y) => `(${x} <= ${y} ? 1 : 0)`, () => [undefined, undefined]),
-  binary("gt", toBool, (x, y) => b2n(x > y), (x, y) => `(${x} > ${y} ? 1 : 0)`, () => [undefined, undefined]),
-  binary("ge", toBool, (x, y) => b2n(x >= y), (x, y) => `(${x} >= ${y} ? 1 : 0)`, () => [undefined, undefined]),
-  binary("eq", toBool, (x, y) => b2n(x === y), (x, y) => `(${x} == ${y} ? 1 : 0)`, () => [undefined, undefined]),
-  binary("ne", toBool, (x, y) => b2n(x !== y), (x, y) => `(${x} != ${y} ? 1 : 0)`, () => [undefined, undefined]),
+  {
+    // Identity whose gradient is zero: for shifts that cancel out, such as the
+    // max subtracted in softmax (the result does not depend on it).
+    name: "detach",
+    kind: "elementwise",
+    arity: 1,
+    type: ([x]) => ({ dtype: x.dtype, shape: x.shape }),
+    eval: (inputs, _a, out) => evalElementwise(inputs, out, (x) => x),
+    grad: () => [undefined],
+    scalar: (x) => x,
+    expr: (x) => x,
+  },
+  binary(
+    "add",
+    arith,
+    (x, y) => x + y,
+    (x, y) => `(${x} + ${y})`,
+    (_b, _n, g) => [g, g],
+  ),
+  binary(
+    "sub",
+    arith,
+    (x, y) => x - y,
+    (x, y) => `(${x} - ${y})`,
+    (b, _n, g) => [g, b.op("neg", [g])],
+  ),
+  binary(
+    "mul",
+    arith,
+    (x, y) => x * y,
+    (x, y) => `(${x} * ${y})`,
+    (b, n, g) => [mul(b, g, n.inputs[1]), mul(b, g, n.inputs[0])],
+  ),
+  binary(
+    "div",
+    toFloat,
+    (x, y) => x / y,
+    (x, y) => `(${x} / ${y})`,
+    (b, n, g) => {
+      const [x, y] = n.inputs;
+      const gx = b.op("div", [g, y]);
+      // d(x/y)/dy = -x/y² = -(x/y)/y
+      return [gx, b.op("neg", [b.op("div", [mul(b, g, n.id), y])])];
+    },
+  ),
+  binary(
+    "pow",
+    toFloat,
+    Math.pow,
+    (x, y) => `Math.pow(${x}, ${y})`,
+    (b, n, g) => {
+      const [x, y] = n.inputs;
+      const gx = mul(b, g, mul(b, y, b.op("pow", [x, b.op("sub", [y, b.scalar(1)])])));
+      return [gx, mul(b, g, mul(b, n.id, b.op("log", [x])))];
+    },
+  ),
+  binary(
+    "maximum",
+    arith,
+    Math.max,
+    (x, y) => `Math.max(${x}, ${y})`,
+    (b, n, g) => {
+      const ge = b.op("ge", n.inputs);
+      return [b.op("where", [ge, g, b.scalar(0)]), b.op("where", [ge, b.scalar(0), g])];
+    },
+  ),
+  binary(
+    "minimum",
+    arith,
+    Math.min,
+    (x, y) => `Math.min(${x}, ${y})`,
+    (b, n, g) => {
+      const le = b.op("le", n.inputs);
+      return [b.op("where", [le, g, b.scalar(0)]), b.op("where", [le, b.scalar(0), g])];
+    },
+  ),
+  binary(
+    "lt",
+    toBool,
+    (x, y) => b2n(x < y),
+    (x, y) => `(${x} < ${y} ? 1 : 0)`,
+    () => [undefined, undefined],
+  ),
+  binary(
+    "le",
+    toBool,
+    (x, y) => b2n(x <= y),
+    (x, y) => `(${x} <= ${y} ? 1 : 0)`,
+    () => [undefined, undefined],
+  ),
+  binary(
+    "gt",
+    toBool,
+    (x, y) => b2n(x > y),
+    (x, y) => `(${x} > ${y} ? 1 : 0)`,
+    () => [undefined, undefined],
+  ),
+  binary(
+    "ge",
+    toBool,
+    (x, y) => b2n(x >= y),
+    (x, y) => `(${x} >= ${y} ? 1 : 0)`,
+    () => [undefined, undefined],
+  ),
+  binary(
+    "eq",
+    toBool,
+    (x, y) => b2n(x === y),
+    (x, y) => `(${x} == ${y} ? 1 : 0)`,
+    () => [undefined, undefined],
+  ),
+  binary(
+    "ne",
+    toBool,
+    (x, y) => b2n(x !== y),
+    (x, y) => `(${x} != ${y} ? 1 : 0)`,
+    () => [undefined, undefined],
+  ),
   {
     name: "where",
     kind: "elementwise",

@@ -48,7 +48,9 @@ export const indexOps: OpDef[] = [
       checkIds(ids.dtype, "scatter_add");
       const lead = ids.shape.length;
       if (!ids.shape.every((d, i) => dimEq(d, g.shape[i])))
-        throw new ShapeError(`scatter_add: ids ${shapeToString(ids.shape)} do not lead ${shapeToString(g.shape)}`);
+        throw new ShapeError(
+          `scatter_add: ids ${shapeToString(ids.shape)} do not lead ${shapeToString(g.shape)}`,
+        );
       return { dtype: "f32", shape: [a.n as Dim, ...g.shape.slice(lead)] };
     },
     eval: ([ids, g], _a, out) => {

@@ -9,7 +9,8 @@ const dimsAttr = (a: Attrs, k: string) => a[k] as Dim[];
 
 function concreteAxisLength(d: Dim, what: string): number {
   const v = dimValue(d);
-  if (v === undefined) throw new ShapeError(`${what}: the axis must have a fixed size, not ${shapeToString([d])}`);
+  if (v === undefined)
+    throw new ShapeError(`${what}: the axis must have a fixed size, not ${shapeToString([d])}`);
   return v;
 }
 
@@ -37,7 +38,9 @@ export const movementOps: OpDef[] = [
       const perm = a.perm as number[];
       const sorted = [...perm].sort((p, q) => p - q);
       if (perm.length !== x.shape.length || sorted.some((p, i) => p !== i))
-        throw new ShapeError(`permute: [${perm}] is not a permutation of the ${x.shape.length} axes of ${shapeToString(x.shape)}`);
+        throw new ShapeError(
+          `permute: [${perm}] is not a permutation of the ${x.shape.length} axes of ${shapeToString(x.shape)}`,
+        );
       return { dtype: x.dtype, shape: perm.map((p) => x.shape[p]) };
     },
     eval: ([x], a, out) => {
@@ -64,7 +67,9 @@ export const movementOps: OpDef[] = [
       const shape = dimsAttr(a, "shape");
       const b = broadcastShapes([x.shape, shape], "expand");
       if (b.length !== shape.length || !b.every((d, i) => dimEq(d, shape[i])))
-        throw new ShapeError(`expand: cannot broadcast ${shapeToString(x.shape)} to ${shapeToString(shape)}`);
+        throw new ShapeError(
+          `expand: cannot broadcast ${shapeToString(x.shape)} to ${shapeToString(shape)}`,
+        );
       return { dtype: x.dtype, shape };
     },
     eval: ([x], _a, out) => {
@@ -86,7 +91,9 @@ export const movementOps: OpDef[] = [
       const start = a.start as number;
       const end = a.end as number;
       if (!(0 <= start && start <= end && end <= len))
-        throw new ShapeError(`slice: [${start}:${end}] is outside axis ${axis} of ${shapeToString(x.shape)}`);
+        throw new ShapeError(
+          `slice: [${start}:${end}] is outside axis ${axis} of ${shapeToString(x.shape)}`,
+        );
       const shape = [...x.shape];
       shape[axis] = dimConst(end - start);
       return { dtype: x.dtype, shape };
@@ -102,7 +109,13 @@ export const movementOps: OpDef[] = [
       const x = b.type(n.inputs[0]);
       const axis = n.attrs.axis as number;
       const len = dimValue(x.shape[axis])!;
-      return [b.op("pad", [g], { axis, before: n.attrs.start as number, after: len - (n.attrs.end as number) })];
+      return [
+        b.op("pad", [g], {
+          axis,
+          before: n.attrs.start as number,
+          after: len - (n.attrs.end as number),
+        }),
+      ];
     },
   },
   {
@@ -148,7 +161,10 @@ export const movementOps: OpDef[] = [
       const axis = checkAxis(a.axis as number, rank, "concat");
       let total: Dim = dimConst(0);
       for (const x of xs) {
-        if (x.shape.length !== rank || x.shape.some((d, i) => i !== axis && !dimEq(d, xs[0].shape[i])))
+        if (
+          x.shape.length !== rank ||
+          x.shape.some((d, i) => i !== axis && !dimEq(d, xs[0].shape[i]))
+        )
           throw new ShapeError(
             `concat: shapes ${xs.map((t) => shapeToString(t.shape)).join(", ")} differ outside axis ${axis}`,
           );
@@ -166,7 +182,8 @@ export const movementOps: OpDef[] = [
       for (const x of xs) {
         forEachIndex(x.shape, (flat, idx) => {
           let o = 0;
-          for (let k = 0; k < idx.length; k++) o += (k === axis ? idx[k] + offset : idx[k]) * ost[k];
+          for (let k = 0; k < idx.length; k++)
+            o += (k === axis ? idx[k] + offset : idx[k]) * ost[k];
           r.data[o] = x.data[flat];
         });
         offset += x.shape[axis];

@@ -2,7 +2,15 @@
 import { dimConst, shapeSize, type Dim } from "../dims.js";
 import { checkAxis } from "./shape-rules.js";
 import { forEachIndex, size, strides, tensor } from "./tensor.js";
-import { ShapeError, type Attrs, type Builder, type Node, type OpDef, type Tensor, type TypeInfo } from "./types.js";
+import {
+  ShapeError,
+  type Attrs,
+  type Builder,
+  type Node,
+  type OpDef,
+  type Tensor,
+  type TypeInfo,
+} from "./types.js";
 
 function axesOf(attrs: Attrs): number[] {
   return attrs.axes as number[];
@@ -20,7 +28,13 @@ function reduceType([x]: TypeInfo[], attrs: Attrs, name: string): TypeInfo {
   return { dtype: name === "max" ? x.dtype : "f32", shape };
 }
 
-function evalReduce(x: Tensor, attrs: Attrs, out: number[], init: number, f: (acc: number, v: number) => number): Tensor {
+function evalReduce(
+  x: Tensor,
+  attrs: Attrs,
+  out: number[],
+  init: number,
+  f: (acc: number, v: number) => number,
+): Tensor {
   const axes = axesOf(attrs);
   const r = tensor(out, new Float64Array(size(out)).fill(init));
   // Output strides laid over the input's axes (0 on reduced axes).

@@ -8,7 +8,14 @@ import { sourceOps } from "./source.js";
 import type { OpDef } from "./types.js";
 
 const registry = new Map<string, OpDef>();
-for (const op of [...sourceOps, ...elementwiseOps, ...reduceOps, matmulOp, ...movementOps, ...indexOps])
+for (const op of [
+  ...sourceOps,
+  ...elementwiseOps,
+  ...reduceOps,
+  matmulOp,
+  ...movementOps,
+  ...indexOps,
+])
   registry.set(op.name, op);
 
 export function getOp(name: string): OpDef {

@@ -46,7 +46,11 @@ export const sourceOps: OpDef[] = [
     kind: "source",
     arity: 0,
     type: (_i, a) => ({ dtype: "i32", shape: [a.n as Dim] }),
-    eval: (_i, _a, out) => tensor(out, Float64Array.from({ length: out[0] }, (_, i) => i)),
+    eval: (_i, _a, out) =>
+      tensor(
+        out,
+        Float64Array.from({ length: out[0] }, (_, i) => i),
+      ),
   },
   {
     // Additive causal mask [q, k]: 0 where key j <= query i + (k - q), else -inf.

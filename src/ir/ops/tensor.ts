@@ -31,7 +31,10 @@ export function broadcastStrides(shape: readonly number[], out: readonly number[
 }
 
 /** Calls fn(flatOutIndex, multiIndex) over every element of `shape` in row-major order. */
-export function forEachIndex(shape: readonly number[], fn: (flat: number, idx: number[]) => void): void {
+export function forEachIndex(
+  shape: readonly number[],
+  fn: (flat: number, idx: number[]) => void,
+): void {
   const n = size(shape);
   const idx = new Array<number>(shape.length).fill(0);
   for (let flat = 0; flat < n; flat++) {

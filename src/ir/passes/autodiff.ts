@@ -14,7 +14,11 @@ export function autodiff(forward: Graph, lossName = "loss"): Graph {
   const lossOut = forward.outputs.find((o) => o.name === lossName);
   if (!lossOut)
     throw new DiagnosticError([
-      { severity: "error", message: `the model declares no loss to train on`, hint: "add `loss = cross_entropy(logits, targets)`" },
+      {
+        severity: "error",
+        message: `the model declares no loss to train on`,
+        hint: "add `loss = cross_entropy(logits, targets)`",
+      },
     ]);
   const { graph: g } = rebuild(forward);
   const loss = g.outputs.find((o) => o.name === lossName)!.id;
@@ -26,7 +30,8 @@ export function autodiff(forward: Graph, lossName = "loss"): Graph {
     dependsOnWeight[node.id] = node.op === "weight" || node.inputs.some((i) => dependsOnWeight[i]);
   const feedsLoss = new Array<boolean>(n).fill(false);
   feedsLoss[loss] = true;
-  for (let id = loss; id >= 0; id--) if (feedsLoss[id]) for (const i of g.nodes[id].inputs) feedsLoss[i] = true;
+  for (let id = loss; id >= 0; id--)
+    if (feedsLoss[id]) for (const i of g.nodes[id].inputs) feedsLoss[i] = true;
   const needed = (id: number) => dependsOnWeight[id] && feedsLoss[id];
 
   const grads = new Map<number, number>();
@@ -43,7 +48,9 @@ export function autodiff(forward: Graph, lossName = "loss"): Graph {
     if (gOut === undefined || node.inputs.length === 0 || !node.inputs.some(needed)) continue;
     const rule = getOp(node.op).grad;
     if (!rule) {
-      const where = node.span ? `${node.span.file}:${node.span.line}:${node.span.col}` : "an unknown place";
+      const where = node.span
+        ? `${node.span.file}:${node.span.line}:${node.span.col}`
+        : "an unknown place";
       throw new DiagnosticError([
         {
           severity: "error",

@@ -17,7 +17,10 @@ export function liveNodes(g: Graph, outputs = g.outputs.map((o) => o.id)): Set<n
 /** Removes nodes no output depends on; `keepOutputs` selects outputs by name. */
 export function dce(g: Graph, keepOutputs?: (name: string) => boolean): Graph {
   const outputs = g.outputs.filter((o) => !keepOutputs || keepOutputs(o.name));
-  const live = liveNodes(g, outputs.map((o) => o.id));
+  const live = liveNodes(
+    g,
+    outputs.map((o) => o.id),
+  );
   const { graph } = rebuild(g, undefined, (n) => live.has(n.id));
   const kept = graph.outputs.filter((o) => outputs.some((k) => k.name === o.name));
   graph.outputs.splice(0, graph.outputs.length, ...kept);

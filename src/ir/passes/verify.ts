@@ -13,18 +13,25 @@ export function verify(g: Graph): string[] {
     if (n.id !== idx) problems.push(`${at}: id ${n.id} is out of place`);
     if (!hasOp(n.op)) return problems.push(`${at}: unknown op`);
     const def = getOp(n.op);
-    if (def.arity !== "many" && n.inputs.length !== def.arity) problems.push(`${at}: takes ${def.arity} inputs, has ${n.inputs.length}`);
-    for (const i of n.inputs) if (!(i >= 0 && i < idx)) problems.push(`${at}: input %${i} is not an earlier node`);
+    if (def.arity !== "many" && n.inputs.length !== def.arity)
+      problems.push(`${at}: takes ${def.arity} inputs, has ${n.inputs.length}`);
+    for (const i of n.inputs)
+      if (!(i >= 0 && i < idx)) problems.push(`${at}: input %${i} is not an earlier node`);
     if (problems.length) return;
     try {
-      const t = def.type(n.inputs.map((i) => g.nodes[i].type), n.attrs);
-      if (formatType(t) !== formatType(n.type)) problems.push(`${at}: stored type ${formatType(n.type)}, rule gives ${formatType(t)}`);
+      const t = def.type(
+        n.inputs.map((i) => g.nodes[i].type),
+        n.attrs,
+      );
+      if (formatType(t) !== formatType(n.type))
+        problems.push(`${at}: stored type ${formatType(n.type)}, rule gives ${formatType(t)}`);
     } catch (e) {
       problems.push(`${at}: ${(e as Error).message}`);
     }
     if (n.op === "input" || n.op === "weight") {
       const key = `${n.op} ${n.attrs.name}`;
-      if (names.has(key)) problems.push(`${at}: ${key} is declared again (first %${names.get(key)})`);
+      if (names.has(key))
+        problems.push(`${at}: ${key} is declared again (first %${names.get(key)})`);
       names.set(key, idx);
     }
   });

@@ -1,0 +1,226 @@
+// Fusion: partitions a graph into kernels (the *how* of the computation; the
+// graph stays the *what*). A node is either materialized — it gets a buffer and
+// a kernel that writes it — or inlined into every kernel that reads it.
+//
+// Materialized: inputs and weights (given buffers), outputs, matmuls and
+// reductions (each the "anchor" of its kernel), scatter_add, and elementwise
+// nodes that would otherwise be recomputed too often (operands of a matmul,
+// or needed by more than two kernels). Everything else — elementwise chains,
+// movement (index remapping), gathers, masks — is inlined. A matmul or a
+// reduction whose only consumer chain is elementwise at its own shape takes
+// that chain as its epilogue (bias + GELU after a matmul, scale + mask after
+// Q Kᵀ), and its reduce loop takes its prologue (exp(x - max) inside a sum).
+import { shapeEq } from "../dims.js";
+import type { Graph } from "../graph.js";
+import { getOp } from "../ops/registry.js";
+import type { Node } from "../ops/types.js";
+
+export interface FusionLimits {
+  /** Most buffers one kernel may read (WebGL: texture units; gpu.js: arguments). */
+  maxInputs: number;
+}
+
+export const defaultLimits: FusionLimits = { maxInputs: 12 };
+
+export type KernelKind = "elementwise" | "reduce" | "matmul" | "scatter";
+
+export interface Kernel {
+  /** Position in execution order. */
+  index: number;
+  /** Generated identifier, never taken from user text: k<index>_<ops>. */
+  name: string;
+  kind: KernelKind;
+  /** The node whose value this kernel writes. */
+  output: number;
+  /** The matmul, reduction or scatter that sets the loop structure, if any. */
+  anchor?: number;
+  /** Every node computed inside the kernel, in topological order. */
+  nodes: number[];
+  /** Materialized nodes the kernel reads, in order of id. */
+  inputs: number[];
+}
+
+export interface Schedule {
+  graph: Graph;
+  kernels: Kernel[];
+  /** Nodes that own a buffer: inputs, weights and kernel outputs. */
+  materialized: Set<number>;
+}
+
+const alwaysInline = new Set(["const", "dim", "arange", "causal_mask"]);
+const anchorKind: Record<string, KernelKind | undefined> = {
+  matmul: "matmul",
+  sum: "reduce",
+  mean: "reduce",
+  max: "reduce",
+  scatter_add: "scatter",
+};
+const isMovement = (n: Node) => getOp(n.op).kind === "movement" || n.op === "gather";
+
+export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
+  const n = g.nodes.length;
+  const consumers: number[][] = Array.from({ length: n }, () => []);
+  for (const node of g.nodes) for (const i of new Set(node.inputs)) consumers[i].push(node.id);
+  const outputs = new Set(g.outputs.map((o) => o.id));
+
+  const materialized = new Set<number>();
+  /** Roots (materialized nodes) whose kernels read each inlined node. */
+  const roots: Set<number>[] = Array.from({ length: n }, () => new Set());
+  /** The anchor fused into each root's kernel, if any. */
+  const anchorOfRoot = new Map<number, number>();
+  /** Inlined nodes that sit on a matmul operand path (would be recomputed per k). */
+  const feedsMatmul = new Array<boolean>(n).fill(false);
+
+  for (let id = n - 1; id >= 0; id--) {
+    const node = g.nodes[id];
+    for (const c of consumers[id]) {
+      if (materialized.has(c)) roots[id].add(c);
+      else for (const r of roots[c]) roots[id].add(r);
+      const cn = g.nodes[c];
+      if (cn.op === "matmul" || (!materialized.has(c) && feedsMatmul[c] && isMovement(cn)))
+        feedsMatmul[id] = true;
+    }
+    const materialize = () => {
+      materialized.add(id);
+      roots[id] = new Set([id]);
+    };
+    if (node.op === "input" || node.op === "weight" || outputs.has(id)) {
+      materialize();
+      continue;
+    }
+    if (alwaysInline.has(node.op)) continue;
+    const anchor = anchorKind[node.op];
+    if (anchor) {
+      // Epilogue fusion: the consumers form one elementwise kernel of the same shape.
+      const [root] = roots[id];
+      const fits =
+        anchor !== "scatter" &&
+        roots[id].size === 1 &&
+        !anchorOfRoot.has(root) &&
+        !feedsMatmul[id] &&
+        shapeEq(g.nodes[root].type.shape, node.type.shape) &&
+        epilogueIsElementwise(g, id, root, materialized);
+      if (fits) anchorOfRoot.set(root, id);
+      else materialize();
+      continue;
+    }
+    // Elementwise, movement and index ops are inlined unless that recomputes too much.
+    if (feedsMatmul[id] && !isMovement(node)) materialize();
+    else if (roots[id].size > 2 && !isMovement(node)) materialize();
+    else if (roots[id].size === 0) materialize(); // nothing reads it (kept alive by a pass)
+  }
+
+  let kernels = buildKernels(g, materialized);
+  // Respect the backend's input limit: materialize the inlined node that reads most buffers.
+  for (let guard = 0; guard < n; guard++) {
+    const over = kernels.find((k) => k.inputs.length > limits.maxInputs);
+    if (!over) break;
+    const candidates = over.nodes.filter(
+      (id) => id !== over.output && id !== over.anchor && !alwaysInline.has(g.nodes[id].op),
+    );
+    if (!candidates.length) break;
+    const reads = (id: number) => inlinedInputs(g, id, materialized).size;
+    const best = candidates.reduce((a, b) => (reads(b) > reads(a) ? b : a));
+    if (reads(best) <= 1) break;
+    materialized.add(best);
+    kernels = buildKernels(g, materialized);
+  }
+  return { graph: g, kernels, materialized };
+}
+
+/** Every node between the anchor and the root is elementwise and keeps the root's shape. */
+function epilogueIsElementwise(
+  g: Graph,
+  anchor: number,
+  root: number,
+  materialized: Set<number>,
+): boolean {
+  const rootShape = g.nodes[root].type.shape;
+  const stack = [root];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id) || id === anchor) continue;
+    seen.add(id);
+    const node = g.nodes[id];
+    if (id !== root && materialized.has(id)) continue;
+    if (!dependsOn(g, id, anchor, materialized)) continue;
+    if (getOp(node.op).kind !== "elementwise" || !shapeEq(node.type.shape, rootShape)) return false;
+    stack.push(...node.inputs);
+  }
+  return true;
+}
+
+function dependsOn(g: Graph, id: number, target: number, materialized: Set<number>): boolean {
+  if (id === target) return true;
+  if (id < target) return false;
+  return g.nodes[id].inputs.some(
+    (i) => i === target || (!materialized.has(i) && dependsOn(g, i, target, materialized)),
+  );
+}
+
+/** Buffers an inlined subtree reads. */
+function inlinedInputs(g: Graph, id: number, materialized: Set<number>): Set<number> {
+  const out = new Set<number>();
+  const stack = [...g.nodes[id].inputs];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const i = stack.pop()!;
+    if (seen.has(i)) continue;
+    seen.add(i);
+    if (materialized.has(i)) out.add(i);
+    else stack.push(...g.nodes[i].inputs);
+  }
+  return out;
+}
+
+function buildKernels(g: Graph, materialized: Set<number>): Kernel[] {
+  const kernels: Kernel[] = [];
+  for (const id of [...materialized].sort((a, b) => a - b)) {
+    const node = g.nodes[id];
+    if (node.op === "input" || node.op === "weight") continue;
+    const nodes = new Set<number>([id]);
+    const inputs = new Set<number>();
+    const stack = [...node.inputs];
+    while (stack.length) {
+      const i = stack.pop()!;
+      if (materialized.has(i)) {
+        inputs.add(i);
+        continue;
+      }
+      if (nodes.has(i)) continue;
+      nodes.add(i);
+      stack.push(...g.nodes[i].inputs);
+    }
+    const sorted = [...nodes].sort((a, b) => a - b);
+    const anchor = sorted.find((i) => anchorKind[g.nodes[i].op]);
+    const kind: KernelKind = anchor === undefined ? "elementwise" : anchorKind[g.nodes[anchor].op]!;
+    const ops = [
+      ...new Set(sorted.map((i) => g.nodes[i].op).filter((op) => !alwaysInline.has(op))),
+    ];
+    kernels.push({
+      index: kernels.length,
+      name: `k${kernels.length}_${ops.slice(0, 4).join("_")}`,
+      kind,
+      output: id,
+      anchor,
+      nodes: sorted,
+      inputs: [...inputs].sort((a, b) => a - b),
+    });
+  }
+  return kernels;
+}
+
+/** One line per kernel: what it computes, from which ops, reading which buffers. */
+export function printSchedule(s: Schedule): string {
+  const g = s.graph;
+  const lines = [`schedule ${g.name}: ${s.kernels.length} kernels for ${g.nodes.length} nodes`];
+  for (const k of s.kernels) {
+    const ops = k.nodes.map((i) => `${g.nodes[i].op}%${i}`).join(" ");
+    const t = g.nodes[k.output].type;
+    lines.push(
+      `  ${k.name} [${k.kind}] -> %${k.output} ${t.dtype}[${t.shape.map((d) => [...d].map(([m, c]) => (m ? (c === 1 ? m : `${c}*${m}`) : c)).join("+") || "0").join(", ")}] reads ${k.inputs.map((i) => `%${i}`).join(", ") || "nothing"}: ${ops}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}

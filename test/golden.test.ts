@@ -1,0 +1,41 @@
+// Golden IR: the compiler's output for every shipped spec, compared exactly.
+// `npm run golden:update` rewrites the files, so a compiler change shows up as
+// a reviewable diff of what it emits.
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DiagnosticError } from "../src/dsl/diagnostics.js";
+import { frontend } from "../src/dsl/frontend.js";
+import { lowerProgram } from "../src/ir/lower.js";
+import {
+  compileModel,
+  renderArtifact,
+  artifactFile,
+  type ArtifactKind,
+} from "../src/cli/artifacts.js";
+
+const update = process.env.GOLDEN_UPDATE === "1";
+const stages: ArtifactKind[] = ["ir", "ir-opt", "ir-train", "kernels", "plan"];
+const specs = readdirSync("specs")
+  .filter((f) => f.endsWith(".model"))
+  .sort();
+
+describe("golden IR", () => {
+  for (const spec of specs) {
+    it(`${spec} matches test/golden/${basename(spec, ".model")}`, () => {
+      const fe = frontend(join("specs", spec));
+      if (!fe.program) throw new DiagnosticError(fe.diagnostics.items);
+      const c = compileModel(lowerProgram(fe.program), { batch: 2, seq: 16 });
+      const dir = join("test", "golden", basename(spec, ".model"));
+      mkdirSync(dir, { recursive: true });
+      for (const stage of stages) {
+        const file = join(dir, artifactFile[stage]);
+        const text = renderArtifact(stage, c, fe.program);
+        if (update || !existsSync(file)) writeFileSync(file, text);
+        expect(text, `${file} differs: run npm run golden:update and review the diff`).toBe(
+          readFileSync(file, "utf8"),
+        );
+      }
+    });
+  }
+});
