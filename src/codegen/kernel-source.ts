@@ -1,0 +1,302 @@
+// One fused kernel -> the source text of a gpu.js kernel function. Every size
+// is a constant; each thread computes one element of the kernel's output (a
+// flat Float32 buffer); movement ops are coordinate remappings; matmuls and
+// reductions are loops with constant bounds. Identifiers are generated (t12,
+// in3, r0): nothing a user wrote in a spec reaches the generated code.
+import { shapeEval } from "../ir/dims.js";
+import type { Graph } from "../ir/graph.js";
+import { getOp } from "../ir/ops/registry.js";
+import type { Node } from "../ir/ops/types.js";
+import type { Kernel } from "../ir/passes/fuse.js";
+import { broadcastCoords, flatIndex, literal, reshapeCoords, unravel } from "./index-math.js";
+
+export interface KernelSource {
+  /** Generated identifier of the kernel (from the schedule, e.g. k4_matmul_add). */
+  name: string;
+  /** The function source, `function (in0, in1) { ... }`. */
+  source: string;
+  /** Element count of the output buffer. */
+  outputSize: number;
+  /** Node ids of the buffers passed as in0, in1, ... */
+  inputs: number[];
+  output: number;
+}
+
+interface Scope {
+  lines: string[];
+  memo: Map<string, string>;
+  /** The loop variable this scope iterates (undefined for the kernel body). */
+  loopVar?: string;
+}
+
+class Emitter {
+  private readonly scopes: Scope[] = [{ lines: [], memo: new Map() }];
+  private temp = 0;
+  private loop = 0;
+  private readonly argOf = new Map<number, string>();
+
+  constructor(
+    private readonly g: Graph,
+    private readonly kernel: Kernel,
+    private readonly bindings: Record<string, number>,
+  ) {
+    kernel.inputs.forEach((id, i) => this.argOf.set(id, `in${i}`));
+  }
+
+  shape(id: number): number[] {
+    return shapeEval(this.g.nodes[id].type.shape, this.bindings);
+  }
+
+  /** The innermost scope whose loop variable occurs in `expr` (or the body). */
+  private scopeFor(exprs: string[]): Scope {
+    for (let s = this.scopes.length - 1; s > 0; s--) {
+      const v = this.scopes[s].loopVar!;
+      const re = new RegExp(`\\b${v}\\b`);
+      if (exprs.some((e) => re.test(e))) return this.scopes[s];
+    }
+    return this.scopes[0];
+  }
+
+  /** Binds `expr` to a fresh temporary in the right scope and returns its name. */
+  private bind(key: string, expr: string, deps: string[]): string {
+    const scope = this.scopeFor(deps);
+    const known = scope.memo.get(key);
+    if (known) return known;
+    if (/^[\w.]+$/.test(expr) || /^-?\d/.test(expr)) {
+      scope.memo.set(key, expr);
+      return expr;
+    }
+    const name = `t${this.temp++}`;
+    scope.lines.push(`const ${name} = ${expr};`);
+    scope.memo.set(key, name);
+    return name;
+  }
+
+  private lookup(key: string, deps: string[]): string | undefined {
+    // Visible: the memo of the chosen scope or of any enclosing one.
+    const target = this.scopeFor(deps);
+    for (let s = this.scopes.indexOf(target); s >= 0; s--) {
+      const hit = this.scopes[s].memo.get(key);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+
+  /** Expression for node `id` at output coordinates `coords`. */
+  value(id: number, coords: string[]): string {
+    const key = `${id}@${coords.join(",")}`;
+    const hit = this.lookup(key, coords);
+    if (hit) return hit;
+    const node = this.g.nodes[id];
+    const arg = this.argOf.get(id);
+    let expr: string;
+    if (arg !== undefined) expr = `${arg}[${flatIndex(coords, this.shape(id))}]`;
+    else expr = this.compute(node, coords);
+    return this.bind(key, expr, coords);
+  }
+
+  private compute(node: Node, coords: string[]): string {
+    const def = getOp(node.op);
+    const a = node.attrs;
+    const shapeIn = (k: number) => this.shape(node.inputs[k]);
+    switch (node.op) {
+      case "const":
+        return literal(a.value as number);
+      case "dim":
+        return literal(shapeEval([a.dim as never], this.bindings)[0]);
+      case "arange":
+        return coords[0];
+      case "causal_mask": {
+        const [q, k] = this.shape(node.id);
+        return `(${coords[1]} <= ${coords[0]} + ${k - q} ? 0.0 : ${literal(-Infinity)})`;
+      }
+      case "reshape":
+        return this.value(node.inputs[0], reshapeCoords(coords, this.shape(node.id), shapeIn(0)));
+      case "permute": {
+        const perm = a.perm as number[];
+        const inCoords = new Array<string>(perm.length);
+        perm.forEach((p, i) => (inCoords[p] = coords[i]));
+        return this.value(node.inputs[0], inCoords);
+      }
+      case "expand":
+        return this.value(node.inputs[0], broadcastCoords(coords, shapeIn(0)));
+      case "slice": {
+        const c = [...coords];
+        const axis = a.axis as number;
+        c[axis] = (a.start as number) === 0 ? c[axis] : `(${c[axis]} + ${a.start as number})`;
+        return this.value(node.inputs[0], c);
+      }
+      case "pad": {
+        const axis = a.axis as number;
+        const before = a.before as number;
+        const len = shapeIn(0)[axis];
+        const c = [...coords];
+        c[axis] = before === 0 ? c[axis] : `(${c[axis]} - ${before})`;
+        const cond = `${coords[axis]} >= ${before} && ${coords[axis]} < ${before + len}`;
+        return `(${cond} ? ${this.value(node.inputs[0], c)} : 0.0)`;
+      }
+      case "concat": {
+        const axis = a.axis as number;
+        let offset = 0;
+        const parts = node.inputs.map((input, k) => {
+          const c = [...coords];
+          c[axis] = offset === 0 ? c[axis] : `(${c[axis]} - ${offset})`;
+          const start = offset;
+          offset += shapeIn(k)[axis];
+          return { start, end: offset, c, input };
+        });
+        // Nested conditionals, last part as the fallback.
+        let expr = this.value(parts[parts.length - 1].input, parts[parts.length - 1].c);
+        for (let k = parts.length - 2; k >= 0; k--)
+          expr = `(${coords[axis]} < ${parts[k].end} ? ${this.value(parts[k].input, parts[k].c)} : ${expr})`;
+        return expr;
+      }
+      case "gather": {
+        const idsShape = shapeIn(1);
+        const id = this.value(node.inputs[1], coords.slice(0, idsShape.length));
+        return this.value(node.inputs[0], [id, ...coords.slice(idsShape.length)]);
+      }
+      case "take": {
+        const id = this.value(node.inputs[1], coords);
+        return this.value(node.inputs[0], [...coords, id]);
+      }
+      case "put": {
+        const lead = coords.slice(0, -1);
+        const id = this.value(node.inputs[0], lead);
+        return `(${coords[coords.length - 1]} == ${id} ? ${this.value(node.inputs[1], lead)} : 0.0)`;
+      }
+      case "sum":
+      case "mean":
+      case "max":
+        return this.reduce(node, coords);
+      case "matmul":
+        return this.matmul(node, coords);
+      case "scatter_add":
+        return this.scatter(node, coords);
+    }
+    if (def.kind === "elementwise" && def.expr) {
+      const args = node.inputs.map((input) => this.value(input, broadcastCoords(coords, this.shape(input))));
+      return def.expr(...args);
+    }
+    throw new Error(`codegen: no lowering for op '${node.op}'`);
+  }
+
+  /**
+   * Emits a loop nest computing a value at `coords`; `body` returns the term to
+   * fold per iteration. The loop goes in the outermost scope the coordinates
+   * allow, so a reduction that does not depend on an enclosing loop is hoisted.
+   */
+  private loopNest(
+    coords: string[],
+    extents: number[],
+    init: string,
+    fold: (acc: string, v: string) => string,
+    body: (vars: string[]) => string,
+  ): string {
+    const target = this.scopeFor(coords);
+    const suspended = this.scopes.splice(this.scopes.indexOf(target) + 1);
+    const acc = `acc${this.loop++}`;
+    target.lines.push(`let ${acc} = ${init};`);
+    const vars = extents.map(() => `r${this.loop++}`);
+    for (const v of vars) this.scopes.push({ lines: [], memo: new Map(), loopVar: v });
+    const v = body(vars);
+    this.scopes[this.scopes.length - 1].lines.push(`${acc} = ${fold(acc, v)};`);
+    // Close the loops innermost first, nesting each scope's lines in its parent.
+    for (let i = vars.length - 1; i >= 0; i--) {
+      const s = this.scopes.pop()!;
+      const parent = this.scopes[this.scopes.length - 1];
+      parent.lines.push(
+        `for (let ${vars[i]} = 0; ${vars[i]} < ${extents[i]}; ${vars[i]}++) {`,
+        ...s.lines.map((l) => `  ${l}`),
+        "}",
+      );
+    }
+    this.scopes.push(...suspended);
+    return acc;
+  }
+
+  private reduce(node: Node, coords: string[]): string {
+    const axes = node.attrs.axes as number[];
+    const keep = node.attrs.keepdim as boolean;
+    const inShape = this.shape(node.inputs[0]);
+    const extents = axes.map((ax) => inShape[ax]);
+    const isMax = node.op === "max";
+    const acc = this.loopNest(
+      coords,
+      extents,
+      isMax ? literal(-Infinity) : "0.0",
+      (acc, v) => (isMax ? `Math.max(${acc}, ${v})` : `${acc} + ${v}`),
+      (vars) => {
+        const inCoords: string[] = [];
+        let k = 0;
+        inShape.forEach((_, ax) => {
+          const r = axes.indexOf(ax);
+          if (r >= 0) {
+            inCoords.push(vars[r]);
+            if (keep) k++;
+          } else inCoords.push(coords[k++]);
+        });
+        return this.value(node.inputs[0], inCoords);
+      },
+    );
+    if (node.op === "mean") return `${acc} / ${literal(extents.reduce((p, q) => p * q, 1))}`;
+    return acc;
+  }
+
+  private matmul(node: Node, coords: string[]): string {
+    const [aId, bId] = node.inputs;
+    const aShape = this.shape(aId);
+    const bShape = this.shape(bId);
+    const K = aShape[aShape.length - 1];
+    const batch = coords.slice(0, -2);
+    const [i, j] = coords.slice(-2);
+    return this.loopNest(coords, [K], "0.0", (acc, v) => `${acc} + ${v}`, ([k]) => {
+      const aBatch = broadcastCoords(batch, aShape.slice(0, -2));
+      const bBatch = broadcastCoords(batch, bShape.slice(0, -2));
+      const av = this.value(aId, [...aBatch, i, k]);
+      const bv = this.value(bId, [...bBatch, k, j]);
+      return `${av} * ${bv}`;
+    });
+  }
+
+  /** out[row, ...] = sum of g[p, ...] over positions p whose id is row. */
+  private scatter(node: Node, coords: string[]): string {
+    const [idsId, gId] = node.inputs;
+    const idsShape = this.shape(idsId);
+    const positions = idsShape.reduce((p, q) => p * q, 1);
+    const [row, ...rest] = coords;
+    return this.loopNest(coords, [positions], "0.0", (acc, v) => `${acc} + ${v}`, ([p]) => {
+      const pc = unravel(p, idsShape);
+      const id = this.value(idsId, pc);
+      return `(${id} == ${row} ? ${this.value(gId, [...pc, ...rest])} : 0.0)`;
+    });
+  }
+
+  emit(): KernelSource {
+    const outShape = this.shape(this.kernel.output);
+    const size = outShape.reduce((p, q) => p * q, 1);
+    const coords = unravel("i", outShape).map((c) => c);
+    const body = this.scopes[0];
+    body.lines.push("const i = this.thread.x;");
+    const named = coords.map((c, k) => {
+      if (/^[\w]+$/.test(c)) return c;
+      const name = `c${k}`;
+      body.lines.push(`const ${name} = ${c};`);
+      return name;
+    });
+    const result = this.compute(this.g.nodes[this.kernel.output], named);
+    body.lines.push(`return ${result};`);
+    const params = this.kernel.inputs.map((_, k) => `in${k}`).join(", ");
+    return {
+      name: this.kernel.name,
+      source: `function (${params}) {\n${body.lines.map((l) => `  ${l}`).join("\n")}\n}`,
+      outputSize: Math.max(1, size),
+      inputs: this.kernel.inputs,
+      output: this.kernel.output,
+    };
+  }
+}
+
+export function kernelSource(g: Graph, kernel: Kernel, bindings: Record<string, number>): KernelSource {
+  return new Emitter(g, kernel, bindings).emit();
+}
