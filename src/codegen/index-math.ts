@@ -22,7 +22,9 @@ function scaled(coord: string, k: number): string | undefined {
 /** Flat offset of coordinates in a row-major buffer; axes of size 1 contribute nothing. */
 export function flatIndex(coords: readonly string[], shape: readonly number[]): string {
   const st = stridesOf(shape);
-  const terms = coords.map((c, i) => (shape[i] === 1 ? undefined : scaled(c, st[i]))).filter((t) => t !== undefined);
+  const terms = coords
+    .map((c, i) => (shape[i] === 1 ? undefined : scaled(c, st[i])))
+    .filter((t) => t !== undefined);
   return terms.length ? terms.join(" + ") : "0";
 }
 
@@ -42,7 +44,11 @@ export function unravel(flat: string, shape: readonly number[]): string[] {
  * matched in groups of equal size products, so splitting C into (H, D) gives
  * c = h * D + d with no division, and only truly mixed groups pay div/mod.
  */
-export function reshapeCoords(outCoords: readonly string[], outShape: readonly number[], inShape: readonly number[]): string[] {
+export function reshapeCoords(
+  outCoords: readonly string[],
+  outShape: readonly number[],
+  inShape: readonly number[],
+): string[] {
   const result: string[] = [];
   let i = 0;
   let j = 0;
@@ -74,7 +80,10 @@ export function reshapeCoords(outCoords: readonly string[], outShape: readonly n
 }
 
 /** Coordinates of an input broadcast into `outShape` (size-1 axes read index 0). */
-export function broadcastCoords(outCoords: readonly string[], inShape: readonly number[]): string[] {
+export function broadcastCoords(
+  outCoords: readonly string[],
+  inShape: readonly number[],
+): string[] {
   const off = outCoords.length - inShape.length;
   return inShape.map((d, i) => (d === 1 ? "0" : outCoords[off + i]));
 }

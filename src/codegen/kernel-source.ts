@@ -175,7 +175,9 @@ class Emitter {
         return this.scatter(node, coords);
     }
     if (def.kind === "elementwise" && def.expr) {
-      const args = node.inputs.map((input) => this.value(input, broadcastCoords(coords, this.shape(input))));
+      const args = node.inputs.map((input) =>
+        this.value(input, broadcastCoords(coords, this.shape(input))),
+      );
       return def.expr(...args);
     }
     throw new Error(`codegen: no lowering for op '${node.op}'`);
@@ -250,13 +252,19 @@ class Emitter {
     const K = aShape[aShape.length - 1];
     const batch = coords.slice(0, -2);
     const [i, j] = coords.slice(-2);
-    return this.loopNest(coords, [K], "0.0", (acc, v) => `${acc} + ${v}`, ([k]) => {
-      const aBatch = broadcastCoords(batch, aShape.slice(0, -2));
-      const bBatch = broadcastCoords(batch, bShape.slice(0, -2));
-      const av = this.value(aId, [...aBatch, i, k]);
-      const bv = this.value(bId, [...bBatch, k, j]);
-      return `${av} * ${bv}`;
-    });
+    return this.loopNest(
+      coords,
+      [K],
+      "0.0",
+      (acc, v) => `${acc} + ${v}`,
+      ([k]) => {
+        const aBatch = broadcastCoords(batch, aShape.slice(0, -2));
+        const bBatch = broadcastCoords(batch, bShape.slice(0, -2));
+        const av = this.value(aId, [...aBatch, i, k]);
+        const bv = this.value(bId, [...bBatch, k, j]);
+        return `${av} * ${bv}`;
+      },
+    );
   }
 
   /** out[row, ...] = sum of g[p, ...] over positions p whose id is row. */
@@ -265,11 +273,17 @@ class Emitter {
     const idsShape = this.shape(idsId);
     const positions = idsShape.reduce((p, q) => p * q, 1);
     const [row, ...rest] = coords;
-    return this.loopNest(coords, [positions], "0.0", (acc, v) => `${acc} + ${v}`, ([p]) => {
-      const pc = unravel(p, idsShape);
-      const id = this.value(idsId, pc);
-      return `(${id} == ${row} ? ${this.value(gId, [...pc, ...rest])} : 0.0)`;
-    });
+    return this.loopNest(
+      coords,
+      [positions],
+      "0.0",
+      (acc, v) => `${acc} + ${v}`,
+      ([p]) => {
+        const pc = unravel(p, idsShape);
+        const id = this.value(idsId, pc);
+        return `(${id} == ${row} ? ${this.value(gId, [...pc, ...rest])} : 0.0)`;
+      },
+    );
   }
 
   emit(): KernelSource {
@@ -297,6 +311,10 @@ class Emitter {
   }
 }
 
-export function kernelSource(g: Graph, kernel: Kernel, bindings: Record<string, number>): KernelSource {
+export function kernelSource(
+  g: Graph,
+  kernel: Kernel,
+  bindings: Record<string, number>,
+): KernelSource {
   return new Emitter(g, kernel, bindings).emit();
 }

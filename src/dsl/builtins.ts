@@ -78,6 +78,10 @@ export const builtins: Builtin[] = [
 /** Initializers written as bare names: `weight b: [n] = zeros`. */
 export const initializerNames = ["zeros", "ones"];
 
-export const constants: Record<string, number> = { pi: Math.PI, inf: Infinity };
+// No prototype: `toString` or `constructor` must not pass for constants (`name in constants`).
+export const constants: Record<string, number> = Object.assign(Object.create(null), {
+  pi: Math.PI,
+  inf: Infinity,
+});
 
 export const builtinByName = new Map(builtins.map((b) => [b.name, b]));

@@ -11,10 +11,11 @@ export interface FrontendResult {
   sources: SourceSet;
 }
 
-export function frontend(path: string): FrontendResult {
+/** `text` stands for the file's contents when given (a spec built in memory). */
+export function frontend(path: string, text?: string): FrontendResult {
   const diagnostics = new DiagnosticBag();
   const sources = new SourceSet();
-  const program = loadProgram(path, diagnostics, sources);
+  const program = loadProgram(path, diagnostics, sources, text);
   if (!diagnostics.hasErrors) checkProgram(program, diagnostics);
   return { program: diagnostics.hasErrors ? undefined : program, diagnostics, sources };
 }

@@ -8,8 +8,9 @@ import { DiagnosticBag, didYouMean } from "./diagnostics.js";
 import { parseModule } from "./parser.js";
 import { SourceSet } from "./source.js";
 
-/** The standard library shipped with gptc (specs/std), imported as "std/...". */
-export const stdlibDir = fileURLToPath(new URL("../../specs/std", import.meta.url));
+/** The specs shipped with gptc, and their standard library (imported as "std/..."). */
+export const specsDir = fileURLToPath(new URL("../../specs", import.meta.url));
+export const stdlibDir = resolve(specsDir, "std");
 
 export interface Program {
   root: ModuleAst;
@@ -41,6 +42,8 @@ export function loadProgram(
   path: string,
   diags: DiagnosticBag,
   sources = new SourceSet(),
+  /** Text of the root file, when it is not on disk (its imports still are). */
+  rootText?: string,
 ): Program {
   const modules: ModuleAst[] = [];
   const loaded = new Map<string, ModuleAst>();
@@ -49,6 +52,10 @@ export function loadProgram(
   const read = (abs: string, via?: ImportDecl): ModuleAst | undefined => {
     const file = displayPath(abs);
     let text: string;
+    if (rootText !== undefined && abs === resolve(path)) {
+      sources.add(file, rootText);
+      return parseModule(rootText, file, diags);
+    }
     try {
       if (!existsSync(abs)) throw new Error("no such file");
       if (statSync(abs).isDirectory()) throw new Error("it is a folder, not a file");

@@ -167,7 +167,8 @@ class Lowerer {
     const decls = this.model.body.filter((s): s is A.ParamDecl => s.kind === "param");
     const names = paramNames(this.model);
     const errors: Diagnostic[] = [];
-    const set = { ...(this.opts.set ?? {}) };
+    // No prototype: a parameter named `toString` must not find Object.prototype.toString.
+    const set: Record<string, string> = Object.assign(Object.create(null), this.opts.set);
     for (const key of Object.keys(set))
       if (!names.includes(key))
         errors.push({
@@ -199,7 +200,12 @@ class Lowerer {
       const fromPreset = preset?.values.find((v) => v.name === d.name);
       const fromDerived = this.program.derivedValues.filter((v) => v.name === d.name).pop();
       const fromConfig =
-        d.configKey !== undefined && this.opts.config ? this.opts.config[d.configKey] : undefined;
+        // Own keys only: `from "toString"` must not find Object.prototype.toString.
+        d.configKey !== undefined &&
+        this.opts.config &&
+        Object.hasOwn(this.opts.config, d.configKey)
+          ? this.opts.config[d.configKey]
+          : undefined;
       if (set[d.name] !== undefined) {
         value = parseSetValue(d.name, set[d.name]);
         source = "--set";

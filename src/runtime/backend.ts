@@ -1,0 +1,118 @@
+// Backends: a gpu.js GPU instance in one of the modes gptc supports. `auto`
+// picks the best that works here (headlessgl, then webasm, then cpu) and says
+// which one ran in one log line.
+import { createRequire } from "node:module";
+
+export const backendNames = ["webasm", "cpu", "headlessgl", "webgpu"] as const;
+export type BackendName = (typeof backendNames)[number];
+
+const require = createRequire(import.meta.url);
+
+/** gpu.js is CommonJS; load it once, lazily (its optional `gl` binding may be absent). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type GpuModule = any;
+let gpuModule: GpuModule | undefined;
+export function gpujs(): GpuModule {
+  gpuModule ??= require("gpu.js");
+  return gpuModule;
+}
+
+export class BackendError extends Error {}
+
+export interface Backend {
+  name: BackendName;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  gpu: any;
+  /** Whether kernels return promises (webgpu, threaded webasm). */
+  async: boolean;
+  describe: string;
+}
+
+function headlessGlWorks(): boolean {
+  try {
+    const { GPU } = gpujs();
+    if (!GPU.isHeadlessGLSupported) return false;
+    const gpu = new GPU({ mode: "headlessgl" });
+    const k = gpu.createKernel("function (a) { return a[this.thread.x] + 1.0; }", { output: [2] });
+    const r = k(Float32Array.of(1, 2));
+    gpu.destroy?.();
+    return r[0] === 2 && r[1] === 3;
+  } catch {
+    return false;
+  }
+}
+
+export async function createBackend(
+  name: BackendName | "auto",
+  opts: { quiet?: boolean; threads?: boolean } = {},
+): Promise<Backend> {
+  const { GPU } = gpujs();
+  let chosen: BackendName;
+  if (name === "auto")
+    chosen = headlessGlWorks() ? "headlessgl" : GPU.isWebAssemblySupported ? "webasm" : "cpu";
+  else chosen = name;
+
+  let backend: Backend;
+  switch (chosen) {
+    case "cpu":
+      backend = {
+        name: "cpu",
+        gpu: new GPU({ mode: "cpu" }),
+        async: false,
+        describe: "cpu (plain JavaScript)",
+      };
+      break;
+    case "webasm": {
+      if (!GPU.isWebAssemblySupported)
+        throw new BackendError("WebAssembly is not supported by this Node.js");
+      const threads = opts.threads ?? false;
+      backend = {
+        name: "webasm",
+        gpu: new GPU({ mode: "webasm" }),
+        async: threads,
+        describe: `webasm (WebAssembly SIMD${threads ? ", threads" : ""})`,
+      };
+      break;
+    }
+    case "headlessgl":
+      if (!headlessGlWorks())
+        throw new BackendError(
+          "headlessgl is not available: the optional 'gl' package did not build or no display is open " +
+            "(install libxi-dev libx11-dev libxext-dev pkg-config, run `npm rebuild gl`, and run under `xvfb-run -a`)",
+        );
+      backend = {
+        name: "headlessgl",
+        gpu: new GPU({ mode: "headlessgl" }),
+        async: false,
+        describe: "headlessgl (GLSL through the gl package)",
+      };
+      break;
+    case "webgpu": {
+      let adapter: unknown;
+      try {
+        const webgpu = require("webgpu");
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        (globalThis as any).navigator ??= { gpu: webgpu.create([]) };
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        adapter = await (globalThis as any).navigator.gpu?.requestAdapter();
+      } catch (e) {
+        throw new BackendError(`webgpu is not available: ${(e as Error).message.split("\n")[0]}`);
+      }
+      if (!adapter)
+        throw new BackendError("webgpu is not available: no GPU adapter answered on this machine");
+      backend = {
+        name: "webgpu",
+        gpu: new GPU({ mode: "webgpu" }),
+        async: true,
+        describe: "webgpu (WGSL compute shaders)",
+      };
+      break;
+    }
+    default:
+      throw new BackendError(
+        `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
+      );
+  }
+  if (!opts.quiet) process.stderr.write(`gptc: backend ${backend.describe}\n`);
+  return backend;
+}

@@ -1,0 +1,91 @@
+// A compiled model on a backend: executors for the forward and training graphs,
+// built per (batch, seq) on first use and reused after.
+import type { CompiledGraphs } from "../ir/pipeline.js";
+import { fuse, type FusionLimits } from "../ir/passes/fuse.js";
+import { gradName } from "../ir/passes/autodiff.js";
+import type { Graph } from "../ir/graph.js";
+import type { Backend } from "./backend.js";
+import { Executor } from "./executor.js";
+import type { Weights } from "./weights.js";
+
+export class Session {
+  private readonly executors = new Map<string, Executor>();
+
+  constructor(
+    readonly graphs: CompiledGraphs,
+    readonly backend: Backend,
+    readonly limits?: FusionLimits,
+  ) {}
+
+  private executor(kind: "forward" | "train", batch: number, seq: number): Executor {
+    const key = `${kind}:${batch}:${seq}`;
+    let ex = this.executors.get(key);
+    if (!ex) {
+      const g = kind === "forward" ? this.graphs.forwardOpt : this.graphs.training;
+      if (!g) throw new Error("the model declares no loss, so it cannot be trained");
+      const bindings: Record<string, number> = {};
+      for (const s of g.symbols()) bindings[s] = s === "B" ? batch : s === "T" ? seq : 1;
+      ex = new Executor(fuse(g, this.limits), bindings, this.backend);
+      this.executors.set(key, ex);
+    }
+    return ex;
+  }
+
+  private feeds(
+    g: Graph,
+    weights: Weights,
+    inputs: Record<string, Float32Array>,
+  ): Map<number, Float32Array> {
+    const feeds = new Map<number, Float32Array>();
+    for (const n of g.nodes) {
+      if (n.op === "weight") {
+        const w = weights.get(n.attrs.name as string);
+        if (!w) throw new Error(`no value for weight '${n.attrs.name}'`);
+        feeds.set(n.id, w);
+      } else if (n.op === "input") {
+        const v = inputs[n.attrs.name as string];
+        if (!v) throw new Error(`no value for input '${n.attrs.name}'`);
+        feeds.set(n.id, v);
+      }
+    }
+    return feeds;
+  }
+
+  /** Runs the forward graph; returns its outputs by name (logits, ...). */
+  async forward(
+    weights: Weights,
+    inputs: Record<string, Float32Array>,
+    batch: number,
+    seq: number,
+  ): Promise<Record<string, Float32Array>> {
+    const ex = this.executor("forward", batch, seq);
+    const g = ex.schedule.graph;
+    const out = await ex.run(this.feeds(g, weights, inputs));
+    return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
+  }
+
+  /** Runs the training graph: the loss and the gradient of every weight. */
+  async lossAndGrads(
+    weights: Weights,
+    inputs: Record<string, Float32Array>,
+    batch: number,
+    seq: number,
+  ): Promise<{ loss: number; grads: Weights; outputs: Record<string, Float32Array> }> {
+    const ex = this.executor("train", batch, seq);
+    const g = ex.schedule.graph;
+    const out = await ex.run(this.feeds(g, weights, inputs));
+    const outputs = Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
+    const grads: Weights = new Map();
+    for (const key of weights.keys()) {
+      const gk = outputs[gradName(key)];
+      // Output buffers may be reused by the backend on the next call: keep a copy.
+      if (gk) grads.set(key, Float32Array.from(gk));
+    }
+    return { loss: outputs.loss[0], grads, outputs };
+  }
+
+  destroy(): void {
+    for (const ex of this.executors.values()) ex.destroy();
+    this.executors.clear();
+  }
+}

@@ -1,0 +1,83 @@
+// Model weights: initialization from the spec, loading a Hugging Face GPT-2
+// checkpoint (with or without the `transformer.` prefix, ignoring attention
+// mask buffers, LM head tied when absent), and saving checkpoints with the same keys.
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { dimValue } from "../ir/dims.js";
+import type { Graph } from "../ir/graph.js";
+import { Rng } from "./rng.js";
+import { readSafetensors } from "./safetensors.js";
+
+export type Weights = Map<string, Float32Array>;
+
+export interface WeightSpec {
+  key: string;
+  shape: number[];
+  init: string;
+  std: number;
+}
+
+export class WeightError extends Error {}
+
+export function weightSpecs(g: Graph): WeightSpec[] {
+  return g.nodesOf("weight").map((n) => ({
+    key: n.attrs.name as string,
+    shape: n.type.shape.map((d) => dimValue(d)!),
+    init: n.attrs.init as string,
+    std: (n.attrs.std as number | undefined) ?? 0,
+  }));
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Fresh weights as the spec says (normal(std), zeros, ones), reproducible from the seed. */
+export function initWeights(specs: WeightSpec[], seed: number): Weights {
+  const rng = new Rng(seed);
+  const out: Weights = new Map();
+  for (const w of specs) {
+    const data = new Float32Array(size(w.shape));
+    if (w.init === "ones") data.fill(1);
+    else if (w.init === "normal")
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal() * w.std;
+    out.set(w.key, data);
+  }
+  return out;
+}
+
+/** Keys of the checkpoint that are buffers, not weights (GPT-2's causal mask). */
+const ignoredKey = (k: string) => /(^|\.)attn\.(bias|masked_bias)$/.test(k);
+
+/** Loads `path` (a .safetensors file or a folder holding model.safetensors) for the given specs. */
+export function loadCheckpoint(path: string, specs: WeightSpec[]): Weights {
+  const file =
+    existsSync(path) && statSync(path).isDirectory() ? join(path, "model.safetensors") : path;
+  const st = readSafetensors(file);
+  const found = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [rawKey, t] of st.tensors) {
+    const key = rawKey.startsWith("transformer.") ? rawKey.slice("transformer.".length) : rawKey;
+    found.set(key, t);
+  }
+  const expected = new Map(specs.map((s) => [s.key, s]));
+  const problems: string[] = [];
+  for (const s of specs) {
+    const t = found.get(s.key);
+    if (!t) problems.push(`  missing  ${s.key}: expected [${s.shape.join(", ")}]`);
+    else if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]))
+      problems.push(
+        `  shape    ${s.key}: expected [${s.shape.join(", ")}], found [${t.shape.join(", ")}]`,
+      );
+  }
+  for (const [key, t] of found) {
+    if (expected.has(key) || ignoredKey(key)) continue;
+    // A separate LM head equal to the tied embedding is what transformers saves.
+    if (key === "lm_head.weight" && !expected.has(key) && expected.has("wte.weight")) continue;
+    problems.push(`  extra    ${key}: [${t.shape.join(", ")}] is not a weight of this model`);
+  }
+  if (problems.length)
+    throw new WeightError(
+      `${file} does not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n${problems.join("\n")}`,
+    );
+  const out: Weights = new Map();
+  for (const s of specs) out.set(s.key, found.get(s.key)!.data);
+  return out;
+}
