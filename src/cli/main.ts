@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { registerCheck } from "./check.js";
 import { registerCompile } from "./compile.js";
+import { registerVerify } from "./verify.js";
 import { registerFmt } from "./fmt.js";
 import { reportAndExit } from "./errors.js";
 
@@ -14,6 +15,7 @@ const program = new Command()
 registerCheck(program);
 registerFmt(program);
 registerCompile(program);
+registerVerify(program);
 
 try {
   await program.parseAsync(process.argv);

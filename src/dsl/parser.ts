@@ -27,6 +27,9 @@ function label(t: TokenType): string {
 /** Plain-language syntax errors: "expected ')' but found 'x'". */
 const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual }) {
+    // Recovery at the top level expects EOF when no item can start: say what can.
+    if (expected === EOF)
+      return `unexpected ${describe(actual)}: expected 'import', 'fn', 'model' or 'preset'`;
     return `expected ${label(expected)} but found ${describe(actual)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {

@@ -8,6 +8,9 @@ import type { Backend } from "./backend.js";
 import { Executor } from "./executor.js";
 import type { Weights } from "./weights.js";
 
+/** Sizes of the symbolic dimensions, e.g. { B: 4, T: 128 }. */
+export type Dims = Record<string, number>;
+
 export class Session {
   private readonly executors = new Map<string, Executor>();
 
@@ -17,14 +20,18 @@ export class Session {
     readonly limits?: FusionLimits,
   ) {}
 
-  private executor(kind: "forward" | "train", batch: number, seq: number): Executor {
-    const key = `${kind}:${batch}:${seq}`;
+  private executor(kind: "forward" | "train", dims: Dims): Executor {
+    const g = kind === "forward" ? this.graphs.forwardOpt : this.graphs.training;
+    if (!g) throw new Error("the model declares no loss, so it cannot be trained");
+    const bindings: Record<string, number> = {};
+    for (const s of g.symbols()) {
+      const v = dims[s];
+      if (v === undefined) throw new Error(`no size given for dimension ${s}`);
+      bindings[s] = v;
+    }
+    const key = `${kind}:${JSON.stringify(bindings)}`;
     let ex = this.executors.get(key);
     if (!ex) {
-      const g = kind === "forward" ? this.graphs.forwardOpt : this.graphs.training;
-      if (!g) throw new Error("the model declares no loss, so it cannot be trained");
-      const bindings: Record<string, number> = {};
-      for (const s of g.symbols()) bindings[s] = s === "B" ? batch : s === "T" ? seq : 1;
       ex = new Executor(fuse(g, this.limits), bindings, this.backend);
       this.executors.set(key, ex);
     }
@@ -55,10 +62,9 @@ export class Session {
   async forward(
     weights: Weights,
     inputs: Record<string, Float32Array>,
-    batch: number,
-    seq: number,
+    dims: Dims,
   ): Promise<Record<string, Float32Array>> {
-    const ex = this.executor("forward", batch, seq);
+    const ex = this.executor("forward", dims);
     const g = ex.schedule.graph;
     const out = await ex.run(this.feeds(g, weights, inputs));
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
@@ -68,10 +74,9 @@ export class Session {
   async lossAndGrads(
     weights: Weights,
     inputs: Record<string, Float32Array>,
-    batch: number,
-    seq: number,
+    dims: Dims,
   ): Promise<{ loss: number; grads: Weights; outputs: Record<string, Float32Array> }> {
-    const ex = this.executor("train", batch, seq);
+    const ex = this.executor("train", dims);
     const g = ex.schedule.graph;
     const out = await ex.run(this.feeds(g, weights, inputs));
     const outputs = Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));

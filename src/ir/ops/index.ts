@@ -47,7 +47,7 @@ export const indexOps: OpDef[] = [
     type: ([ids, g], a) => {
       checkIds(ids.dtype, "scatter_add");
       const lead = ids.shape.length;
-      if (!ids.shape.every((d, i) => dimEq(d, g.shape[i])))
+      if (lead > g.shape.length || !ids.shape.every((d, i) => dimEq(d, g.shape[i])))
         throw new ShapeError(
           `scatter_add: ids ${shapeToString(ids.shape)} do not lead ${shapeToString(g.shape)}`,
         );
@@ -100,6 +100,10 @@ export const indexOps: OpDef[] = [
     arity: 2,
     type: ([ids, g], a) => {
       checkIds(ids.dtype, "put");
+      if (ids.shape.length !== g.shape.length || !ids.shape.every((d, i) => dimEq(d, g.shape[i])))
+        throw new ShapeError(
+          `put: ids ${shapeToString(ids.shape)} and values ${shapeToString(g.shape)} differ`,
+        );
       return { dtype: "f32", shape: [...g.shape, a.n as Dim] };
     },
     eval: ([ids, g], _a, out) => {

@@ -46,7 +46,8 @@ export function fold(g: Graph): Graph {
         if (constValue(b) === 1 && sameAs(a)) return a;
         break;
       case "neg":
-        if (node(a).op === "neg") return node(a).inputs[0];
+        // neg always gives f32: -(-x) is x only when x is f32 already.
+        if (node(a).op === "neg" && sameAs(node(a).inputs[0])) return node(a).inputs[0];
         break;
       case "cast":
         if (out.type(a).dtype === "f32") return a;
