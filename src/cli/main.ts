@@ -3,7 +3,10 @@ import { Command } from "commander";
 import { registerCheck } from "./check.js";
 import { registerCompile } from "./compile.js";
 import { registerVerify } from "./verify.js";
+import { registerTrain } from "./train.js";
+import { registerGenerate } from "./generate.js";
 import { registerFmt } from "./fmt.js";
+import { registerGraph } from "./graph.js";
 import { reportAndExit } from "./errors.js";
 
 const program = new Command()
@@ -16,6 +19,9 @@ registerCheck(program);
 registerFmt(program);
 registerCompile(program);
 registerVerify(program);
+registerGraph(program);
+registerTrain(program);
+registerGenerate(program);
 
 try {
   await program.parseAsync(process.argv);

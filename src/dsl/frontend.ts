@@ -16,6 +16,19 @@ export function frontend(path: string, text?: string): FrontendResult {
   const diagnostics = new DiagnosticBag();
   const sources = new SourceSet();
   const program = loadProgram(path, diagnostics, sources, text);
-  if (!diagnostics.hasErrors) checkProgram(program, diagnostics);
+  if (!diagnostics.hasErrors) {
+    try {
+      checkProgram(program, diagnostics);
+    } catch (err) {
+      // The checker recurses once per nesting level of an expression: a 100k-character
+      // `x + x + ...` is 25,000 levels deep, too deep for the stack.
+      if (!(err instanceof RangeError && /call stack/i.test(err.message))) throw err;
+      diagnostics.error(
+        `${program.root.file} nests too deeply to be checked (an expression of thousands of operators)`,
+        undefined,
+        "split the expression into several assignments",
+      );
+    }
+  }
   return { program: diagnostics.hasErrors ? undefined : program, diagnostics, sources };
 }

@@ -804,7 +804,7 @@ export function parseModule(text: string, file: string, diags: DiagnosticBag): A
       const tok = parser.currentToken();
       const atEnd = tok.tokenType === EOF || Number.isNaN(tok.startOffset);
       diags.error(
-        "the file nests too deeply (parentheses, brackets or '-' signs) to be parsed",
+        "the file nests too deeply to be parsed (thousands of nested parentheses, brackets, calls or operators)",
         atEnd
           ? endOfFile(text, file)
           : {

@@ -16,6 +16,8 @@ export interface CompiledGraphs {
   /** The model's outputs without the loss, as lowered (dead code removed). */
   forward: Graph;
   forwardOpt: Graph;
+  /** The forward graph with the loss (for validation), optimized; undefined without a loss. */
+  evaluation?: Graph;
   /** Loss and the gradient of every weight, optimized; undefined without a loss. */
   training?: Graph;
 }
@@ -23,6 +25,7 @@ export interface CompiledGraphs {
 export function compileGraphs(l: Lowered): CompiledGraphs {
   const forward = dce(l.graph, (name) => name !== "loss");
   const forwardOpt = optimize(forward);
-  const training = l.loss === undefined ? undefined : optimize(autodiff(optimize(l.graph)));
-  return { forward, forwardOpt, training };
+  const withLoss = l.loss === undefined ? undefined : optimize(l.graph);
+  const training = withLoss && optimize(autodiff(withLoss));
+  return { forward, forwardOpt, evaluation: withLoss, training };
 }

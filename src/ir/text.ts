@@ -263,16 +263,17 @@ export function parseGraph(text: string): Graph {
       attrs.shape = [...type.shape];
       if (op === "input") attrs.dtype = type.dtype;
     }
-    let nid: number;
+    let got: string;
     try {
-      nid = g.op(op, inputs, attrs, span);
+      // Formatting the computed type is inside the try too: a rule given attributes
+      // of the wrong kind (n=8 for n=size(8), a missing k) can return a malformed type.
+      got = formatType(g.type(g.op(op, inputs, attrs, span)));
     } catch (e) {
       throw new IrParseError((e as Error).message, lineNo);
     }
-    const got = g.type(nid);
-    if (formatType(got) !== formatType(type))
+    if (got !== formatType(type))
       throw new IrParseError(
-        `%${id} is declared ${formatType(type)} but ${op} gives ${formatType(got)}`,
+        `%${id} is declared ${formatType(type)} but ${op} gives ${got}`,
         lineNo,
       );
   });

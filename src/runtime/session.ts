@@ -20,8 +20,13 @@ export class Session {
     readonly limits?: FusionLimits,
   ) {}
 
-  private executor(kind: "forward" | "train", dims: Dims): Executor {
-    const g = kind === "forward" ? this.graphs.forwardOpt : this.graphs.training;
+  private executor(kind: "forward" | "eval" | "train", dims: Dims): Executor {
+    const g =
+      kind === "forward"
+        ? this.graphs.forwardOpt
+        : kind === "eval"
+          ? this.graphs.evaluation
+          : this.graphs.training;
     if (!g) throw new Error("the model declares no loss, so it cannot be trained");
     const bindings: Record<string, number> = {};
     for (const s of g.symbols()) {
@@ -68,6 +73,19 @@ export class Session {
     const g = ex.schedule.graph;
     const out = await ex.run(this.feeds(g, weights, inputs));
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
+  }
+
+  /** The loss alone (forward graph with the loss; no gradients). */
+  async evaluate(
+    weights: Weights,
+    inputs: Record<string, Float32Array>,
+    dims: Dims,
+  ): Promise<number> {
+    const ex = this.executor("eval", dims);
+    const g = ex.schedule.graph;
+    const loss = g.outputs.find((o) => o.name === "loss")!;
+    const out = await ex.run(this.feeds(g, weights, inputs), [loss.id]);
+    return out.get(loss.id)![0];
   }
 
   /** Runs the training graph: the loss and the gradient of every weight. */

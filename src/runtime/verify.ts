@@ -8,7 +8,7 @@ import type { Backend } from "./backend.js";
 import { adamwStep, decays, globalNorm, newAdamWState, type AdamWConfig } from "./optimizer.js";
 import { readSafetensors } from "./safetensors.js";
 import { Session } from "./session.js";
-import { loadCheckpoint, type WeightSpec, type Weights } from "./weights.js";
+import { loadWeightsFile, type WeightSpec, type Weights } from "./weights.js";
 
 export interface Check {
   name: string;
@@ -109,7 +109,7 @@ export async function verifyFixture(v: VerifyInput): Promise<Check[]> {
     if (!t) throw new FixtureError(`expected.safetensors has no '${key}'`);
     return t.data;
   };
-  const weights = loadCheckpoint(v.dir, v.specs);
+  const weights = loadWeightsFile(v.dir, v.specs);
   const shapes = new Map(v.specs.map((s) => [s.key, s.shape]));
   const session = new Session(v.graphs, v.backend);
   const checks: Check[] = [];

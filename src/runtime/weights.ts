@@ -48,7 +48,7 @@ export function initWeights(specs: WeightSpec[], seed: number): Weights {
 const ignoredKey = (k: string) => /(^|\.)attn\.(bias|masked_bias)$/.test(k);
 
 /** Loads `path` (a .safetensors file or a folder holding model.safetensors) for the given specs. */
-export function loadCheckpoint(path: string, specs: WeightSpec[]): Weights {
+export function loadWeightsFile(path: string, specs: WeightSpec[]): Weights {
   const file =
     existsSync(path) && statSync(path).isDirectory() ? join(path, "model.safetensors") : path;
   const st = readSafetensors(file);

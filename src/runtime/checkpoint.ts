@@ -1,0 +1,129 @@
+// Training checkpoints. One file, checkpoint.safetensors, holds everything a
+// resume needs (weights, AdamW moments, step, random state, config, tokenizer)
+// and is written atomically (temp file, fsync, rename), so a crash or kill -9 at
+// any moment leaves the previous checkpoint whole. Next to it, model.safetensors
+// (the weights alone, keys as in the Hugging Face checkpoint), config.json and
+// tokenizer.json are written the same way for other tools.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AdamWState } from "./optimizer.js";
+import { readSafetensors, SafetensorsError, writeSafetensorsAtomic } from "./safetensors.js";
+import type { TokenizerJSON } from "./tokenizer.js";
+import type { Weights } from "./weights.js";
+import { writeFileAtomic } from "./atomic.js";
+
+export interface ModelRef {
+  /** Absolute path of the spec file. */
+  spec: string;
+  set: Record<string, string>;
+  preset?: string;
+  config?: Record<string, unknown>;
+}
+
+export interface TrainState {
+  format: "gptc-checkpoint-1";
+  step: number;
+  /** State of the batch sampler's generator (the data position). */
+  batchRng: number;
+  tokensSeen: number;
+  model: ModelRef;
+  tokenizer: TokenizerJSON;
+  /** The training options, so --resume continues the same run. */
+  options: Record<string, unknown>;
+  bestValLoss?: number;
+}
+
+export class CheckpointError extends Error {}
+
+const M = "optimizer.m.";
+const V = "optimizer.v.";
+
+export function saveCheckpoint(
+  dir: string,
+  weights: Weights,
+  shapes: Map<string, number[]>,
+  adam: AdamWState,
+  state: TrainState,
+  hfConfig?: Record<string, unknown>,
+): void {
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [k, w] of weights) {
+    const shape = shapes.get(k)!;
+    tensors.set(k, { shape, data: w });
+    tensors.set(M + k, { shape, data: adam.m.get(k)! });
+    tensors.set(V + k, { shape, data: adam.v.get(k)! });
+  }
+  const meta = { gptc_state: JSON.stringify({ ...state, adamStep: adam.step }) };
+  // The resume file first: if anything below fails, the run can still continue.
+  writeSafetensorsAtomic(join(dir, "checkpoint.safetensors"), tensors, meta);
+  writeSafetensorsAtomic(
+    join(dir, "model.safetensors"),
+    new Map([...weights].map(([k, w]) => [k, { shape: shapes.get(k)!, data: w }])),
+    { format: "pt" },
+  );
+  writeFileAtomic(join(dir, "tokenizer.json"), JSON.stringify(state.tokenizer) + "\n");
+  if (hfConfig) writeFileAtomic(join(dir, "config.json"), JSON.stringify(hfConfig, null, 2) + "\n");
+}
+
+export interface LoadedCheckpoint {
+  weights: Weights;
+  adam: AdamWState;
+  state: TrainState;
+}
+
+export function hasCheckpoint(dir: string): boolean {
+  return existsSync(join(dir, "checkpoint.safetensors"));
+}
+
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const file = join(dir, "checkpoint.safetensors");
+  if (!existsSync(file))
+    throw new CheckpointError(`${dir} holds no gptc checkpoint (no checkpoint.safetensors)`);
+  let st;
+  try {
+    st = readSafetensors(file);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+    throw e;
+  }
+  let state: TrainState & { adamStep?: number };
+  try {
+    state = JSON.parse(st.metadata.gptc_state ?? "");
+  } catch {
+    throw new CheckpointError(`${file} has no readable gptc state in its metadata`);
+  }
+  if (state?.format !== "gptc-checkpoint-1")
+    throw new CheckpointError(
+      `${file} is not a gptc checkpoint (format ${JSON.stringify(state?.format)})`,
+    );
+  const weights: Weights = new Map();
+  const m: Weights = new Map();
+  const v: Weights = new Map();
+  for (const [k, t] of st.tensors) {
+    if (k.startsWith(M)) m.set(k.slice(M.length), t.data);
+    else if (k.startsWith(V)) v.set(k.slice(V.length), t.data);
+    else weights.set(k, t.data);
+  }
+  for (const k of weights.keys())
+    if (!m.has(k) || !v.has(k))
+      throw new CheckpointError(`${file} lacks the optimizer state of '${k}'`);
+  return { weights, adam: { step: state.adamStep ?? state.step, m, v }, state };
+}
+
+/** The training state only (for generation): spec, tokenizer, step. */
+export function readCheckpointState(dir: string): TrainState {
+  const file = join(dir, "checkpoint.safetensors");
+  if (!existsSync(file))
+    throw new CheckpointError(`${dir} holds no gptc checkpoint (no checkpoint.safetensors)`);
+  // The header alone holds the state: read just it.
+  const buf = readFileSync(file);
+  if (buf.length < 8) throw new CheckpointError(`${file} is truncated`);
+  const n = Number(buf.readBigUInt64LE(0));
+  if (n > buf.length - 8) throw new CheckpointError(`${file} is truncated`);
+  try {
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
+    return JSON.parse(header.__metadata__.gptc_state) as TrainState;
+  } catch {
+    throw new CheckpointError(`${file} has no readable gptc state`);
+  }
+}

@@ -1,0 +1,77 @@
+// Tokenizers: GPT-2's byte-pair encoding (r50k_base: the exact GPT-2 ids) and a
+// character-level vocabulary built from the data. Both serialize to JSON so a
+// checkpoint decodes the way it was trained.
+import { decode as bpeDecode, encode as bpeEncode } from "gpt-tokenizer/encoding/r50k_base";
+
+export const endOfText = "<|endoftext|>";
+
+export interface Tokenizer {
+  kind: "gpt2" | "char";
+  vocabSize: number;
+  /** Id that separates documents (and stops generation). */
+  eot: number;
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  toJSON(): TokenizerJSON;
+}
+
+export type TokenizerJSON = { kind: "gpt2" } | { kind: "char"; chars: string[] };
+
+/** Encodes each document and joins them with the end-of-text id. */
+export function encodeDocuments(tok: Tokenizer, docs: Iterable<string>): number[] {
+  const out: number[] = [];
+  for (const doc of docs) {
+    if (out.length) out.push(tok.eot);
+    for (const id of tok.encode(doc)) out.push(id);
+  }
+  return out;
+}
+
+export function gpt2Tokenizer(): Tokenizer {
+  return {
+    kind: "gpt2",
+    vocabSize: 50257,
+    eot: 50256,
+    // The special token is never produced from text: documents are joined by id.
+    encode: (text) => bpeEncode(text.split(endOfText).join("")),
+    decode: (ids) => ids.map((id) => (id === 50256 ? endOfText : bpeDecode([id]))).join(""),
+    toJSON: () => ({ kind: "gpt2" }),
+  };
+}
+
+/** A character vocabulary: every code point in the data, sorted, then end-of-text. */
+export function charTokenizer(chars: string[]): Tokenizer {
+  const index = new Map(chars.map((c, i) => [c, i]));
+  const eot = chars.length;
+  return {
+    kind: "char",
+    vocabSize: chars.length + 1,
+    eot,
+    encode: (text) => {
+      const ids: number[] = [];
+      for (const c of text) {
+        const id = index.get(c);
+        if (id !== undefined) ids.push(id); // characters unseen in training are dropped
+      }
+      return ids;
+    },
+    decode: (ids) => ids.map((id) => (id === eot ? endOfText : (chars[id] ?? ""))).join(""),
+    toJSON: () => ({ kind: "char", chars }),
+  };
+}
+
+export function buildCharTokenizer(docs: Iterable<string>): Tokenizer {
+  const set = new Set<string>();
+  for (const d of docs) for (const c of d) set.add(c);
+  return charTokenizer([...set].sort());
+}
+
+export class TokenizerError extends Error {}
+
+export function tokenizerFromJSON(j: unknown): Tokenizer {
+  const v = j as TokenizerJSON;
+  if (v?.kind === "gpt2") return gpt2Tokenizer();
+  if (v?.kind === "char" && Array.isArray(v.chars) && v.chars.every((c) => typeof c === "string"))
+    return charTokenizer(v.chars);
+  throw new TokenizerError("the checkpoint's tokenizer.json is not a gptc tokenizer");
+}
