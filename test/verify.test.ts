@@ -17,11 +17,13 @@ describe.each(["cpu", "webasm"] as const)("gptc verify on %s", (name) => {
   for (const dir of fixtures) {
     it(`${dir} passes every check`, async () => {
       const fe = frontend("specs/gpt2-small.model");
-      const lowered = lowerProgram(fe.program!, { config: readConfig(join(dir, "config.json")) });
+      const config = readConfig(join(dir, "config.json"));
+      const lowered = lowerProgram(fe.program!, { config });
+      const decode = lowerProgram(fe.program!, { config, decode: true });
       const backend = await createBackend(name, { quiet: true });
       const checks = await verifyFixture({
         dir,
-        graphs: compileGraphs(lowered),
+        graphs: compileGraphs(lowered, decode),
         specs: weightSpecs(lowered.graph),
         backend,
       });

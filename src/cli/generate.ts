@@ -7,14 +7,14 @@ import { DiagnosticError } from "../dsl/diagnostics.js";
 import { frontend } from "../dsl/frontend.js";
 import { specsDir } from "../dsl/load.js";
 import { lowerProgram, type Lowered } from "../ir/lower.js";
-import { compileGraphs } from "../ir/pipeline.js";
+import { compileGraphs, type CompiledGraphs } from "../ir/pipeline.js";
 import {
   CheckpointError,
   hasCheckpoint,
   readCheckpointState,
   type ModelRef,
 } from "../runtime/checkpoint.js";
-import { GenerateError, generateFull, type GenerateOptions } from "../runtime/generate.js";
+import { GenerateError, generateCached, type GenerateOptions } from "../runtime/generate.js";
 import { Session } from "../runtime/session.js";
 import { gpt2Tokenizer, tokenizerFromJSON, type Tokenizer } from "../runtime/tokenizer.js";
 import {
@@ -41,15 +41,24 @@ interface GenerateFlags extends ModelFlags {
   threads?: boolean;
 }
 
-function lower(ref: ModelRef, vocab?: number): Lowered {
+/** Lowers the model twice: as written, and for decoding with a KV cache. */
+export function lowerForGeneration(
+  ref: ModelRef,
+  vocab?: number,
+): { lowered: Lowered; graphs: CompiledGraphs } {
   const fe = frontend(ref.spec);
   if (!fe.program) reportAndExit(new DiagnosticError(fe.diagnostics.items), fe.sources);
   try {
-    return lowerProgram(fe.program, {
+    const opts = {
       set: ref.set,
       preset: ref.preset,
       config: vocab === undefined ? ref.config : { ...(ref.config ?? {}), vocab_size: vocab },
-    });
+    };
+    const lowered = lowerProgram(fe.program, opts);
+    return {
+      lowered,
+      graphs: compileGraphs(lowered, lowerProgram(fe.program, { ...opts, decode: true })),
+    };
   } catch (e) {
     reportAndExit(e, fe.sources);
   }
@@ -71,7 +80,7 @@ export async function sampleAndPrint(
   o: { count: number; maxNewTokens: number; seed: number },
 ): Promise<void> {
   const prompts = Array.from({ length: o.count }, () => [tok.eot]);
-  const rows = await generateFull(session, weights, prompts, {
+  const rows = await generateCached(session, weights, prompts, {
     maxNewTokens: o.maxNewTokens,
     temperature: 0.8,
     topK: 40,
@@ -162,7 +171,10 @@ export function registerGenerate(program: Command): void {
         tok = gpt2Tokenizer();
         weightsPath = flags.weights;
       }
-      const l = lower(ref, tok.kind === "char" ? tok.vocabSize : undefined);
+      const { lowered: l, graphs } = lowerForGeneration(
+        ref,
+        tok.kind === "char" ? tok.vocabSize : undefined,
+      );
       const specs = weightSpecs(l.graph);
       let weights: Weights;
       try {
@@ -182,7 +194,7 @@ export function registerGenerate(program: Command): void {
         p === "" ? [tok.eot] : tok.encode(p),
       );
       const backend = await openBackend(flags);
-      const session = new Session(compileGraphs(l), backend);
+      const session = new Session(graphs, backend);
       const o: GenerateOptions = {
         maxNewTokens: flags.maxNewTokens,
         temperature: flags.temperature,
@@ -201,7 +213,7 @@ export function registerGenerate(program: Command): void {
           );
           const seen: number[] = [];
           let shown = "";
-          await generateFull(session, weights, [prompt], {
+          await generateCached(session, weights, [prompt], {
             ...o,
             seed: o.seed + i,
             onToken: (_row, id) => {

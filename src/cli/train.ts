@@ -25,7 +25,7 @@ import { addModelFlags } from "./check.js";
 import { positiveInt } from "./compile.js";
 import { reportAndExit, UsageError } from "./errors.js";
 import { parseSets, readConfig, type ModelFlags } from "./load-model.js";
-import { sampleAndPrint } from "./generate.js";
+import { lowerForGeneration, sampleAndPrint } from "./generate.js";
 
 interface TrainFlags extends ModelFlags {
   data?: string;
@@ -67,23 +67,6 @@ const nonNegativeInt = (name: string) => (text: string) => {
     throw new UsageError(`${name} must be a whole number >= 0, got '${text}'`);
   return v;
 };
-
-/** Compiles the spec with the tokenizer's vocabulary size. */
-function compileFor(ref: ModelRef, vocabSize: number): { lowered: Lowered } {
-  const fe = frontend(ref.spec);
-  if (!fe.program) reportAndExit(new DiagnosticError(fe.diagnostics.items), fe.sources);
-  try {
-    const lowered = lowerProgram(fe.program, {
-      set: ref.set,
-      preset: ref.preset,
-      // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
-      config: { ...(ref.config ?? {}), vocab_size: vocabSize },
-    });
-    return { lowered };
-  } catch (e) {
-    reportAndExit(e, fe.sources);
-  }
-}
 
 /** The context length the spec allows (its parameter read from "n_positions"), if any. */
 function contextLength(l: Lowered): number | undefined {
@@ -236,7 +219,8 @@ export function registerTrain(program: Command): void {
         if (e instanceof DataError) throw new UsageError(e.message);
         throw e;
       }
-      const { lowered } = compileFor(ref, data.tokenizer.vocabSize);
+      // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
+      const { lowered, graphs } = lowerForGeneration(ref, data.tokenizer.vocabSize);
       const ctx = contextLength(lowered);
       if (ctx !== undefined && options.seq > ctx)
         throw new UsageError(
@@ -257,7 +241,7 @@ export function registerTrain(program: Command): void {
       }
       const adam = resumed?.adam ?? newAdamWState(weights);
       const backend = await openBackend(flags);
-      const session = new Session(compileGraphs(lowered), backend);
+      const session = new Session(graphs, backend);
       const trainer = new Trainer({
         session,
         data,

@@ -62,16 +62,17 @@ export function registerVerify(program: Command): void {
             throw new UsageError(`${dir}: model_type '${type}' has no default spec; pass --spec`);
           const fe = frontend(resolve(spec));
           if (!fe.program) reportAndExit(new DiagnosticError(fe.diagnostics.items), fe.sources);
-          let lowered;
+          let lowered, decode;
           try {
             lowered = lowerProgram(fe.program, { config });
+            decode = lowerProgram(fe.program, { config, decode: true });
           } catch (e) {
             reportAndExit(e, fe.sources);
           }
           try {
             const checks = await verifyFixture({
               dir,
-              graphs: compileGraphs(lowered),
+              graphs: compileGraphs(lowered, decode),
               specs: weightSpecs(lowered.graph),
               backend,
               gelu: geluProbe(backend),

@@ -13,10 +13,26 @@ export function stridesOf(shape: readonly number[]): number[] {
   return out;
 }
 
+/**
+ * Whether `e` can be an operand of `*` as it is: no `+`, `-`, comparison or `?:`
+ * outside parentheses (a merged reshape coordinate such as `c0 * 5 + c1` cannot).
+ */
+function isFactor(e: string): boolean {
+  let depth = 0;
+  for (let k = 0; k < e.length; k++) {
+    const ch = e[k];
+    if (ch === "(" || ch === "[") depth++;
+    else if (ch === ")" || ch === "]") depth--;
+    else if (depth === 0 && k > 0 && "+-<>=!&|?:".includes(ch)) return false;
+  }
+  return true;
+}
+
 /** `a * k` simplified for k = 0 and k = 1. */
 function scaled(coord: string, k: number): string | undefined {
   if (k === 0 || coord === "0") return undefined;
-  return k === 1 ? coord : `${coord} * ${k}`;
+  if (k === 1) return coord;
+  return `${isFactor(coord) ? coord : `(${coord})`} * ${k}`;
 }
 
 /** Flat offset of coordinates in a row-major buffer; axes of size 1 contribute nothing. */

@@ -34,6 +34,8 @@ class Emitter {
   private temp = 0;
   private loop = 0;
   private readonly argOf = new Map<number, string>();
+  /** The scope declaring each loop variable, accumulator and temporary. */
+  private readonly owner = new Map<string, Scope>();
 
   constructor(
     private readonly g: Graph,
@@ -47,14 +49,20 @@ class Emitter {
     return shapeEval(this.g.nodes[id].type.shape, this.bindings);
   }
 
-  /** The innermost scope whose loop variable occurs in `expr` (or the body). */
+  /**
+   * The innermost scope declaring a name that occurs in `exprs` (or the body). A
+   * coordinate may be a loop variable or a temporary computed from one (an id
+   * gathered inside a reduction over the ids' axes).
+   */
   private scopeFor(exprs: string[]): Scope {
-    for (let s = this.scopes.length - 1; s > 0; s--) {
-      const v = this.scopes[s].loopVar!;
-      const re = new RegExp(`\\b${v}\\b`);
-      if (exprs.some((e) => re.test(e))) return this.scopes[s];
-    }
-    return this.scopes[0];
+    let best = 0;
+    for (const e of exprs)
+      for (const [name] of e.matchAll(/\b[A-Za-z_]\w*\b/g)) {
+        const s = this.owner.get(name);
+        const k = s ? this.scopes.indexOf(s) : -1;
+        if (k > best) best = k;
+      }
+    return this.scopes[best];
   }
 
   /** Binds `expr` to a fresh temporary in the right scope and returns its name. */
@@ -68,6 +76,7 @@ class Emitter {
     }
     const name = `t${this.temp++}`;
     scope.lines.push(`const ${name} = ${expr};`);
+    this.owner.set(name, scope);
     scope.memo.set(key, name);
     return name;
   }
@@ -109,6 +118,19 @@ class Emitter {
       case "causal_mask": {
         const [q, k] = this.shape(node.id);
         return `(${coords[1]} <= ${coords[0]} + ${k - q} ? 0.0 : ${literal(-Infinity)})`;
+      }
+      case "causal_mask_at": {
+        const len = this.value(node.inputs[0], []);
+        return `(${coords[1]} <= ${coords[0]} + ${len} ? 0.0 : ${literal(-Infinity)})`;
+      }
+      case "cache_write": {
+        const axis = a.axis as number;
+        const len = this.value(node.inputs[2], []);
+        const T = shapeIn(1)[axis];
+        const c = [...coords];
+        c[axis] = `(${coords[axis]} - ${len})`;
+        const inside = `${coords[axis]} >= ${len} && ${coords[axis]} < ${len} + ${T}`;
+        return `(${inside} ? ${this.value(node.inputs[1], c)} : ${this.value(node.inputs[0], coords)})`;
       }
       case "reshape":
         return this.value(node.inputs[0], reshapeCoords(coords, this.shape(node.id), shapeIn(0)));
@@ -175,9 +197,11 @@ class Emitter {
         return this.scatter(node, coords);
     }
     if (def.kind === "elementwise" && def.expr) {
-      const args = node.inputs.map((input) =>
-        this.value(input, broadcastCoords(coords, this.shape(input))),
-      );
+      const args = node.inputs.map((input) => {
+        const v = this.value(input, broadcastCoords(coords, this.shape(input)));
+        // A negative literal stays one operand: neg of -2.0 is -(-2.0), not --2.0.
+        return v.startsWith("-") ? `(${v})` : v;
+      });
       return def.expr(...args);
     }
     throw new Error(`codegen: no lowering for op '${node.op}'`);
@@ -199,8 +223,13 @@ class Emitter {
     const suspended = this.scopes.splice(this.scopes.indexOf(target) + 1);
     const acc = `acc${this.loop++}`;
     target.lines.push(`let ${acc} = ${init};`);
+    this.owner.set(acc, target);
     const vars = extents.map(() => `r${this.loop++}`);
-    for (const v of vars) this.scopes.push({ lines: [], memo: new Map(), loopVar: v });
+    for (const v of vars) {
+      const scope: Scope = { lines: [], memo: new Map(), loopVar: v };
+      this.owner.set(v, scope);
+      this.scopes.push(scope);
+    }
     const v = body(vars);
     this.scopes[this.scopes.length - 1].lines.push(`${acc} = ${fold(acc, v)};`);
     // Close the loops innermost first, nesting each scope's lines in its parent.

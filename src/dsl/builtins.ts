@@ -60,6 +60,16 @@ export const builtins: Builtin[] = [
   },
   { name: "arange", params: [p("n")], doc: "the ids 0, 1, ..., n-1" },
   {
+    name: "positions",
+    params: [p("n")],
+    doc: "positions of the n current tokens: 0..n-1, or len..len+n-1 when decoding with a cache",
+  },
+  {
+    name: "cache",
+    params: [p("x"), p("axis", true)],
+    doc: "keys or values of the current tokens, preceded by those of earlier decoding steps (identity without a cache)",
+  },
+  {
     name: "causal_mask",
     params: [p("q"), p("k")],
     doc: "[q, k] additive mask: 0 where a query may see a key, -inf elsewhere",

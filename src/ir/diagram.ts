@@ -105,7 +105,7 @@ class DiagramBuilder {
 const lineBreak = /\r\n|[\n\r\u0085\u2028\u2029]/;
 
 /** Characters kept as they are in a Mermaid label; everything else becomes `#code;`. */
-const mermaidSafeAscii = /[A-Za-z0-9 _.,:=+\-*/()[\]%@!?'^~]/;
+const mermaidSafeAscii = /[A-Za-z0-9 _.,=+\-*/()[\]%@!?'^~]/;
 /** Printable non-ASCII text (letters, marks, digits, symbols, punctuation) is kept. */
 const printable = /[\p{L}\p{M}\p{N}\p{S}\p{P}]/u;
 
@@ -119,7 +119,8 @@ function isLoneSurrogate(ch: string): boolean {
  * Mermaid has no backslash escapes; it decodes entity codes `#34;` anywhere in the
  * text, so every character outside a small safe set (quotes, backticks, `#`, `&`,
  * `;`, `<>{}|$\`, control and format characters) is written as a decimal entity
- * code, and line breaks become `<br>`.
+ * code, and line breaks become `<br>`. `:` is encoded too: Mermaid's entity pass
+ * rewrites lines that match `style...:...#...;` before parsing.
  */
 export function escapeMermaid(text: string): string {
   return text
@@ -295,7 +296,8 @@ interface LoopFrame {
   readers: Map<string, Set<string>>;
 }
 
-const sourceBuiltins = new Set(["arange", "causal_mask"]);
+/** Builtins that compute a number from numbers; any other builtin called on no tensor makes one (arange, positions, causal_mask). */
+const scalarBuiltins = new Set(["float", "detach", "maximum", "minimum", "dim"]);
 const noFlow = (): Flow => ({ srcs: [], reads: [] });
 const short = (text: string, max = 32) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
@@ -534,7 +536,8 @@ export function blocksDiagram(input: BlocksInput): Diagram {
       return { srcs: [id], reads: [] };
     }
     const data = args.filter((a) => hasData(a.flow) || a.flow.weight !== undefined);
-    if (data.length === 0 && !sourceBuiltins.has(e.callee)) return noFlow();
+    if (data.length === 0 && (e.callee in scalarMath || scalarBuiltins.has(e.callee)))
+      return noFlow();
     const label = data.length === 0 ? short(formatExpr({ ...e, scope: undefined })) : e.callee;
     return opNode(scope ? `${label} (${scope})` : label, data);
   };
@@ -654,6 +657,10 @@ export function blocksDiagram(input: BlocksInput): Diagram {
 
 // ---- ops: one node per IR op -----------------------------------------------------------
 
+function formatConst(v: unknown): string {
+  return typeof v === "number" && Number.isFinite(v) ? String(Number(v.toPrecision(4))) : String(v);
+}
+
 /** One node per op of `g` (constants folded into their readers' labels); outputs marked. */
 export function opsDiagram(g: Graph, title = `${g.name} (ops)`): Diagram {
   const b = new DiagramBuilder(title);
@@ -669,7 +676,7 @@ export function opsDiagram(g: Graph, title = `${g.name} (ops)`): Diagram {
     } else {
       const consts = n.inputs
         .filter((i) => g.nodes[i].op === "const")
-        .map((i) => String(g.nodes[i].attrs.value));
+        .map((i) => formatConst(g.nodes[i].attrs.value));
       label = `%${n.id} ${n.op}\n${type}${consts.length ? `\nconst ${consts.join(", ")}` : ""}`;
     }
     const id = b.node(label, shape);
@@ -708,7 +715,7 @@ export function kernelsDiagram(s: Schedule, title = `${s.graph.name} (kernels)`)
   };
   for (const k of s.kernels) {
     const sources = k.inputs.map(bufferNode);
-    const id = b.node(`${k.name}\n${k.kind} -> ${formatType(g.nodes[k.output].type)}`, "kernel");
+    const id = b.node(`${k.name}\n${k.kind} ${formatType(g.nodes[k.output].type)}`, "kernel");
     writer.set(k.output, id);
     for (const from of sources) b.edge(from, id);
   }

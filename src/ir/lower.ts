@@ -43,6 +43,12 @@ export interface LowerOptions {
   preset?: string;
   /** Nesting limit for function calls (guards against runaway recursion). */
   maxDepth?: number;
+  /**
+   * Lower for incremental decoding: `cache(k)` reads earlier keys/values from
+   * an input cache of C slots (symbolic dim C) and outputs the updated cache;
+   * `positions(T)` and `causal_mask` start at the input `cache_len`.
+   */
+  decode?: boolean;
 }
 
 export interface ParamValue {
@@ -135,6 +141,8 @@ class Lowerer {
   private readonly callStack: string[] = [];
   private loss?: number;
   private readonly maxDepth: number;
+  private cacheLenNode?: number;
+  private readonly cacheCount = new Map<string, number>();
 
   constructor(
     private readonly program: Program,
@@ -806,13 +814,34 @@ class Lowerer {
       }
       case "arange":
         return this.op("arange", [], { n: this.dim(get("n").v, get("n").span) }, span);
-      case "causal_mask":
-        return this.op(
-          "causal_mask",
-          [],
-          { q: this.dim(get("q").v, get("q").span), k: this.dim(get("k").v, get("k").span) },
-          span,
-        );
+      case "positions": {
+        const ids = this.op("arange", [], { n: this.dim(get("n").v, get("n").span) }, span);
+        if (!this.opts.decode) return ids;
+        return this.op("add", [this.tensor(ids, span, "positions"), this.cacheLen(span)], {}, span);
+      }
+      case "cache": {
+        const x = tensorArg("x");
+        if (!this.opts.decode) return { kind: "tensor", id: x };
+        const axis = axisArg("axis", rank(x), -2);
+        const scope = frame.scope.join(".");
+        const n = this.cacheCount.get(scope) ?? 0;
+        this.cacheCount.set(scope, n + 1);
+        const name = `cache.${[...frame.scope, `cache${n}`].join(".")}`;
+        const shape = [...this.graph.type(x).shape];
+        shape[axis] = dimSym("C");
+        const past = this.graph.op("input", [], { name, dtype: "f32", shape }, span);
+        const out = this.op("cache_write", [past, x, this.cacheLen(span)], { axis }, span);
+        this.graph.output(name, this.tensor(out, span, "cache"));
+        return out;
+      }
+      case "causal_mask": {
+        const attrs = {
+          q: this.dim(get("q").v, get("q").span),
+          k: this.dim(get("k").v, get("k").span),
+        };
+        if (this.opts.decode) return this.op("causal_mask_at", [this.cacheLen(span)], attrs, span);
+        return this.op("causal_mask", [], attrs, span);
+      }
       case "where": {
         const c = get("cond");
         if (c.v.kind === "bool") return c.v.value ? get("a").v : get("b").v;
@@ -836,6 +865,17 @@ class Lowerer {
   }
 
   // ---- helpers ---------------------------------------------------------------------
+
+  /** The decode graph's input holding how many cache slots are filled. */
+  private cacheLen(span: Span): number {
+    this.cacheLenNode ??= this.graph.op(
+      "input",
+      [],
+      { name: "cache_len", dtype: "i32", shape: [] },
+      span,
+    );
+    return this.cacheLenNode;
+  }
 
   private withSpan<T>(span: Span, f: () => T): T {
     const prev = this.graph.defaultSpan;

@@ -20,12 +20,25 @@ export interface CompiledGraphs {
   evaluation?: Graph;
   /** Loss and the gradient of every weight, optimized; undefined without a loss. */
   training?: Graph;
+  /** Incremental decoding with a KV cache (from a lowering with `decode: true`). */
+  decode?: Graph;
 }
 
-export function compileGraphs(l: Lowered): CompiledGraphs {
+/** The decode graph: logits and updated caches only. */
+export function compileDecode(l: Lowered): Graph {
+  return optimize(dce(l.graph, (name) => name === "logits" || name.startsWith("cache.")));
+}
+
+export function compileGraphs(l: Lowered, decode?: Lowered): CompiledGraphs {
   const forward = dce(l.graph, (name) => name !== "loss");
   const forwardOpt = optimize(forward);
   const withLoss = l.loss === undefined ? undefined : optimize(l.graph);
   const training = withLoss && optimize(autodiff(withLoss));
-  return { forward, forwardOpt, evaluation: withLoss, training };
+  return {
+    forward,
+    forwardOpt,
+    evaluation: withLoss,
+    training,
+    decode: decode && compileDecode(decode),
+  };
 }

@@ -1,6 +1,7 @@
-// Text generation: a prompt in, one token at a time out. This version
-// recomputes the whole prefix per token (the reference the KV-cache path is
-// checked against).
+// Text generation: a prompt in, one token at a time out. With a KV cache the
+// prompt is processed once and each new token costs one incremental step (two
+// executors: T = prompt length and T = 1, compiled once). generateFull
+// recomputes the whole prefix per token: the reference the cache is checked against.
 import { Rng } from "./rng.js";
 import { sampleToken, type SamplingOptions } from "./sampler.js";
 import type { Session } from "./session.js";
@@ -14,6 +15,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Longest sequence the model takes (its context). */
   context?: number;
   onToken?: (row: number, id: number) => void;
+  /** The logits each token was chosen from (last position of the row). */
+  onLogits?: (row: number, logits: Float32Array) => void;
 }
 
 export class GenerateError extends Error {}
@@ -50,7 +53,9 @@ export async function generateFull(
         { B: 1, T: window.length },
       );
       const vocab = r.logits.length / window.length;
-      const id = sampleToken(r.logits.subarray((window.length - 1) * vocab), o, rng);
+      const last = r.logits.subarray((window.length - 1) * vocab);
+      o.onLogits?.(row, last);
+      const id = sampleToken(last, o, rng);
       tokens.push(id);
       fresh.push(id);
       o.onToken?.(row, id);
@@ -59,4 +64,60 @@ export async function generateFull(
     out.push(fresh);
   }
   return out;
+}
+
+/**
+ * Generates with a KV cache. Prompts of equal length share a batch; the cache
+ * holds C = prompt + new tokens slots (at most the context).
+ */
+export async function generateCached(
+  session: Session,
+  weights: Weights,
+  prompts: number[][],
+  o: GenerateOptions,
+): Promise<number[][]> {
+  checkPromptLengths(prompts, o);
+  if (!session.canDecode) return generateFull(session, weights, prompts, o);
+  const rng = new Rng(o.seed);
+  const results: number[][] = prompts.map(() => []);
+  // Group rows by prompt length: one batch per group.
+  const groups = new Map<number, number[]>();
+  prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
+  for (const [len, rows] of groups) {
+    const B = rows.length;
+    let steps = o.maxNewTokens;
+    if (o.context !== undefined) steps = Math.min(steps, o.context - len + 1);
+    const C = len + Math.max(0, steps - 1);
+    const dims = { B, C };
+    const caches: Record<string, Float32Array> = {};
+    for (const c of session.cacheInputs(dims)) caches[c.name] = new Float32Array(c.size);
+    let tokens = Float32Array.from(rows.flatMap((r) => prompts[r]));
+    let T = len;
+    let filled = 0;
+    const done = new Array<boolean>(B).fill(false);
+    for (let s = 0; s < steps && done.some((d) => !d); s++) {
+      const out = await session.decode(
+        weights,
+        { tokens, cache_len: Float32Array.of(filled), ...caches },
+        { ...dims, T },
+      );
+      for (const name of Object.keys(caches)) caches[name] = Float32Array.from(out[name]);
+      const vocab = out.logits.length / (B * T);
+      const next = new Float32Array(B);
+      for (let b = 0; b < B; b++) {
+        const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
+        const id = sampleToken(row, o, rng);
+        next[b] = id;
+        if (done[b]) continue;
+        o.onLogits?.(rows[b], row);
+        results[rows[b]].push(id);
+        o.onToken?.(rows[b], id);
+        if (id === o.stopToken) done[b] = true;
+      }
+      filled += T;
+      tokens = next;
+      T = 1;
+    }
+  }
+  return results;
 }

@@ -4,6 +4,7 @@ import type { CompiledGraphs } from "../ir/pipeline.js";
 import { fuse, type FusionLimits } from "../ir/passes/fuse.js";
 import { gradName } from "../ir/passes/autodiff.js";
 import type { Graph } from "../ir/graph.js";
+import { shapeEval } from "../ir/dims.js";
 import type { Backend } from "./backend.js";
 import { Executor } from "./executor.js";
 import type { Weights } from "./weights.js";
@@ -20,14 +21,19 @@ export class Session {
     readonly limits?: FusionLimits,
   ) {}
 
-  private executor(kind: "forward" | "eval" | "train", dims: Dims): Executor {
-    const g =
-      kind === "forward"
-        ? this.graphs.forwardOpt
-        : kind === "eval"
-          ? this.graphs.evaluation
-          : this.graphs.training;
-    if (!g) throw new Error("the model declares no loss, so it cannot be trained");
+  private executor(kind: "forward" | "eval" | "train" | "decode", dims: Dims): Executor {
+    const g = {
+      forward: this.graphs.forwardOpt,
+      eval: this.graphs.evaluation,
+      train: this.graphs.training,
+      decode: this.graphs.decode,
+    }[kind];
+    if (!g)
+      throw new Error(
+        kind === "decode"
+          ? "no decode graph was compiled"
+          : "the model declares no loss, so it cannot be trained",
+      );
     const bindings: Record<string, number> = {};
     for (const s of g.symbols()) {
       const v = dims[s];
@@ -70,6 +76,35 @@ export class Session {
     dims: Dims,
   ): Promise<Record<string, Float32Array>> {
     const ex = this.executor("forward", dims);
+    const g = ex.schedule.graph;
+    const out = await ex.run(this.feeds(g, weights, inputs));
+    return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
+  }
+
+  get canDecode(): boolean {
+    return this.graphs.decode !== undefined;
+  }
+
+  /** Names and shapes (for dims) of the decode graph's cache inputs. */
+  cacheInputs(dims: Dims): { name: string; size: number }[] {
+    const g = this.graphs.decode;
+    if (!g) return [];
+    return g
+      .nodesOf("input")
+      .filter((n) => (n.attrs.name as string).startsWith("cache."))
+      .map((n) => ({
+        name: n.attrs.name as string,
+        size: shapeEval(n.type.shape, dims).reduce((a, b) => a * b, 1),
+      }));
+  }
+
+  /** One decoding step: tokens, cache_len and caches in; logits and updated caches out. */
+  async decode(
+    weights: Weights,
+    inputs: Record<string, Float32Array>,
+    dims: Dims,
+  ): Promise<Record<string, Float32Array>> {
+    const ex = this.executor("decode", dims);
     const g = ex.schedule.graph;
     const out = await ex.run(this.feeds(g, weights, inputs));
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));

@@ -7,6 +7,7 @@ import type { CompiledGraphs } from "../ir/pipeline.js";
 import type { Backend } from "./backend.js";
 import { adamwStep, decays, globalNorm, newAdamWState, type AdamWConfig } from "./optimizer.js";
 import { readSafetensors } from "./safetensors.js";
+import { generateCached, generateFull } from "./generate.js";
 import { Session } from "./session.js";
 import { loadWeightsFile, type WeightSpec, type Weights } from "./weights.js";
 
@@ -84,12 +85,6 @@ function tensorCheck(
 ): Check {
   const { maxAbs, rel } = tensorError(x, ref);
   return { name, pass: rel <= tol, maxAbs, rel, tolerance: `err <= ${tol}` };
-}
-
-function argmax(x: ArrayLike<number>, from: number, n: number): number {
-  let best = from;
-  for (let i = from; i < from + n; i++) if (x[i] > x[best]) best = i;
-  return best - from;
 }
 
 export interface VerifyInput {
@@ -210,40 +205,44 @@ export async function verifyFixture(v: VerifyInput): Promise<Check[]> {
       tolerance: "abs <= 1e-6 (2lr+1e-6 where |g_ref| < 1e-5)",
     });
 
-    // Greedy generation at batch 1, recomputing the whole prefix each step.
+    // Greedy generation at batch 1: recomputing the prefix each step, and with the KV cache.
     const gen = c.generation;
-    const tokens = [...gen.prompt];
     const genLogits = ref("gen_logits");
     const vocab = genLogits.length / gen.max_new_tokens;
-    let worstGen = { maxAbs: 0, rel: 0 };
-    for (let s = 0; s < gen.max_new_tokens; s++) {
-      const out = await session.forward(
-        weights,
-        { tokens: Float32Array.from(tokens) },
-        { B: 1, T: tokens.length },
-      );
-      const last = out.logits.subarray((tokens.length - 1) * vocab, tokens.length * vocab);
-      const e = tensorError(last, genLogits.subarray(s * vocab, (s + 1) * vocab));
-      if (e.rel > worstGen.rel || !(e.rel === e.rel)) worstGen = e;
-      tokens.push(argmax(last, 0, vocab));
+    const ways: [string, typeof generateFull][] = [["full recompute", generateFull]];
+    if (session.canDecode) ways.push(["KV cache", generateCached]);
+    for (const [label, run] of ways) {
+      let step = 0;
+      let worst = { maxAbs: 0, rel: 0 };
+      const [newTokens] = await run(session, weights, [gen.prompt], {
+        maxNewTokens: gen.max_new_tokens,
+        temperature: 0,
+        seed: 0,
+        onLogits: (_row, logits) => {
+          const e = tensorError(logits, genLogits.subarray(step * vocab, (step + 1) * vocab));
+          if (!(e.rel <= worst.rel)) worst = e;
+          step++;
+        },
+      });
+      checks.push({
+        name: `gen_logits (${label})`,
+        pass: worst.rel <= 1e-4,
+        maxAbs: worst.maxAbs,
+        rel: worst.rel,
+        tolerance: "err <= 1e-4",
+      });
+      const same =
+        newTokens.length === gen.new_tokens.length &&
+        newTokens.every((t, i) => t === gen.new_tokens[i]);
+      checks.push({
+        name: `greedy tokens (${label})`,
+        pass: same,
+        maxAbs: 0,
+        rel: 0,
+        tolerance: "exact",
+        note: same ? undefined : `got ${newTokens.join(" ")}, expected ${gen.new_tokens.join(" ")}`,
+      });
     }
-    checks.push({
-      name: "gen_logits",
-      pass: worstGen.rel <= 1e-4,
-      maxAbs: worstGen.maxAbs,
-      rel: worstGen.rel,
-      tolerance: "err <= 1e-4",
-    });
-    const newTokens = tokens.slice(gen.prompt.length);
-    const same = newTokens.every((t, i) => t === gen.new_tokens[i]);
-    checks.push({
-      name: "greedy tokens",
-      pass: same,
-      maxAbs: 0,
-      rel: 0,
-      tolerance: "exact",
-      note: same ? undefined : `got ${newTokens.join(" ")}, expected ${gen.new_tokens.join(" ")}`,
-    });
 
     if (c.gelu_new_samples && v.gelu) {
       const y = await v.gelu(Float32Array.from(c.gelu_new_samples.x));

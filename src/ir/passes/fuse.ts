@@ -198,6 +198,8 @@ function buildKernels(g: Graph, materialized: Set<number>): Kernel[] {
     const ops = [
       ...new Set(sorted.map((i) => g.nodes[i].op).filter((op) => !alwaysInline.has(op))),
     ];
+    // A materialized const/arange/mask (an output) still names its kernel.
+    if (!ops.length) ops.push(node.op);
     kernels.push({
       index: kernels.length,
       name: `k${kernels.length}_${ops.slice(0, 4).join("_")}`,
