@@ -22,7 +22,7 @@ const specs = readdirSync("specs")
 
 describe("golden IR", () => {
   for (const spec of specs) {
-    it(`${spec} matches test/golden/${basename(spec, ".model")}`, () => {
+    it(`${spec} matches test/golden/${basename(spec, ".model")}`, async () => {
       const fe = frontend(join("specs", spec));
       if (!fe.program) throw new DiagnosticError(fe.diagnostics.items);
       const c = compileModel(lowerProgram(fe.program), { batch: 2, seq: 16 });
@@ -30,7 +30,7 @@ describe("golden IR", () => {
       mkdirSync(dir, { recursive: true });
       for (const stage of stages) {
         const file = join(dir, artifactFile[stage]);
-        const text = renderArtifact(stage, c, fe.program);
+        const text = await renderArtifact(stage, c, fe.program);
         if (update || !existsSync(file)) writeFileSync(file, text);
         expect(text, `${file} differs: run npm run golden:update and review the diff`).toBe(
           readFileSync(file, "utf8"),

@@ -57,7 +57,7 @@ export function registerCompile(program: Command): void {
       128,
     )
     .action(
-      (
+      async (
         spec: string,
         flags: ModelFlags & {
           emit?: string[];
@@ -71,13 +71,13 @@ export function registerCompile(program: Command): void {
         const c = compileModel(lowered, { batch: flags.batch, seq: flags.seq });
         const kinds = flags.emit ? parseEmit(flags.emit) : [...artifactKinds];
         if (flags.stdout) {
-          for (const k of kinds) process.stdout.write(renderArtifact(k, c, prog));
+          for (const k of kinds) process.stdout.write(await renderArtifact(k, c, prog));
           return;
         }
         const out = flags.out ?? join("build", lowered.graph.name);
         mkdirSync(out, { recursive: true });
         for (const k of kinds)
-          writeFileSync(join(out, artifactFile[k]), renderArtifact(k, c, prog));
+          writeFileSync(join(out, artifactFile[k]), await renderArtifact(k, c, prog));
         process.stdout.write(
           `${formatCompileSummary(c)}\nwrote ${kinds.map((k) => artifactFile[k]).join(", ")} to ${out}\n`,
         );

@@ -9,6 +9,12 @@ import { registerFmt } from "./fmt.js";
 import { registerGraph } from "./graph.js";
 import { reportAndExit } from "./errors.js";
 
+// `gptc ... | head` closes stdout early: that is not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 const program = new Command()
   .name("gptc")
   .description("A compiler for neural-network models: model spec -> tensor IR -> gpu.js kernels")

@@ -104,6 +104,15 @@ export function broadcastCoords(
   return inShape.map((d, i) => (d === 1 ? "0" : outCoords[off + i]));
 }
 
+/**
+ * `coord` clamped into [0, n - 1]. A kernel reads both sides of a select before
+ * choosing (pad, concat), so the read for the side not taken must still fall
+ * inside its buffer: webasm traps on an out-of-bounds load.
+ */
+export function clampCoord(coord: string, n: number): string {
+  return n <= 1 ? "0" : `Math.min(Math.max(${coord}, 0), ${n - 1})`;
+}
+
 /** Formats a float constant for generated code (finite only; callers clamp infinities). */
 export function literal(v: number): string {
   if (Number.isNaN(v)) return "NaN";

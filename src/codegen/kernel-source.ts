@@ -8,7 +8,14 @@ import type { Graph } from "../ir/graph.js";
 import { getOp } from "../ir/ops/registry.js";
 import type { Node } from "../ir/ops/types.js";
 import type { Kernel } from "../ir/passes/fuse.js";
-import { broadcastCoords, flatIndex, literal, reshapeCoords, unravel } from "./index-math.js";
+import {
+  broadcastCoords,
+  clampCoord,
+  flatIndex,
+  literal,
+  reshapeCoords,
+  unravel,
+} from "./index-math.js";
 
 export interface KernelSource {
   /** Generated identifier of the kernel (from the schedule, e.g. k4_matmul_add). */
@@ -153,7 +160,7 @@ class Emitter {
         const before = a.before as number;
         const len = shapeIn(0)[axis];
         const c = [...coords];
-        c[axis] = before === 0 ? c[axis] : `(${c[axis]} - ${before})`;
+        c[axis] = clampCoord(before === 0 ? c[axis] : `(${c[axis]} - ${before})`, len);
         const cond = `${coords[axis]} >= ${before} && ${coords[axis]} < ${before + len}`;
         return `(${cond} ? ${this.value(node.inputs[0], c)} : 0.0)`;
       }
@@ -162,9 +169,10 @@ class Emitter {
         let offset = 0;
         const parts = node.inputs.map((input, k) => {
           const c = [...coords];
-          c[axis] = offset === 0 ? c[axis] : `(${c[axis]} - ${offset})`;
+          const len = shapeIn(k)[axis];
+          c[axis] = clampCoord(offset === 0 ? c[axis] : `(${c[axis]} - ${offset})`, len);
           const start = offset;
-          offset += shapeIn(k)[axis];
+          offset += len;
           return { start, end: offset, c, input };
         });
         // Nested conditionals, last part as the fallback.
