@@ -4,6 +4,7 @@ import { stripSpans } from "../dsl/ast-json.js";
 import { countFlops } from "../ir/cost.js";
 import type { Lowered } from "../ir/lower.js";
 import { getOp } from "../ir/ops/registry.js";
+import { assertBindings } from "../ir/passes/bindings.js";
 import { emitKernelModule, formatJs } from "../codegen/module.js";
 import { fuse, printSchedule, type Schedule } from "../ir/passes/fuse.js";
 import { formatBytes, planMemory, printMemoryPlan, type MemoryPlan } from "../ir/passes/memory.js";
@@ -72,6 +73,7 @@ export function compileModel(l: Lowered, opts: { batch: number; seq: number }): 
   const forwardSchedule = fuse(graphs.forwardOpt);
   const trainingSchedule = graphs.training ? fuse(graphs.training) : undefined;
   const bindings = bindDims(l.graph.symbols(), opts.batch, opts.seq);
+  assertBindings(trainingSchedule?.graph ?? forwardSchedule.graph, bindings);
   const plan = planMemory(trainingSchedule ?? forwardSchedule, bindings, {
     training: !!trainingSchedule,
   });

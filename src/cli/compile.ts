@@ -11,7 +11,7 @@ import {
   renderArtifact,
   type ArtifactKind,
 } from "./artifacts.js";
-import { UsageError } from "./errors.js";
+import { reportAndExit, UsageError } from "./errors.js";
 import { loadModel, type ModelFlags } from "./load-model.js";
 
 export function positiveInt(name: string) {
@@ -67,8 +67,13 @@ export function registerCompile(program: Command): void {
           seq: number;
         },
       ) => {
-        const { program: prog, lowered } = loadModel(spec, flags);
-        const c = compileModel(lowered, { batch: flags.batch, seq: flags.seq });
+        const { program: prog, lowered, sources } = loadModel(spec, flags);
+        let c;
+        try {
+          c = compileModel(lowered, { batch: flags.batch, seq: flags.seq });
+        } catch (e) {
+          reportAndExit(e, sources);
+        }
         const kinds = flags.emit ? parseEmit(flags.emit) : [...artifactKinds];
         if (flags.stdout) {
           for (const k of kinds) process.stdout.write(await renderArtifact(k, c, prog));

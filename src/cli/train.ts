@@ -197,6 +197,7 @@ export function registerTrain(program: Command): void {
           evalBatches: flags.evalBatches,
           saveEvery: flags.saveEvery,
           seed: flags.seed,
+          data: flags.data === undefined ? undefined : resolve(flags.data),
         };
         out = flags.out ?? join("runs", spec.replace(/^.*\//, "").replace(/\.model$/, ""));
         if (hasCheckpoint(out))
@@ -209,7 +210,7 @@ export function registerTrain(program: Command): void {
       let data;
       try {
         data = loadDataset({
-          data: resumed ? undefined : flags.data,
+          data: resumed ? options.data : flags.data,
           tokenizer: resumed
             ? tokenizerFromJSON(resumed.state.tokenizer)
             : (flags.tokenizer as "gpt2" | "char"),

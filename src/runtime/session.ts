@@ -5,6 +5,7 @@ import { fuse, type FusionLimits } from "../ir/passes/fuse.js";
 import { gradName } from "../ir/passes/autodiff.js";
 import type { Graph } from "../ir/graph.js";
 import { shapeEval } from "../ir/dims.js";
+import { assertBindings } from "../ir/passes/bindings.js";
 import type { Backend } from "./backend.js";
 import { Executor } from "./executor.js";
 import type { Weights } from "./weights.js";
@@ -43,6 +44,7 @@ export class Session {
     const key = `${kind}:${JSON.stringify(bindings)}`;
     let ex = this.executors.get(key);
     if (!ex) {
+      assertBindings(g, bindings);
       ex = new Executor(fuse(g, this.limits), bindings, this.backend);
       this.executors.set(key, ex);
     }

@@ -31,6 +31,8 @@ export interface TrainOptions {
   evalBatches: number;
   saveEvery: number;
   seed: number;
+  /** The text trained on (absolute path; undefined: the Brown corpus), so a resume reads it again. */
+  data?: string;
 }
 
 export class TrainError extends Error {}
