@@ -14,7 +14,7 @@ import {
   readCheckpointState,
   type ModelRef,
 } from "../runtime/checkpoint.js";
-import { GenerateError, generateCached, type GenerateOptions } from "../runtime/generate.js";
+import { checkPromptLengths, GenerateError, generateCached, type GenerateOptions } from "../runtime/generate.js";
 import { Session } from "../runtime/session.js";
 import { gpt2Tokenizer, tokenizerFromJSON, type Tokenizer } from "../runtime/tokenizer.js";
 import {
@@ -205,6 +205,7 @@ export function registerGenerate(program: Command): void {
         context: contextOf(l),
       };
       try {
+        checkPromptLengths(prompts, o);
         for (let i = 0; i < prompts.length; i++) {
           if (prompts.length > 1) process.stdout.write(`--- prompt ${i + 1} ---\n`);
           const prompt = prompts[i];
