@@ -1,6 +1,6 @@
 // Shared helpers of the IR tests: seeded random numbers, small concrete tensors,
 // loading specs at small sizes, random weights and inputs, and error measures.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { paramNames } from "../../src/dsl/check.js";
@@ -112,12 +112,16 @@ export function lowerSpec(
   });
 }
 
-/** Writes a model file into a fresh temporary folder and lowers it. */
+/** Writes a model file into a fresh temporary folder, lowers it, and removes the folder. */
 export function lowerSource(source: string, name = "m.model"): Lowered {
   const dir = mkdtempSync(join(tmpdir(), "gptc-ir-test-"));
   const path = join(dir, name);
   writeFileSync(path, source);
-  return lowerProgram(loadProgram(path));
+  try {
+    return lowerProgram(loadProgram(path));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function paramValue(l: Lowered, name: string): number | undefined {
@@ -125,7 +129,7 @@ export function paramValue(l: Lowered, name: string): number | undefined {
   return typeof p?.value === "number" ? p.value : undefined;
 }
 
-/** B and T (and any other symbol, bound to 1... or to the value given). */
+/** Binds every symbol of the graph: to the value given, else to 1. */
 export function bindingsFor(g: Graph, given: Record<string, number>): Record<string, number> {
   const b: Record<string, number> = {};
   for (const s of g.symbols()) b[s] = given[s] ?? 1;
@@ -161,7 +165,11 @@ export function randomInputs(
   for (const n of g.nodesOf("input")) {
     const shape = shapeEval(n.type.shape, bindings);
     out[n.attrs.name as string] = t(shape, () =>
-      n.type.dtype === "f32" ? randn(r) : n.type.dtype === "bool" ? randInt(r, 2) : randInt(r, vocab),
+      n.type.dtype === "f32"
+        ? randn(r)
+        : n.type.dtype === "bool"
+          ? randInt(r, 2)
+          : randInt(r, vocab),
     );
   }
   return out;

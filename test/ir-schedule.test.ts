@@ -1,0 +1,343 @@
+// Fusion and memory planning on every shipped spec: the schedule computes every
+// node, in an order where each kernel reads only buffers that exist; the
+// expected fusions happen on GPT-2; the input limit holds; the arena never puts
+// two live buffers at the same address.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { shapeEval, shapeOf, dimSym } from "../src/ir/dims.js";
+import { Graph } from "../src/ir/graph.js";
+import { getOp } from "../src/ir/ops/registry.js";
+import { fuse, type Schedule } from "../src/ir/passes/fuse.js";
+import { bytesPerElement, planMemory, type MemoryPlan } from "../src/ir/passes/memory.js";
+import { compileGraphs, type CompiledGraphs } from "../src/ir/pipeline.js";
+import { bindingsFor, lowerSpec, specFiles } from "./helpers/ir.js";
+
+const anchors = new Set(["matmul", "sum", "mean", "max", "scatter_add"]);
+const kindOfAnchor: Record<string, string> = {
+  matmul: "matmul",
+  sum: "reduce",
+  mean: "reduce",
+  max: "reduce",
+  scatter_add: "scatter",
+};
+
+/** Problems with a schedule (empty when every invariant holds). */
+function scheduleProblems(s: Schedule, maxInputs?: number): string[] {
+  const g = s.graph;
+  const problems: string[] = [];
+  const check = (ok: boolean, what: () => string) => {
+    if (!ok && problems.length < 20) problems.push(what());
+  };
+  const producedBy = new Map<number, number>();
+  const computed = new Set<number>();
+  const names = new Set<string>();
+  s.kernels.forEach((k, index) => {
+    const at = `${k.name} (kernel ${index})`;
+    check(k.index === index, () => `${at}: index ${k.index}`);
+    check(
+      /^k\d+_[a-z_]+$/.test(k.name) && k.name.startsWith(`k${index}_`),
+      () => `${at}: bad name`,
+    );
+    check(!names.has(k.name), () => `${at}: name used twice`);
+    names.add(k.name);
+    // What it writes is a buffer, written once.
+    check(s.materialized.has(k.output), () => `${at}: output %${k.output} has no buffer`);
+    check(!producedBy.has(k.output), () => `${at}: %${k.output} written twice`);
+    check(k.nodes.includes(k.output), () => `${at}: does not compute its output`);
+    // Every input is materialized and exists before the kernel runs.
+    const reads = new Set(k.inputs);
+    for (const i of k.inputs) {
+      check(s.materialized.has(i), () => `${at} reads %${i}, which has no buffer`);
+      const op = g.nodes[i].op;
+      if (op !== "input" && op !== "weight")
+        check(
+          (producedBy.get(i) ?? Infinity) < index,
+          () => `${at} reads %${i} before it is written`,
+        );
+    }
+    // The nodes it computes are closed: each reads another node of the kernel or an input.
+    const inside = new Set(k.nodes);
+    for (const id of k.nodes) {
+      const op = g.nodes[id].op;
+      check(op !== "input" && op !== "weight", () => `${at} computes the source %${id}`);
+      check(id === k.output || !s.materialized.has(id), () => `${at} recomputes buffer %${id}`);
+      for (const i of g.nodes[id].inputs)
+        check(inside.has(i) || reads.has(i), () => `${at}: %${id} reads %${i}, not available`);
+      computed.add(id);
+    }
+    // At most one anchor, and the kernel's kind says which.
+    const own = k.nodes.filter((id) => anchors.has(g.nodes[id].op));
+    check(own.length <= 1, () => `${at}: ${own.length} anchors`);
+    if (own.length)
+      check(
+        k.anchor === own[0] && k.kind === kindOfAnchor[g.nodes[own[0]].op],
+        () => `${at}: anchor %${k.anchor} of kind ${k.kind}`,
+      );
+    else check(k.kind === "elementwise" && k.anchor === undefined, () => `${at}: kind ${k.kind}`);
+    if (maxInputs !== undefined)
+      check(k.inputs.length <= maxInputs, () => `${at} reads ${k.inputs.length} buffers`);
+    producedBy.set(k.output, index);
+  });
+  // Every non-source node is computed by some kernel; every output has a buffer.
+  for (const n of g.nodes)
+    if (getOp(n.op).kind !== "source")
+      check(computed.has(n.id), () => `%${n.id} ${n.op} is computed by no kernel`);
+  for (const o of g.outputs)
+    check(s.materialized.has(o.id), () => `output ${o.name} has no buffer`);
+  // Buffers are inputs, weights and kernel outputs, nothing else.
+  for (const id of s.materialized) {
+    const op = g.nodes[id].op;
+    check(
+      op === "input" || op === "weight" || producedBy.has(id),
+      () => `%${id} ${op} is never written`,
+    );
+  }
+  return problems;
+}
+
+function checkSchedule(s: Schedule, maxInputs?: number): void {
+  expect(scheduleProblems(s, maxInputs)).toEqual([]);
+}
+
+/** Problems with the placement of buffers (empty when it is sound). */
+function planProblems(p: MemoryPlan, s: Schedule): string[] {
+  const g = s.graph;
+  const problems: string[] = [];
+  const check = (ok: boolean, what: () => string) => {
+    if (!ok && problems.length < 20) problems.push(what());
+  };
+  const bytes = (id: number) =>
+    shapeEval(g.nodes[id].type.shape, p.bindings).reduce((a, b) => a * b, 1) * bytesPerElement;
+  const lastRead = new Map<number, number>();
+  for (const k of s.kernels) for (const i of k.inputs) lastRead.set(i, k.index);
+  const outputs = new Set(g.outputs.map((o) => o.id));
+  for (const b of p.buffers) {
+    const at = `buffer %${b.node}`;
+    check(b.bytes === bytes(b.node), () => `${at}: ${b.bytes} bytes`);
+    check(s.kernels[b.first]?.output === b.node, () => `${at}: not written by k${b.first}`);
+    check(
+      b.last >= (lastRead.get(b.node) ?? b.first),
+      () => `${at}: dies at k${b.last}, before its last reader`,
+    );
+    if (outputs.has(b.node))
+      check(b.last === s.kernels.length, () => `${at}: an output dies early`);
+    check(
+      b.offset >= 0 && b.offset + b.bytes <= p.activationBytes,
+      () => `${at}: outside the arena`,
+    );
+  }
+  // No two buffers overlap in both time and address.
+  const bs = [...p.buffers].filter((b) => b.bytes > 0).sort((a, b) => a.offset - b.offset);
+  for (let i = 0; i < bs.length; i++)
+    for (let j = i + 1; j < bs.length && bs[j].offset < bs[i].offset + bs[i].bytes; j++) {
+      const [a, b] = [bs[i], bs[j]];
+      check(
+        !(a.first <= b.last && b.first <= a.last),
+        () =>
+          `%${a.node} [${a.offset}, +${a.bytes}) k${a.first}..k${a.last} and %${b.node} [${b.offset}, +${b.bytes}) k${b.first}..k${b.last} overlap`,
+      );
+    }
+  return problems;
+}
+
+function checkPlan(p: MemoryPlan, s: Schedule, training: boolean): void {
+  const g = s.graph;
+  const bytes = (id: number) =>
+    shapeEval(g.nodes[id].type.shape, p.bindings).reduce((a, b) => a * b, 1) * bytesPerElement;
+  expect(planProblems(p, s)).toEqual([]);
+  // Peak: at least what is live at once, at most everything side by side.
+  const delta = new Array<number>(s.kernels.length + 2).fill(0);
+  for (const b of p.buffers) {
+    delta[b.first] += b.bytes;
+    delta[b.last + 1] -= b.bytes;
+  }
+  let live = 0;
+  let peakLive = 0;
+  for (const d of delta) peakLive = Math.max(peakLive, (live += d));
+  expect(p.activationBytes).toBeGreaterThanOrEqual(peakLive);
+  expect(p.activationBytes).toBeLessThanOrEqual(p.activationBytesNoReuse);
+  expect(p.activationBytesNoReuse).toBe(p.buffers.reduce((a, b) => a + b.bytes, 0));
+  // Weights, gradients, optimizer state.
+  const weightBytes = g.nodesOf("weight").reduce((a, w) => a + bytes(w.id), 0);
+  expect(p.weightBytes).toBe(weightBytes);
+  expect(p.gradientBytes).toBe(training ? weightBytes : 0);
+  expect(p.optimizerBytes).toBe(training ? 2 * weightBytes : 0);
+  expect(p.totalBytes).toBe(
+    p.activationBytes + p.weightBytes + p.gradientBytes + p.optimizerBytes + p.inputBytes,
+  );
+}
+
+const compiled = new Map<string, CompiledGraphs>();
+const graphsOf = (file: string) => {
+  if (!compiled.has(file)) compiled.set(file, compileGraphs(lowerSpec(file, { small: false })));
+  return compiled.get(file)!;
+};
+
+describe.each(specFiles)("%s", (file) => {
+  for (const which of ["forwardOpt", "training"] as const) {
+    it(`${which}: schedule invariants, and with at most 3 inputs per kernel`, () => {
+      const g = graphsOf(file)[which]!;
+      const s = fuse(g);
+      checkSchedule(s);
+      expect(s.kernels.length).toBeLessThan(g.nodes.length);
+      const tight = fuse(g, { maxInputs: 3 });
+      checkSchedule(tight, 3);
+      expect(tight.kernels.length).toBeGreaterThanOrEqual(s.kernels.length);
+    });
+
+    it(`${which}: memory plan`, () => {
+      const g = graphsOf(file)[which]!;
+      const s = fuse(g);
+      const bindings = bindingsFor(g, { B: 2, T: 16 });
+      checkPlan(
+        planMemory(s, bindings, { training: which === "training" }),
+        s,
+        which === "training",
+      );
+    });
+  }
+});
+
+// ---- what GPT-2 fuses ----------------------------------------------------------------------
+
+const nnLines = readFileSync("specs/std/nn.model", "utf8").split("\n");
+/** Source lines [first, last] of a stdlib function. */
+function fnLines(name: string): [number, number] {
+  const first = nnLines.findIndex((l) => l.startsWith(`fn ${name}(`)) + 1;
+  const last = nnLines.findIndex((l, i) => i >= first && l === "}") + 1;
+  expect(first).toBeGreaterThan(0);
+  return [first, last];
+}
+
+describe("gpt2-tiny forward schedule", () => {
+  const g = graphsOf("specs/gpt2-tiny.model").forwardOpt;
+  const s = fuse(g);
+  const ops = (k: { nodes: number[] }) => k.nodes.map((id) => g.nodes[id].op);
+  const weightName = (id: number) =>
+    g.nodes[id].op === "weight" ? (g.nodes[id].attrs.name as string) : "";
+
+  it("fuses bias + GELU into the c_fc matmul", () => {
+    const fc = s.kernels.filter((k) => k.kind === "matmul" && ops(k).includes("tanh"));
+    expect(fc.length).toBe(2); // one per layer
+    for (const k of fc) {
+      expect(k.inputs.map(weightName)).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/mlp\.c_fc\.weight$/),
+          expect.stringMatching(/mlp\.c_fc\.bias$/),
+        ]),
+      );
+      expect(g.nodes[k.output].op).toBe("mul"); // 0.5 * x * (1 + tanh(...))
+    }
+    // no separate elementwise kernel computes a tanh
+    expect(s.kernels.filter((k) => k.kind !== "matmul" && ops(k).includes("tanh"))).toEqual([]);
+  });
+
+  it("fuses the 1/sqrt(d) scale and the causal mask into the Q·Kᵀ matmul", () => {
+    const qk = s.kernels.filter((k) => k.kind === "matmul" && ops(k).includes("causal_mask"));
+    expect(qk.length).toBe(2);
+    for (const k of qk) {
+      expect(ops(k)).toEqual(expect.arrayContaining(["matmul", "div", "add", "causal_mask"]));
+      expect(g.nodes[k.output].op).toBe("add");
+      expect(k.inputs.length).toBe(1); // q and k both come out of the c_attn buffer
+    }
+    expect(s.kernels.filter((k) => k.kind !== "matmul" && ops(k).includes("causal_mask"))).toEqual(
+      [],
+    );
+  });
+
+  it("takes at most 3 kernels per layernorm", () => {
+    const [first, last] = fnLines("layernorm");
+    const inLayernorm = (id: number) => {
+      const sp = g.nodes[id].span;
+      return !!sp && sp.file.endsWith("std/nn.model") && sp.line >= first && sp.line <= last;
+    };
+    const producer = new Map(s.kernels.map((k) => [k.output, k]));
+    const lnWeights = g
+      .nodesOf("weight")
+      .filter((w) => /(^|\.)ln_(1|2|f)\.weight$/.test(w.attrs.name as string));
+    expect(lnWeights.length).toBe(5);
+    for (const w of lnWeights) {
+      const final = s.kernels.filter((k) => k.inputs.includes(w.id));
+      expect(final.length, `${w.attrs.name} is read by one kernel`).toBe(1);
+      const seen = new Set<number>();
+      const stack = [final[0]];
+      while (stack.length) {
+        const k = stack.pop()!;
+        if (seen.has(k.index)) continue;
+        seen.add(k.index);
+        for (const i of k.inputs) {
+          const p = producer.get(i);
+          if (p && inLayernorm(p.output)) stack.push(p);
+        }
+      }
+      expect(seen.size, `${w.attrs.name}`).toBeGreaterThanOrEqual(1);
+      expect(seen.size, `${w.attrs.name}`).toBeLessThanOrEqual(3);
+    }
+  });
+});
+
+describe("memory of gpt2-small", () => {
+  it("weighs 124,439,808 float32 parameters", () => {
+    const c = graphsOf("specs/gpt2-small.model");
+    const s = fuse(c.forwardOpt);
+    const p = planMemory(s, bindingsFor(c.forwardOpt, { B: 1, T: 8 }), { training: false });
+    expect(p.weightBytes).toBe(124_439_808 * 4);
+    expect(p.gradientBytes).toBe(0);
+    expect(p.optimizerBytes).toBe(0);
+  });
+});
+
+describe("the checks themselves", () => {
+  const g = graphsOf("specs/gpt2-tiny.model").forwardOpt;
+
+  it("catch a schedule run out of order, a missing kernel, too many inputs", () => {
+    const s = fuse(g);
+    const swapped = [...s.kernels];
+    [swapped[3], swapped[4]] = [swapped[4], swapped[3]];
+    swapped.forEach(
+      (k, i) => (swapped[i] = { ...k, index: i, name: k.name.replace(/^k\d+/, `k${i}`) }),
+    );
+    expect(scheduleProblems({ ...s, kernels: swapped }).join("\n")).toMatch(/before it is written/);
+    const dropped = s.kernels.filter((k) => k.index !== 5);
+    expect(scheduleProblems({ ...s, kernels: dropped }).length).toBeGreaterThan(0);
+    expect(scheduleProblems(s, 2).join("\n")).toMatch(/reads \d+ buffers/);
+  });
+
+  it("catch two live buffers at one address", () => {
+    const s = fuse(g);
+    const p = planMemory(s, bindingsFor(g, { B: 2, T: 8 }), { training: false });
+    expect(planProblems(p, s)).toEqual([]);
+    const squashed = { ...p, buffers: p.buffers.map((b) => ({ ...b, offset: 0 })) };
+    expect(planProblems(squashed, s).join("\n")).toMatch(/overlap/);
+  });
+});
+
+describe("edge cases", () => {
+  it("a graph whose outputs are sources gets well-named kernels", () => {
+    const g = new Graph("g");
+    const T = dimSym("T");
+    g.output("idx", g.op("arange", [], { n: T }));
+    g.output("c", g.op("const", [], { value: 2 }));
+    g.output("mask", g.op("causal_mask", [], { q: T, k: T }));
+    const x = g.op("input", [], { name: "x", dtype: "f32", shape: shapeOf("T") });
+    g.output("x", x);
+    const s = fuse(g);
+    checkSchedule(s);
+    expect(s.kernels.map((k) => k.name)).toEqual(["k0_arange", "k1_const", "k2_causal_mask"]);
+    checkPlan(planMemory(s, { T: 4 }, { training: false }), s, false);
+  });
+
+  it("a node read by many kernels is computed once when it is not cheap to inline", () => {
+    const g = new Graph("g");
+    const x = g.op("input", [], { name: "x", dtype: "f32", shape: shapeOf("B", 4) });
+    const e = g.op("exp", [x]);
+    for (let i = 0; i < 4; i++)
+      g.output(
+        `s${i}`,
+        g.op("sum", [g.op("mul", [e, g.scalar(i)])], { axes: [1], keepdim: false }),
+      );
+    const s = fuse(g);
+    checkSchedule(s);
+    expect(s.materialized.has(e)).toBe(true);
+  });
+});
