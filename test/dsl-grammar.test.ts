@@ -111,7 +111,11 @@ describe("operators: precedence and associativity", () => {
     expect(body.map((s) => s.kind)).toEqual(["assign", "return"]);
     expect(sx((body[0] as A.AssignStmt).value)).toBe("(- a b)");
     // Two statements on one line need no separator either.
-    expect(fnBody("x = 1 y = 2 return x").map((s) => s.kind)).toEqual(["assign", "assign", "return"]);
+    expect(fnBody("x = 1 y = 2 return x").map((s) => s.kind)).toEqual([
+      "assign",
+      "assign",
+      "return",
+    ]);
   });
 });
 
@@ -139,7 +143,7 @@ describe("literals", () => {
     expect(errors("fn f() { return x.5 }")[0]).toBe("expected '}' but found '.5'");
   });
 
-  it("strings decode \\\" \\\\ \\n \\t; any other escaped character stands for itself", () => {
+  it('strings decode \\" \\\\ \\n \\t; any other escaped character stands for itself', () => {
     const s = exprOf(String.raw`"a\"b\\c\n\t\q"`);
     expect(s).toMatchObject({ kind: "string", value: 'a"b\\c\n\tq' });
     expect(exprOf('""')).toMatchObject({ kind: "string", value: "" });
@@ -148,7 +152,10 @@ describe("literals", () => {
 
   it("a string cannot span lines", () => {
     const { diags } = parse('fn f() { x = "a\nb" return x }');
-    expect(diags[0]).toMatchObject({ message: 'unexpected character "\\""', span: { line: 1, col: 14 } });
+    expect(diags[0]).toMatchObject({
+      message: 'unexpected character "\\""',
+      span: { line: 1, col: 14 },
+    });
   });
 
   it("true and false", () => {
@@ -160,7 +167,9 @@ describe("literals", () => {
     expect(e("[a, b]")).toBe("[a b]");
     expect(e("[]")).toBe("[]");
     expect(e("[[1, 2], [B, T * 2]]")).toBe("[[1 2] [B (* T 2)]]");
-    expect(errors("fn f() { return [a, b,] }")[0]).toMatch(/^expected an expression but found '\]'/);
+    expect(errors("fn f() { return [a, b,] }")[0]).toMatch(
+      /^expected an expression but found '\]'/,
+    );
   });
 });
 
@@ -182,7 +191,13 @@ describe("comments", () => {
       "// tail",
       "// after",
     ]);
-    expect(ast.comments.map((c) => `${c.span.line}:${c.span.col}`)).toEqual(["1:1", "2:1", "3:34", "3:49", "4:21"]);
+    expect(ast.comments.map((c) => `${c.span.line}:${c.span.col}`)).toEqual([
+      "1:1",
+      "2:1",
+      "3:34",
+      "3:49",
+      "4:21",
+    ]);
     // `//` inside a string is not a comment.
     expect(ast.items[1]).toMatchObject({ kind: "import", path: "a//b.model" });
   });
@@ -196,11 +211,16 @@ describe("comments", () => {
 describe("top level", () => {
   it("import", () => {
     const [imp] = ok('import "std/nn.model"').items;
-    expect(imp).toMatchObject({ kind: "import", path: "std/nn.model", span: { line: 1, col: 1, start: 0, end: 21 } });
+    expect(imp).toMatchObject({
+      kind: "import",
+      path: "std/nn.model",
+      span: { line: 1, col: 1, start: 0, end: 21 },
+    });
   });
 
   it("fn with typed parameters and defaults", () => {
-    const [fn] = ok("fn g(x: [..., C], ids: int[B, T], y: [C] = 3, eps = 1e-5, z) { return x }").items as A.FnDef[];
+    const [fn] = ok("fn g(x: [..., C], ids: int[B, T], y: [C] = 3, eps = 1e-5, z) { return x }")
+      .items as A.FnDef[];
     expect(fn).toMatchObject({ kind: "fn", name: "g", nameSpan: { line: 1, col: 4 } });
     const [x, ids, y, eps, z] = fn.params;
     expect(x.name).toBe("x");
@@ -211,7 +231,10 @@ describe("top level", () => {
     expect(ids.type!.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual(["B", "T"]);
     expect(y.type!.dims).toHaveLength(1);
     expect(y.default).toMatchObject({ kind: "number", value: 3 });
-    expect(eps).toMatchObject({ name: "eps", default: { kind: "number", text: "1e-5", value: 1e-5 } });
+    expect(eps).toMatchObject({
+      name: "eps",
+      default: { kind: "number", text: "1e-5", value: 1e-5 },
+    });
     expect(eps.type).toBeUndefined();
     expect(z).toMatchObject({ name: "z" });
     expect(z.type).toBeUndefined();
@@ -229,7 +252,12 @@ describe("top level", () => {
     const [fn] = ok("fn g(x: float[B, T * 2, C / heads, 4]) { return x }").items as A.FnDef[];
     const t = fn.params[0].type!;
     expect(t.dtype).toBe("float");
-    expect(t.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual(["B", "(* T 2)", "(/ C heads)", "4"]);
+    expect(t.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual([
+      "B",
+      "(* T 2)",
+      "(/ C heads)",
+      "4",
+    ]);
   });
 
   it("model", () => {
@@ -243,7 +271,11 @@ describe("top level", () => {
   it("preset", () => {
     const [p] = ok("preset medium { d = 1024, layers = 24, heads = 2 * 8 }").items as A.PresetDef[];
     expect(p).toMatchObject({ kind: "preset", name: "medium" });
-    expect(p.values.map((v) => `${v.name}=${sx(v.value)}`)).toEqual(["d=1024", "layers=24", "heads=(* 2 8)"]);
+    expect(p.values.map((v) => `${v.name}=${sx(v.value)}`)).toEqual([
+      "d=1024",
+      "layers=24",
+      "heads=(* 2 8)",
+    ]);
     expect(ok("preset empty { }").items[0]).toMatchObject({ kind: "preset", values: [] });
   });
 
@@ -265,16 +297,23 @@ describe("top level", () => {
 });
 
 describe("statements", () => {
-  it("param with and without `from \"key\"`", () => {
+  it('param with and without `from "key"`', () => {
     const [a, b] = modelBody('param d = 768 from "n_embd"\nparam eps = 1e-5') as A.ParamDecl[];
-    expect(a).toMatchObject({ kind: "param", name: "d", configKey: "n_embd", value: { kind: "number", value: 768 } });
-    expect(a.nameSpan).toMatchObject({ line: 2, col: 9 });
+    expect(a).toMatchObject({
+      kind: "param",
+      name: "d",
+      configKey: "n_embd",
+      value: { kind: "number", value: 768 },
+    });
+    expect(a.nameSpan).toMatchObject({ line: 2, col: 7 });
     expect(b).toMatchObject({ kind: "param", name: "eps", value: { text: "1e-5" } });
     expect(b.configKey).toBeUndefined();
   });
 
   it("input with a dtype", () => {
-    const [a, b, c] = modelBody("input tokens: int[B, T]\ninput x: float[B, 8]\ninput m: bool[T]") as A.InputDecl[];
+    const [a, b, c] = modelBody(
+      "input tokens: int[B, T]\ninput x: float[B, 8]\ninput m: bool[T]",
+    ) as A.InputDecl[];
     expect(a).toMatchObject({ kind: "input", name: "tokens", type: { dtype: "int" } });
     expect(a.type.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual(["B", "T"]);
     expect(b.type.dtype).toBe("float");
@@ -282,9 +321,15 @@ describe("statements", () => {
   });
 
   it("output with and without a type", () => {
-    const [a, b] = modelBody("output logits: [B, T, vocab] = x @ w\noutput y = x") as A.OutputDecl[];
+    const [a, b] = modelBody(
+      "output logits: [B, T, vocab] = x @ w\noutput y = x",
+    ) as A.OutputDecl[];
     expect(a).toMatchObject({ kind: "output", name: "logits" });
-    expect(a.type!.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual(["B", "T", "vocab"]);
+    expect(a.type!.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual([
+      "B",
+      "T",
+      "vocab",
+    ]);
     expect(sx(a.value)).toBe("(@ x w)");
     expect(b).toMatchObject({ kind: "output", name: "y", value: { kind: "name", name: "x" } });
     expect(b.type).toBeUndefined();
@@ -302,7 +347,10 @@ describe("statements", () => {
     ) as A.WeightDecl[];
     expect(ws[0]).toMatchObject({ kind: "weight", name: "w", nameSpan: { line: 2, col: 8 } });
     expect(sx(ws[0].init!)).toBe("(call normal 0.02)");
-    expect(ws[0].type.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual(["n_in", "n_out"]);
+    expect(ws[0].type.dims.map((d) => (d.kind === "ellipsis" ? "..." : sx(d)))).toEqual([
+      "n_in",
+      "n_out",
+    ]);
     expect(ws[1].init).toMatchObject({ kind: "name", name: "zeros" });
     expect(ws[2].init).toMatchObject({ kind: "name", name: "ones" });
     expect(ws[3].init).toBeUndefined();
@@ -310,13 +358,20 @@ describe("statements", () => {
   });
 
   it("repeat with and without an index; the scope may be dotted", () => {
-    const [a, b] = modelBody("repeat i in layers as h { x = x + i }\nrepeat 2 * n as blocks.h { }") as A.RepeatStmt[];
-    expect(a).toMatchObject({ kind: "repeat", index: "i", scope: ["h"], count: { kind: "name", name: "layers" } });
+    const [a, b] = modelBody(
+      "repeat i in layers as h { x = x + i }\nrepeat 2 * n as blocks.h { }",
+    ) as A.RepeatStmt[];
+    expect(a).toMatchObject({
+      kind: "repeat",
+      index: "i",
+      scope: ["h"],
+      count: { kind: "name", name: "layers" },
+    });
     expect(a.body.map((s) => s.kind)).toEqual(["assign"]);
     expect(b.index).toBeUndefined();
     expect(b.scope).toEqual(["blocks", "h"]);
     expect(sx(b.count)).toBe("(* 2 n)");
-    expect(b.scopeSpan).toMatchObject({ line: 3, col: 23 });
+    expect(b.scopeSpan).toMatchObject({ line: 3, col: 17 });
   });
 
   it("repeat: a call as the count swallows the `as` (parenthesize it)", () => {
@@ -327,7 +382,9 @@ describe("statements", () => {
   });
 
   it("if, else if, else", () => {
-    const [s] = modelBody("if a { x = 1 } else if b > 2 { x = 2 } else { x = 3\ny = 4 }") as A.IfStmt[];
+    const [s] = modelBody(
+      "if a { x = 1 } else if b > 2 { x = 2 } else { x = 3\ny = 4 }",
+    ) as A.IfStmt[];
     expect(s.kind).toBe("if");
     expect(sx(s.cond)).toBe("a");
     expect(s.then.map((t) => t.kind)).toEqual(["assign"]);
@@ -347,7 +404,9 @@ describe("statements", () => {
   });
 
   it("assignment and tuple assignment", () => {
-    const [a, b] = fnBody("x = x + y\nq, k, v = split(x, 3, axis = -1)\nreturn q") as A.AssignStmt[];
+    const [a, b] = fnBody(
+      "x = x + y\nq, k, v = split(x, 3, axis = -1)\nreturn q",
+    ) as A.AssignStmt[];
     expect(a.targets.map((t) => t.name)).toEqual(["x"]);
     expect(b.targets.map((t) => t.name)).toEqual(["q", "k", "v"]);
     expect(b.targets.map((t) => `${t.span.line}:${t.span.col}`)).toEqual(["3:1", "3:4", "3:7"]);
@@ -355,7 +414,8 @@ describe("statements", () => {
   });
 
   it("a statement cannot start with an expression", () => {
-    expect(errors("fn f() { 1 + 2 }")[0]).toMatch(/^expected a statement but found '1'/);
+    expect(errors("fn f() { 1 + 2 }")[0]).toBe("expected '}' but found '1'");
+    expect(errors("fn f() { x = 1\n(y) = 2 }")[0]).toBe("expected '}' but found '('");
   });
 });
 
@@ -387,7 +447,11 @@ describe("calls, members, indexing", () => {
 
   it("member: wte.weight, wte.weight.T", () => {
     const m = exprOf("wte.weight") as A.MemberExpr;
-    expect(m).toMatchObject({ kind: "member", name: "weight", object: { kind: "name", name: "wte" } });
+    expect(m).toMatchObject({
+      kind: "member",
+      name: "weight",
+      object: { kind: "name", name: "wte" },
+    });
     expect(e("x @ wte.weight.T")).toBe("(@ x (. (. wte weight) T))");
   });
 
@@ -398,7 +462,11 @@ describe("calls, members, indexing", () => {
 
   it("index: w[ids]", () => {
     const i = exprOf("w[ids]") as A.IndexExpr;
-    expect(i).toMatchObject({ kind: "index", object: { kind: "name", name: "w" }, index: { kind: "name", name: "ids" } });
+    expect(i).toMatchObject({
+      kind: "index",
+      object: { kind: "name", name: "w" },
+      index: { kind: "name", name: "ids" },
+    });
     expect(e("w[ids + 1][j]")).toBe("([] ([] w (+ ids 1)) j)");
   });
 
@@ -410,13 +478,26 @@ describe("calls, members, indexing", () => {
 
 describe("soft keywords and names", () => {
   it("weight named `weight` and `bias`, as the GPT-2 checkpoint needs", () => {
-    const [w, b] = fnBody("weight weight: [C] = ones\nweight bias: [C] = zeros\nreturn weight") as A.WeightDecl[];
+    const [w, b] = fnBody(
+      "weight weight: [C] = ones\nweight bias: [C] = zeros\nreturn weight",
+    ) as A.WeightDecl[];
     expect(w).toMatchObject({ kind: "weight", name: "weight" });
     expect(b).toMatchObject({ kind: "weight", name: "bias" });
   });
 
   it("soft keywords are plain variables when not followed by what their declaration needs", () => {
-    const names = ["input", "output", "weight", "param", "model", "from", "float", "int", "bool", "preset"];
+    const names = [
+      "input",
+      "output",
+      "weight",
+      "param",
+      "model",
+      "from",
+      "float",
+      "int",
+      "bool",
+      "preset",
+    ];
     const body = modelBody(names.map((n, i) => `${n} = ${i}`).join("\n"));
     expect(body.map((s) => s.kind)).toEqual(names.map(() => "assign"));
     expect(body.map((s) => (s as A.AssignStmt).targets[0].name)).toEqual(names);
@@ -443,21 +524,46 @@ describe("soft keywords and names", () => {
     const ast = ok(
       "fn model(input, weight) { return input }\nmodel model { x = model(1, 2) as output }\npreset preset { param = 1 }",
     );
-    expect(ast.items.map((i) => `${i.kind}:${(i as A.FnDef).name}`)).toEqual(["fn:model", "model:model", "preset:preset"]);
+    expect(ast.items.map((i) => `${i.kind}:${(i as A.FnDef).name}`)).toEqual([
+      "fn:model",
+      "model:model",
+      "preset:preset",
+    ]);
     const fn = ast.items[0] as A.FnDef;
     expect(fn.params.map((p) => p.name)).toEqual(["input", "weight"]);
-    expect(sx(((ast.items[1] as A.ModelDef).body[0] as A.AssignStmt).value)).toBe("(call model 1 2 as output)");
+    expect(sx(((ast.items[1] as A.ModelDef).body[0] as A.AssignStmt).value)).toBe(
+      "(call model 1 2 as output)",
+    );
   });
 
   it("hard keywords are never names", () => {
-    for (const kw of ["in", "fn", "as", "if", "else", "return", "repeat", "import", "true", "false"]) {
+    for (const kw of [
+      "in",
+      "fn",
+      "as",
+      "if",
+      "else",
+      "return",
+      "repeat",
+      "import",
+      "true",
+      "false",
+    ]) {
       const { diags } = parse(`fn f(${kw}) { return 1 }`);
       expect(diags[0].message, kw).toBe(`expected ')' but found '${kw}'`);
     }
   });
 
   it("a keyword prefix does not make a keyword: inputs, iff, returns, format are names", () => {
-    const [fn] = ok("fn f(inputs, iff, returns, format, asx, fnx) { return inputs }").items as A.FnDef[];
-    expect(fn.params.map((p) => p.name)).toEqual(["inputs", "iff", "returns", "format", "asx", "fnx"]);
+    const [fn] = ok("fn f(inputs, iff, returns, format, asx, fnx) { return inputs }")
+      .items as A.FnDef[];
+    expect(fn.params.map((p) => p.name)).toEqual([
+      "inputs",
+      "iff",
+      "returns",
+      "format",
+      "asx",
+      "fnx",
+    ]);
   });
 });

@@ -14,8 +14,14 @@ import {
   readCheckpointState,
   type ModelRef,
 } from "../runtime/checkpoint.js";
-import { checkPromptLengths, GenerateError, generateCached, type GenerateOptions } from "../runtime/generate.js";
+import {
+  checkPromptLengths,
+  GenerateError,
+  generateCached,
+  type GenerateOptions,
+} from "../runtime/generate.js";
 import { Session } from "../runtime/session.js";
+import { StepProfile } from "../runtime/profile.js";
 import { gpt2Tokenizer, tokenizerFromJSON, type Tokenizer } from "../runtime/tokenizer.js";
 import {
   initWeights,
@@ -37,6 +43,7 @@ interface GenerateFlags extends ModelFlags {
   topK?: number;
   topP?: number;
   seed: number;
+  profile?: boolean;
   backend?: string;
   threads?: boolean;
 }
@@ -133,6 +140,7 @@ export function registerGenerate(program: Command): void {
       return x;
     })
     .option("--seed <n>", "sampling seed", (v) => intAtLeast("--seed", v, 0), 0)
+    .option("--profile", "print where the time went: per kernel family, per matmul shape, copies")
     .action(async (model: string, flags: GenerateFlags) => {
       if (!existsSync(model)) throw new UsageError(`${model}: no such checkpoint folder or spec`);
       let ref: ModelRef;
@@ -195,6 +203,10 @@ export function registerGenerate(program: Command): void {
       );
       const backend = await openBackend(flags);
       const session = new Session(graphs, backend);
+      const profile = flags.profile ? new StepProfile() : undefined;
+      session.profiler = profile;
+      const started = performance.now();
+      let generated = 0;
       const o: GenerateOptions = {
         maxNewTokens: flags.maxNewTokens,
         temperature: flags.temperature,
@@ -218,6 +230,7 @@ export function registerGenerate(program: Command): void {
             ...o,
             seed: o.seed + i,
             onToken: (_row, id) => {
+              generated++;
               if (id === tok.eot) return;
               seen.push(id);
               // Decode the whole continuation so multi-byte characters come out whole.
@@ -230,6 +243,11 @@ export function registerGenerate(program: Command): void {
           });
           process.stdout.write("\n");
         }
+        const seconds = (performance.now() - started) / 1000;
+        process.stderr.write(
+          `gptc: ${generated} tokens in ${seconds.toFixed(2)} s (${(generated / seconds).toFixed(1)} tokens/s, prompt included)\n`,
+        );
+        if (profile) process.stderr.write(`profile:\n${profile.table()}\n`);
       } catch (e) {
         if (e instanceof GenerateError) throw new UsageError(e.message);
         throw e;

@@ -17,6 +17,7 @@ import {
 import { DataError, loadDataset } from "../runtime/data.js";
 import { newAdamWState } from "../runtime/optimizer.js";
 import { Session } from "../runtime/session.js";
+import { StepProfile } from "../runtime/profile.js";
 import { tokenizerFromJSON } from "../runtime/tokenizer.js";
 import { Trainer, TrainError, type TrainOptions } from "../runtime/trainer.js";
 import { initWeights, loadWeightsFile, WeightError, weightSpecs } from "../runtime/weights.js";
@@ -47,6 +48,7 @@ interface TrainFlags extends ModelFlags {
   resume?: string;
   init?: string;
   samples: number;
+  profile?: boolean;
   backend?: string;
   threads?: boolean;
 }
@@ -243,6 +245,8 @@ export function registerTrain(program: Command): void {
       const adam = resumed?.adam ?? newAdamWState(weights);
       const backend = await openBackend(flags);
       const session = new Session(graphs, backend);
+      const profile = flags.profile ? new StepProfile() : undefined;
+      session.profiler = profile;
       const trainer = new Trainer({
         session,
         data,

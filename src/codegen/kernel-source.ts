@@ -27,6 +27,12 @@ export interface KernelSource {
   /** Node ids of the buffers passed as in0, in1, ... */
   inputs: number[];
   output: number;
+  /**
+   * Index tables the runtime derives from an ids buffer on the host, passed
+   * after the inputs: for scatter_add, the positions grouped by id (`order`)
+   * and where each id's group starts (`offsets`, n + 1 entries).
+   */
+  extras: { kind: "order" | "offsets"; ids: number; rows: number }[];
 }
 
 interface Scope {
@@ -135,7 +141,7 @@ class Emitter {
         const len = this.value(node.inputs[2], []);
         const T = shapeIn(1)[axis];
         const c = [...coords];
-        c[axis] = `(${coords[axis]} - ${len})`;
+        c[axis] = clampCoord(`(${coords[axis]} - ${len})`, T);
         const inside = `${coords[axis]} >= ${len} && ${coords[axis]} < ${len} + ${T}`;
         return `(${inside} ? ${this.value(node.inputs[1], c)} : ${this.value(node.inputs[0], coords)})`;
       }
@@ -310,6 +316,27 @@ class Emitter {
     const idsShape = this.shape(idsId);
     const positions = idsShape.reduce((p, q) => p * q, 1);
     const [row, ...rest] = coords;
+    // Ids the host holds (a graph input): walk only this row's positions, via
+    // index tables the runtime builds per call — O(positions + rows) work in all,
+    // instead of every row scanning every position.
+    if (this.g.nodes[idsId].op === "input" && this.argOf.has(idsId)) {
+      const rows = this.shape(node.id)[0];
+      const order = this.extra("order", idsId, rows);
+      const offsets = this.extra("offsets", idsId, rows);
+      const start = this.bind(`start@${row}`, `${offsets}[${row}]`, [row]);
+      const count = this.bind(`count@${row}`, `${offsets}[${row} + 1] - ${start}`, [row]);
+      return this.loopNest(
+        coords,
+        [positions],
+        "0.0",
+        (acc, v) => `${acc} + ${v}`,
+        ([j]) => {
+          this.scopes[this.scopes.length - 1].lines.push(`if (${j} >= ${count}) { break; }`);
+          const p = this.bind(`p@${j}`, `${order}[${start} + ${j}]`, [j]);
+          return this.value(gId, [...unravel(p, idsShape), ...rest]);
+        },
+      );
+    }
     return this.loopNest(
       coords,
       [positions],
@@ -321,6 +348,15 @@ class Emitter {
         return `(${id} == ${row} ? ${this.value(gId, [...pc, ...rest])} : 0.0)`;
       },
     );
+  }
+
+  private readonly extras: KernelSource["extras"] = [];
+
+  /** Parameter name of a host-derived index table (declared after the inputs). */
+  private extra(kind: "order" | "offsets", ids: number, rows: number): string {
+    let k = this.extras.findIndex((e) => e.kind === kind && e.ids === ids);
+    if (k < 0) k = this.extras.push({ kind, ids, rows }) - 1;
+    return `in${this.kernel.inputs.length + k}`;
   }
 
   emit(): KernelSource {
@@ -337,13 +373,14 @@ class Emitter {
     });
     const result = this.compute(this.g.nodes[this.kernel.output], named);
     body.lines.push(`return ${result};`);
-    const params = this.kernel.inputs.map((_, k) => `in${k}`).join(", ");
+    const params = [...this.kernel.inputs, ...this.extras].map((_, k) => `in${k}`).join(", ");
     return {
       name: this.kernel.name,
       source: `function (${params}) {\n${body.lines.map((l) => `  ${l}`).join("\n")}\n}`,
       outputSize: Math.max(1, size),
       inputs: this.kernel.inputs,
       output: this.kernel.output,
+      extras: this.extras,
     };
   }
 }

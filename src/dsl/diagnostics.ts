@@ -52,7 +52,7 @@ export class DiagnosticBag {
 function excerpt(span: Span, sources: SourceSet): string[] {
   const text = sources.get(span.file);
   if (text === undefined || span.line < 1) return [];
-  const lines = text.split(/\r?\n/);
+  const lines = text.split(/\r\n|\r|\n/);
   const line = lines[span.line - 1];
   if (line === undefined) return [];
   const num = String(span.line);

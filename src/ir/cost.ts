@@ -4,18 +4,23 @@ import { shapeEval } from "./dims.js";
 import type { Graph } from "./graph.js";
 import { getOp } from "./ops/registry.js";
 
+export function nodeFlops(g: Graph, id: number, bindings: Record<string, number>): number {
+  const n = g.nodes[id];
+  const elems = (i: number) =>
+    shapeEval(g.nodes[i].type.shape, bindings).reduce((a, b) => a * b, 1);
+  const kind = getOp(n.op).kind;
+  if (kind === "matmul") {
+    const a = shapeEval(g.nodes[n.inputs[0]].type.shape, bindings);
+    return 2 * elems(n.id) * a[a.length - 1];
+  }
+  if (kind === "elementwise") return elems(n.id);
+  if (kind === "reduce") return elems(n.inputs[0]);
+  if (n.op === "scatter_add") return elems(n.inputs[1]);
+  return 0;
+}
+
 export function countFlops(g: Graph, bindings: Record<string, number>): number {
   let total = 0;
-  const elems = (id: number) =>
-    shapeEval(g.nodes[id].type.shape, bindings).reduce((a, b) => a * b, 1);
-  for (const n of g.nodes) {
-    const kind = getOp(n.op).kind;
-    if (kind === "matmul") {
-      const a = shapeEval(g.nodes[n.inputs[0]].type.shape, bindings);
-      total += 2 * elems(n.id) * a[a.length - 1];
-    } else if (kind === "elementwise") total += elems(n.id);
-    else if (kind === "reduce") total += elems(n.inputs[0]);
-    else if (n.op === "scatter_add") total += elems(n.inputs[1]);
-  }
+  for (const n of g.nodes) total += nodeFlops(g, n.id, bindings);
   return total;
 }

@@ -137,8 +137,10 @@ const unaryMath: Record<string, (x: number) => number> = {
 
 class Lowerer {
   readonly graph: Graph;
-  private readonly weightKeys = new Map<string, { id: number; span: Span }>();
+  private readonly weightKeys = new Map<string, { id: number; span: Span; site?: Span }>();
   private readonly callStack: string[] = [];
+  /** Where each active call was made, innermost last (for messages). */
+  private readonly callSites: Span[] = [];
   private loss?: number;
   private readonly maxDepth: number;
   private cacheLenNode?: number;
@@ -360,10 +362,12 @@ class Lowerer {
     if (prev) {
       const err = new LowerError(
         `two weights are named '${key}'`,
-        s.nameSpan,
+        this.callSites[this.callSites.length - 1] ?? s.nameSpan,
         "call the function with a distinct scope: f(...) as name",
       );
-      err.notes.push({ message: "the first is declared here", span: prev.span });
+      // Inside a function both declarations are the same line: the calls are what differ.
+      if (prev.site) err.notes.push({ message: "the first comes from this call", span: prev.site });
+      else err.notes.push({ message: "the first is declared here", span: prev.span });
       throw err;
     }
     let init = "normal";
@@ -381,7 +385,11 @@ class Lowerer {
     const attrs: Record<string, AttrValue> = { name: key, shape, init };
     if (init === "normal") attrs.std = std;
     const id = this.graph.op("weight", [], attrs, s.nameSpan);
-    this.weightKeys.set(key, { id, span: s.nameSpan });
+    this.weightKeys.set(key, {
+      id,
+      span: s.nameSpan,
+      site: this.callSites[this.callSites.length - 1],
+    });
     return { kind: "tensor", id };
   }
 
@@ -651,6 +659,7 @@ class Lowerer {
       if (!fn.params.some((p) => p.name === name))
         throw new LowerError(`${fn.name} has no parameter '${name}'`, byName.get(name)!.span);
     this.callStack.push(fn.name);
+    this.callSites.push(e.span);
     try {
       this.block(fn.body, callee);
     } catch (s) {
@@ -660,6 +669,7 @@ class Lowerer {
       throw s;
     } finally {
       this.callStack.pop();
+      this.callSites.pop();
     }
     throw new LowerError(`function '${fn.name}' ended without returning a value`, fn.nameSpan);
   }

@@ -4,12 +4,18 @@
 // outputs asked for are read back.
 import { kernelSource, type KernelSource } from "../codegen/kernel-source.js";
 import type { Schedule } from "../ir/passes/fuse.js";
+import { nodeFlops } from "../ir/cost.js";
+import { shapeEval } from "../ir/dims.js";
 import type { Backend } from "./backend.js";
 
 export interface CompiledKernel {
   source: KernelSource;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   fn: any;
+}
+
+function kernelFlops(s: Schedule, nodes: number[], bindings: Record<string, number>): number {
+  return nodes.reduce((a, id) => a + nodeFlops(s.graph, id, bindings), 0);
 }
 
 /** Last kernel index reading each buffer, so dead intermediates are dropped early. */
@@ -19,8 +25,26 @@ function lastUses(s: Schedule): Map<number, number> {
   return last;
 }
 
+/** Collects time per kernel (and readbacks) when `--profile` asks for it. */
+export interface Profiler {
+  kernel(family: KernelFamily, ms: number, flops: number): void;
+  copy(ms: number): void;
+}
+
+/** What a kernel is, for profiles: its kind, and for matmuls the problem shape. */
+export interface KernelFamily {
+  name: string;
+  kind: string;
+  /** e.g. "512x256 @ 256x768" (batch folded into M). */
+  matmul?: string;
+}
+
 export class Executor {
   readonly kernels: CompiledKernel[];
+  profiler?: Profiler;
+  /** FLOPs of each kernel at these sizes (for achieved GFLOP/s). */
+  readonly flops: number[];
+  readonly families: KernelFamily[];
   private readonly last: Map<number, number>;
   private readonly onDevice: boolean;
 
@@ -43,6 +67,19 @@ export class Executor {
       return { source, fn };
     });
     this.last = lastUses(schedule);
+    this.flops = schedule.kernels.map((k) => kernelFlops(schedule, k.nodes, bindings));
+    this.families = schedule.kernels.map((k) => {
+      const fam: KernelFamily = { name: k.name, kind: k.kind };
+      if (k.kind === "matmul" && k.anchor !== undefined) {
+        const g = schedule.graph;
+        const a = shapeEval(g.nodes[g.nodes[k.anchor].inputs[0]].type.shape, bindings);
+        const o = shapeEval(g.nodes[k.anchor].type.shape, bindings);
+        const M = o.slice(0, -1).reduce((p, q) => p * q, 1);
+        const K = a[a.length - 1];
+        fam.matmul = `${M}x${K} @ ${K}x${o[o.length - 1]}`;
+      }
+      return fam;
+    });
   }
 
   /**
@@ -54,19 +91,27 @@ export class Executor {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>(feeds);
     const result = new Map<number, Float32Array>();
-    for (const { source, fn } of this.kernels) {
+    for (let index = 0; index < this.kernels.length; index++) {
+      const { source, fn } = this.kernels[index];
       const args = source.inputs.map((id) => {
         const v = live.get(id);
         if (v === undefined)
           throw new Error(`internal: buffer %${id} missing for kernel ${source.name}`);
         return v;
       });
+      for (const e of source.extras) args.push(indexTables(feeds.get(e.ids)!, e.rows)[e.kind]);
+      const started = this.profiler ? performance.now() : 0;
       let out = fn(...args);
       if (out && typeof out.then === "function") out = await out;
+      if (this.profiler)
+        this.profiler.kernel(this.families[index], performance.now() - started, this.flops[index]);
       live.set(source.output, out);
-      if (wanted.has(source.output))
-        result.set(source.output, await toArray(out, source.outputSize));
-      const index = this.kernels.findIndex((k) => k.source === source);
+      if (wanted.has(source.output)) {
+        const t = this.profiler ? performance.now() : 0;
+        // A copy: backends may reuse an output buffer on the next call.
+        result.set(source.output, Float32Array.from(await toArray(out, source.outputSize)));
+        if (this.profiler) this.profiler.copy(performance.now() - t);
+      }
       for (const id of source.inputs)
         if (this.last.get(id) === index && !feeds.has(id)) live.delete(id);
     }
@@ -77,6 +122,22 @@ export class Executor {
   destroy(): void {
     for (const k of this.kernels) k.fn.destroy?.();
   }
+}
+
+/** Positions grouped by id (stable), and each id's first position: a counting sort. */
+export function indexTables(
+  ids: Float32Array,
+  rows: number,
+): { order: Float32Array; offsets: Float32Array } {
+  const offsets = new Float32Array(rows + 1);
+  for (const id of ids) if (id >= 0 && id < rows) offsets[id + 1]++;
+  for (let r = 0; r < rows; r++) offsets[r + 1] += offsets[r];
+  const next = offsets.slice(0, rows);
+  const order = new Float32Array(Math.max(1, ids.length));
+  ids.forEach((id, p) => {
+    if (id >= 0 && id < rows) order[next[id]++] = p;
+  });
+  return { order, offsets };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -7,7 +7,7 @@ import type { Graph } from "../ir/graph.js";
 import { shapeEval } from "../ir/dims.js";
 import { assertBindings } from "../ir/passes/bindings.js";
 import type { Backend } from "./backend.js";
-import { Executor } from "./executor.js";
+import { Executor, type Profiler } from "./executor.js";
 import type { Weights } from "./weights.js";
 
 /** Sizes of the symbolic dimensions, e.g. { B: 4, T: 128 }. */
@@ -15,6 +15,8 @@ export type Dims = Record<string, number>;
 
 export class Session {
   private readonly executors = new Map<string, Executor>();
+  /** Set to collect per-kernel timings in every executor (`--profile`). */
+  profiler?: Profiler;
 
   constructor(
     readonly graphs: CompiledGraphs,
@@ -46,6 +48,7 @@ export class Session {
     if (!ex) {
       assertBindings(g, bindings);
       ex = new Executor(fuse(g, this.limits), bindings, this.backend);
+      ex.profiler = this.profiler;
       this.executors.set(key, ex);
     }
     return ex;
@@ -138,8 +141,7 @@ export class Session {
     const grads: Weights = new Map();
     for (const key of weights.keys()) {
       const gk = outputs[gradName(key)];
-      // Output buffers may be reused by the backend on the next call: keep a copy.
-      if (gk) grads.set(key, Float32Array.from(gk));
+      if (gk) grads.set(key, gk);
     }
     return { loss: outputs.loss[0], grads, outputs };
   }

@@ -42,7 +42,9 @@ export function sx(e: A.Expr): string {
     case "list":
       return `[${e.items.map(sx).join(" ")}]`;
     case "call": {
-      const args = e.args.map((a) => ` ${a.name !== undefined ? `${a.name}=` : ""}${sx(a.value)}`).join("");
+      const args = e.args
+        .map((a) => ` ${a.name !== undefined ? `${a.name}=` : ""}${sx(a.value)}`)
+        .join("");
       return `(call ${e.callee}${args}${e.scope ? ` as ${e.scope.join(".")}` : ""})`;
     }
   }
@@ -74,18 +76,24 @@ export interface PipelineResult {
  */
 export function compile(path: string, opts: LowerOptions = {}): PipelineResult {
   const fe = frontend(path);
-  if (!fe.program) return { stage: "frontend", diagnostics: fe.diagnostics.items, sources: fe.sources };
+  if (!fe.program)
+    return { stage: "frontend", diagnostics: fe.diagnostics.items, sources: fe.sources };
   try {
     const lowered = lowerProgram(fe.program, opts);
     return { stage: "ok", diagnostics: fe.diagnostics.items, lowered, sources: fe.sources };
   } catch (e) {
-    if (e instanceof DiagnosticError) return { stage: "lower", diagnostics: e.diagnostics, sources: fe.sources };
+    if (e instanceof DiagnosticError)
+      return { stage: "lower", diagnostics: e.diagnostics, sources: fe.sources };
     throw e;
   }
 }
 
 /** Writes one model file and compiles it. */
-export function compileText(text: string, opts: LowerOptions = {}, extra: Record<string, string> = {}): PipelineResult {
+export function compileText(
+  text: string,
+  opts: LowerOptions = {},
+  extra: Record<string, string> = {},
+): PipelineResult {
   const { root } = writeModels({ "main.model": text, ...extra });
   return compile(root, opts);
 }

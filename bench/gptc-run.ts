@@ -1,0 +1,172 @@
+// The gptc side of `npm run bench`: one workload per process (so peak RSS is
+// the workload's own), printed as one JSON line.
+//   npx tsx bench/gptc-run.ts train|generate|train124m|compile [--quick] [--backend b] [--profile]
+import { frontend } from "../src/dsl/frontend.js";
+import { lowerProgram } from "../src/ir/lower.js";
+import { compileGraphs } from "../src/ir/pipeline.js";
+import { compileModel } from "../src/cli/artifacts.js";
+import { createBackend, type BackendName } from "../src/runtime/backend.js";
+import { generateCached } from "../src/runtime/generate.js";
+import { adamwStep, newAdamWState } from "../src/runtime/optimizer.js";
+import { StepProfile } from "../src/runtime/profile.js";
+import { Rng } from "../src/runtime/rng.js";
+import { Session } from "../src/runtime/session.js";
+import { initWeights, weightSpecs } from "../src/runtime/weights.js";
+
+const args = process.argv.slice(2);
+const workload = args[0];
+const quick = args.includes("--quick");
+const profileOn = args.includes("--profile");
+const backendAt = args.indexOf("--backend");
+const backendName = (backendAt >= 0 ? args[backendAt + 1] : "webasm") as BackendName;
+
+/** The bench model: GPT-2 with vocab 50257, 4 layers, 4 heads, d 256 (16.3M parameters). */
+const benchSets: Record<string, string> = quick
+  ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64" }
+  : { vocab: "50257", layers: "4", heads: "4", d: "256", ctx: "1024" };
+const smallSets: Record<string, string> = quick
+  ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64" }
+  : {};
+
+function lower(set: Record<string, string>, decode = false) {
+  const fe = frontend("specs/gpt2-small.model");
+  return lowerProgram(fe.program!, { set, decode });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+async function trainSteps(set: Record<string, string>, B: number, T: number, steps: number) {
+  const l = lower(set);
+  const backend = await createBackend(backendName, { quiet: true });
+  const session = new Session(compileGraphs(l), backend);
+  const profile = profileOn ? new StepProfile() : undefined;
+  const specs = weightSpecs(l.graph);
+  const weights = initWeights(specs, 1);
+  const shapes = new Map(specs.map((s) => [s.key, s.shape]));
+  const adam = newAdamWState(weights);
+  const vocab = Number(set.vocab ?? 50257);
+  const rng = new Rng(7);
+  const times: number[] = [];
+  let loss = NaN;
+  for (let s = 0; s < steps; s++) {
+    const tokens = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
+    const targets = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
+    if (s === 1 && profile) session.profiler = profile; // after the compile-heavy first step
+    const t0 = performance.now();
+    const r = await session.lossAndGrads(weights, { tokens, targets }, { B, T });
+    adamwStep(weights, r.grads, shapes, adam, {
+      lr: 1e-4,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0.1,
+    });
+    times.push(performance.now() - t0);
+    loss = r.loss;
+  }
+  session.destroy();
+  return { times, loss, profile };
+}
+
+async function main(): Promise<Record<string, unknown>> {
+  switch (workload) {
+    case "train": {
+      const [B, T] = quick ? [2, 32] : [4, 128];
+      const steps = quick ? 4 : 8;
+      const { times, loss, profile } = await trainSteps(benchSets, B, T, steps);
+      const ms = median(times.slice(1));
+      return {
+        workload,
+        backend: backendName,
+        B,
+        T,
+        msPerStep: ms,
+        tokensPerSec: (B * T * 1000) / ms,
+        firstStepMs: times[0],
+        loss,
+        profile: profile?.toJSON(),
+        profileTable: profile?.table(),
+      };
+    }
+    case "train124m": {
+      const [B, T] = quick ? [1, 16] : [1, 128];
+      try {
+        const { times, loss } = await trainSteps(smallSets, B, T, 1);
+        return { workload, backend: backendName, B, T, msPerStep: times[0], loss };
+      } catch (e) {
+        return {
+          workload,
+          backend: backendName,
+          B,
+          T,
+          failed: (e as Error).message.split("\n")[0],
+        };
+      }
+    }
+    case "generate": {
+      const l = lower(smallSets);
+      const backend = await createBackend(backendName, { quiet: true });
+      const session = new Session(compileGraphs(l, lower(smallSets, true)), backend);
+      const weights = initWeights(weightSpecs(l.graph), 1);
+      const vocab = quick ? 512 : 50257;
+      const rng = new Rng(3);
+      const prompt = Array.from({ length: 16 }, () => Math.floor(rng.next() * vocab));
+      const newTokens = quick ? 8 : 64;
+      // Warm-up compiles both executors (prompt and single-token steps).
+      await generateCached(session, weights, [prompt], {
+        maxNewTokens: 2,
+        temperature: 0,
+        seed: 0,
+      });
+      const profile = profileOn ? new StepProfile() : undefined;
+      session.profiler = profile;
+      let firstAt = 0;
+      const t0 = performance.now();
+      await generateCached(session, weights, [prompt], {
+        maxNewTokens: newTokens,
+        temperature: 0,
+        seed: 0,
+        onToken: () => {
+          if (!firstAt) firstAt = performance.now();
+        },
+      });
+      const total = performance.now() - t0;
+      session.destroy();
+      // Steady state: the tokens after the first (which includes the prompt pass).
+      const steady = (newTokens - 1) / ((performance.now() - firstAt) / 1000);
+      return {
+        workload,
+        backend: backendName,
+        newTokens,
+        seconds: total / 1000,
+        tokensPerSec: newTokens / (total / 1000),
+        steadyTokensPerSec: steady,
+        profile: profile?.toJSON(),
+        profileTable: profile?.table(),
+      };
+    }
+    case "compile": {
+      const out: Record<string, number> = {};
+      for (const preset of quick ? [undefined] : [undefined, "xl"]) {
+        const t0 = performance.now();
+        const fe = frontend("specs/gpt2-small.model");
+        const l = lowerProgram(fe.program!, { preset });
+        compileModel(l, { batch: 4, seq: 128 });
+        out[preset ?? "small"] = performance.now() - t0;
+      }
+      return { workload, msSmall: out.small, msXl: out.xl };
+    }
+  }
+  throw new Error(`unknown workload '${workload}' (train, generate, train124m, compile)`);
+}
+
+const result = await main();
+process.stdout.write(JSON.stringify({ ...result, peakRssMiB: peakRssMiB() }) + "\n");
+process.exit(0);

@@ -1,0 +1,60 @@
+// `--profile`: where a step's time goes — per kernel family, per matmul shape
+// (with achieved GFLOP/s), and in copies from the backend back to JavaScript.
+import type { KernelFamily, Profiler } from "./executor.js";
+
+interface Row {
+  ms: number;
+  flops: number;
+  calls: number;
+}
+
+export class StepProfile implements Profiler {
+  private readonly byKind = new Map<string, Row>();
+  private readonly byMatmul = new Map<string, Row>();
+  copyMs = 0;
+  kernelMs = 0;
+
+  kernel(f: KernelFamily, ms: number, flops: number): void {
+    this.kernelMs += ms;
+    add(this.byKind, f.kind, ms, flops);
+    if (f.matmul) add(this.byMatmul, f.matmul, ms, flops);
+  }
+
+  copy(ms: number): void {
+    this.copyMs += ms;
+  }
+
+  table(): string {
+    const lines = ["kernel family        calls      ms   share   GFLOP/s"];
+    const total = this.kernelMs + this.copyMs || 1;
+    const row = (label: string, r: Row) =>
+      `${label.padEnd(20)} ${String(r.calls).padStart(5)} ${r.ms.toFixed(1).padStart(8)} ${((100 * r.ms) / total).toFixed(1).padStart(6)}% ${(r.flops / 1e6 / Math.max(r.ms, 1e-9)).toFixed(2).padStart(9)}`;
+    for (const [k, r] of [...this.byKind].sort((a, b) => b[1].ms - a[1].ms)) lines.push(row(k, r));
+    lines.push(
+      `${"copies to JS".padEnd(20)} ${"".padStart(5)} ${this.copyMs.toFixed(1).padStart(8)} ${((100 * this.copyMs) / total).toFixed(1).padStart(6)}%`,
+    );
+    lines.push("", "matmul shape (M x K @ K x N)        calls      ms   GFLOP/s");
+    for (const [k, r] of [...this.byMatmul].sort((a, b) => b[1].ms - a[1].ms))
+      lines.push(
+        `${k.padEnd(34)} ${String(r.calls).padStart(5)} ${r.ms.toFixed(1).padStart(8)} ${(r.flops / 1e6 / Math.max(r.ms, 1e-9)).toFixed(2).padStart(9)}`,
+      );
+    return lines.join("\n");
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      kernelMs: this.kernelMs,
+      copyMs: this.copyMs,
+      byKind: Object.fromEntries(this.byKind),
+      byMatmul: Object.fromEntries(this.byMatmul),
+    };
+  }
+}
+
+function add(m: Map<string, Row>, key: string, ms: number, flops: number): void {
+  const r = m.get(key) ?? { ms: 0, flops: 0, calls: 0 };
+  r.ms += ms;
+  r.flops += flops;
+  r.calls += 1;
+  m.set(key, r);
+}
