@@ -2,9 +2,35 @@
 // anything else is a bug in gptc and says so (exit 2, stack only with GPTC_DEBUG=1).
 import { DiagnosticError, formatDiagnostics } from "../dsl/diagnostics.js";
 import { SourceSet } from "../dsl/source.js";
+import { BackendError } from "../runtime/backend.js";
+import { CheckpointError } from "../runtime/checkpoint.js";
+import { DataError } from "../runtime/data.js";
+import { NumericsError } from "../runtime/executor.js";
+import { GenerateError } from "../runtime/generate.js";
+import { SafetensorsError } from "../runtime/safetensors.js";
+import { CapacityError } from "../runtime/session.js";
+import { TokenizerError } from "../runtime/tokenizer.js";
+import { TrainError } from "../runtime/trainer.js";
+import { FixtureError } from "../runtime/verify.js";
+import { WeightError } from "../runtime/weights.js";
 
 /** A problem with what the user asked for (bad flag, missing file). */
 export class UsageError extends Error {}
+
+/** Errors about the user's input or machine, raised below the CLI: reported as messages. */
+const userErrors = [
+  BackendError,
+  CapacityError,
+  CheckpointError,
+  DataError,
+  FixtureError,
+  GenerateError,
+  NumericsError,
+  SafetensorsError,
+  TokenizerError,
+  TrainError,
+  WeightError,
+];
 
 export function reportAndExit(err: unknown, sources?: SourceSet): never {
   if (err instanceof DiagnosticError) {
@@ -13,7 +39,7 @@ export function reportAndExit(err: unknown, sources?: SourceSet): never {
     if (n > 1) process.stderr.write(`${n} errors\n`);
     process.exit(1);
   }
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || userErrors.some((E) => err instanceof E)) {
     process.stderr.write(`gptc: error: ${err.message}\n`);
     process.exit(1);
   }

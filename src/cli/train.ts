@@ -18,6 +18,7 @@ import { DataError, loadDataset } from "../runtime/data.js";
 import { newAdamWState } from "../runtime/optimizer.js";
 import { Session } from "../runtime/session.js";
 import { StepProfile } from "../runtime/profile.js";
+import { NumericsError } from "../runtime/executor.js";
 import { tokenizerFromJSON } from "../runtime/tokenizer.js";
 import { Trainer, TrainError, type TrainOptions } from "../runtime/trainer.js";
 import { initWeights, loadWeightsFile, WeightError, weightSpecs } from "../runtime/weights.js";
@@ -49,6 +50,7 @@ interface TrainFlags extends ModelFlags {
   init?: string;
   samples: number;
   profile?: boolean;
+  checkNumerics?: boolean;
   backend?: string;
   threads?: boolean;
 }
@@ -147,6 +149,11 @@ export function registerTrain(program: Command): void {
       "samples to print at the end (0: none)",
       nonNegativeInt("--samples"),
       2,
+    )
+    .option("--profile", "print where the time went: per kernel family, per matmul shape, copies")
+    .option(
+      "--check-numerics",
+      "stop at the first kernel that produces NaN or infinity, naming its ops",
     )
     .action(async (spec: string | undefined, flags: TrainFlags) => {
       let ref: ModelRef;
@@ -247,6 +254,7 @@ export function registerTrain(program: Command): void {
       const session = new Session(graphs, backend);
       const profile = flags.profile ? new StepProfile() : undefined;
       session.profiler = profile;
+      session.checkNumerics = !!flags.checkNumerics;
       const trainer = new Trainer({
         session,
         data,
@@ -296,6 +304,9 @@ export function registerTrain(program: Command): void {
       try {
         while (trainer.step < options.steps && !interrupted) {
           const r = await trainer.trainStep();
+          // Let the event loop run: with synchronous kernels (cpu, webasm) a step only
+          // awaits settled promises, and Ctrl-C (SIGINT) would never reach onSigint.
+          await new Promise<void>((done) => setImmediate(done));
           if (r.valLoss !== undefined) lastVal = r.valLoss.toFixed(4);
           const tps = Math.round(
             ((trainer.step - startStep) * options.batch * options.seq * options.accum) /
@@ -315,12 +326,16 @@ export function registerTrain(program: Command): void {
         trainer.save();
       } catch (e) {
         bar?.stop();
-        if (e instanceof TrainError) throw new UsageError(e.message);
+        if (e instanceof TrainError || e instanceof NumericsError) throw new UsageError(e.message);
         throw e;
       } finally {
         process.off("SIGINT", onSigint);
       }
       bar?.stop();
+      if (profile)
+        process.stderr.write(
+          `\nprofile of ${trainer.step - startStep} steps:\n${profile.table()}\n\n`,
+        );
       process.stderr.write(
         `gptc: saved ${out}/checkpoint.safetensors at step ${trainer.step} (log.jsonl, loss.svg, model.safetensors)\n`,
       );

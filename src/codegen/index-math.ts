@@ -106,11 +106,15 @@ export function broadcastCoords(
 
 /**
  * `coord` clamped into [0, n - 1]. A kernel reads both sides of a select before
- * choosing (pad, concat), so the read for the side not taken must still fall
- * inside its buffer: webasm traps on an out-of-bounds load.
+ * choosing (pad, concat, cache_write), so the read for the side not taken must
+ * still fall inside its buffer: webasm traps on an out-of-bounds load. Written
+ * max(c, 0) - max(c - (n - 1), 0) rather than min(max(c, 0), n - 1): gpu.js's GL
+ * translation rejects a bare Math.min/Math.max call as a whole array index
+ * ("'max' : no matching overloaded function").
  */
 export function clampCoord(coord: string, n: number): string {
-  return n <= 1 ? "0" : `Math.min(Math.max(${coord}, 0), ${n - 1})`;
+  if (n <= 1) return "0";
+  return `Math.max(${coord}, 0) - Math.max(${coord} - ${n - 1}, 0)`;
 }
 
 /** Formats a float constant for generated code (finite only; callers clamp infinities). */

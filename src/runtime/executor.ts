@@ -39,9 +39,14 @@ export interface KernelFamily {
   matmul?: string;
 }
 
+/** A kernel produced NaN or infinity (`--check-numerics`). */
+export class NumericsError extends Error {}
+
 export class Executor {
   readonly kernels: CompiledKernel[];
   profiler?: Profiler;
+  /** Scan every kernel's output for NaN/inf and stop at the first (slow: reads everything back). */
+  checkNumerics = false;
   /** FLOPs of each kernel at these sizes (for achieved GFLOP/s). */
   readonly flops: number[];
   readonly families: KernelFamily[];
@@ -106,6 +111,7 @@ export class Executor {
       if (this.profiler)
         this.profiler.kernel(this.families[index], performance.now() - started, this.flops[index]);
       live.set(source.output, out);
+      if (this.checkNumerics) this.scan(index, await toArray(out, source.outputSize));
       if (wanted.has(source.output)) {
         const t = this.profiler ? performance.now() : 0;
         // A copy: backends may reuse an output buffer on the next call.
@@ -117,6 +123,24 @@ export class Executor {
     }
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
     return result;
+  }
+
+  private scan(index: number, values: Float32Array): void {
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad < 0) return;
+    const g = this.schedule.graph;
+    const k = this.schedule.kernels[index];
+    // Name the ops of the kernel with the source lines that built them.
+    const ops = k.nodes
+      .map((id) => g.nodes[id])
+      .filter((n) => n.op !== "const")
+      .map(
+        (n) => `${n.op}%${n.id}${n.span ? ` (${n.span.file}:${n.span.line}:${n.span.col})` : ""}`,
+      );
+    // Masks hold -3.4e38, not infinity; only true NaN/inf are reported.
+    throw new NumericsError(
+      `kernel ${k.name} produced ${values[bad]} at element ${bad} of %${k.output}; it computes: ${ops.join(", ")}`,
+    );
   }
 
   destroy(): void {

@@ -1,7 +1,9 @@
 // A compiled model on a backend: executors for the forward and training graphs,
 // built per (batch, seq) on first use and reused after.
 import type { CompiledGraphs } from "../ir/pipeline.js";
-import { fuse, type FusionLimits } from "../ir/passes/fuse.js";
+import { fuse, type FusionLimits, type Schedule } from "../ir/passes/fuse.js";
+import { planMemory } from "../ir/passes/memory.js";
+import { totalmem } from "node:os";
 import { gradName } from "../ir/passes/autodiff.js";
 import type { Graph } from "../ir/graph.js";
 import { shapeEval } from "../ir/dims.js";
@@ -10,6 +12,45 @@ import type { Backend } from "./backend.js";
 import { Executor, type Profiler } from "./executor.js";
 import type { Weights } from "./weights.js";
 
+/** The model does not fit what the backend or the machine can hold. */
+export class CapacityError extends Error {}
+
+const GiB = 2 ** 30;
+
+/**
+ * Refuses, before anything runs, a plan that cannot fit: on webasm every
+ * kernel's inputs and output must fit in one 4 GiB WebAssembly memory, and
+ * everything the step keeps (weights, gradients, AdamW moments, activations)
+ * must fit in this machine's memory.
+ */
+export function checkCapacity(
+  s: Schedule,
+  bindings: Record<string, number>,
+  backend: string,
+  training: boolean,
+): void {
+  const plan = planMemory(s, bindings, { training });
+  const need = plan.totalBytes;
+  const have = totalmem();
+  const advice = "use a smaller --batch or --seq, a smaller model, or a machine with more memory";
+  if (need > 0.9 * have)
+    throw new CapacityError(
+      `this step needs ${(need / GiB).toFixed(1)} GiB (activations ${(plan.activationBytes / GiB).toFixed(1)}, weights ${(plan.weightBytes / GiB).toFixed(1)}, gradients ${(plan.gradientBytes / GiB).toFixed(1)}, optimizer ${(plan.optimizerBytes / GiB).toFixed(1)}), more than this machine's ${(have / GiB).toFixed(1)} GiB: ${advice}`,
+    );
+  if (backend !== "webasm") return;
+  const g = s.graph;
+  for (const k of s.kernels) {
+    const bytes = [...k.inputs, k.output].reduce(
+      (a, id) => a + 4 * shapeEval(g.nodes[id].type.shape, bindings).reduce((p, q) => p * q, 1),
+      0,
+    );
+    if (bytes > 3.75 * GiB)
+      throw new CapacityError(
+        `kernel ${k.name} reads and writes ${(bytes / GiB).toFixed(2)} GiB, more than a WebAssembly memory holds (4 GiB): ${advice}, or --backend cpu`,
+      );
+  }
+}
+
 /** Sizes of the symbolic dimensions, e.g. { B: 4, T: 128 }. */
 export type Dims = Record<string, number>;
 
@@ -17,6 +58,8 @@ export class Session {
   private readonly executors = new Map<string, Executor>();
   /** Set to collect per-kernel timings in every executor (`--profile`). */
   profiler?: Profiler;
+  /** Stop at the first kernel producing NaN or infinity (`--check-numerics`). */
+  checkNumerics = false;
 
   constructor(
     readonly graphs: CompiledGraphs,
@@ -47,8 +90,11 @@ export class Session {
     let ex = this.executors.get(key);
     if (!ex) {
       assertBindings(g, bindings);
-      ex = new Executor(fuse(g, this.limits), bindings, this.backend);
+      const schedule = fuse(g, this.limits);
+      checkCapacity(schedule, bindings, this.backend.name, kind === "train");
+      ex = new Executor(schedule, bindings, this.backend);
       ex.profiler = this.profiler;
+      ex.checkNumerics = this.checkNumerics;
       this.executors.set(key, ex);
     }
     return ex;
