@@ -40,7 +40,7 @@ export function reportAndExit(err: unknown, sources?: SourceSet): never {
     process.exit(1);
   }
   if (err instanceof UsageError || userErrors.some((E) => err instanceof E)) {
-    process.stderr.write(`gptc: error: ${err.message}\n`);
+    process.stderr.write(`gptc: error: ${(err as Error).message}\n`);
     process.exit(1);
   }
   const e = err as Error;
