@@ -92,7 +92,7 @@ export async function sampleAndPrint(
     temperature: 0.8,
     topK: 40,
     seed: o.seed,
-    stopToken: undefined,
+    stopToken: tok.eot,
     context: contextOf(l),
   });
   rows.forEach((r, i) => process.stdout.write(`--- sample ${i + 1} ---\n${tok.decode(r)}\n`));

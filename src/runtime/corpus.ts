@@ -29,7 +29,7 @@ export function untagBrown(tagged: string): string {
           continue;
         }
         // Punctuation and contractions attach to the word before; words attach to an opening quote.
-        const attach = /^[.,;:!?)]+$/.test(w) || /^'(s|t|re|ve|ll|d|m)$/i.test(w);
+        const attach = /^[.,;:!?)]+$/.test(w) || /^(n't|'(s|t|re|ve|ll|d|m))$/i.test(w);
         const afterOpener = (quoteOpen && text.endsWith('"')) || text.endsWith("(");
         text += text === "" || attach || afterOpener ? w : ` ${w}`;
       }

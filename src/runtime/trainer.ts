@@ -37,7 +37,7 @@ export interface TrainOptions {
 
 export class TrainError extends Error {}
 
-/** Linear warmup to `lr`, then cosine decay to `minLr` at the last step. */
+/** Linear warmup to `lr`, then cosine decay reaching `minLr` at step index `steps` (nanoGPT's convention). */
 export function learningRate(step: number, o: TrainOptions): number {
   if (step < o.warmup) return (o.lr * (step + 1)) / o.warmup;
   const span = Math.max(1, o.steps - o.warmup);

@@ -73,10 +73,16 @@ export function loadWeightsFile(path: string, specs: WeightSpec[]): Weights {
     if (key === "lm_head.weight" && !expected.has(key) && expected.has("wte.weight")) continue;
     problems.push(`  extra    ${key}: [${t.shape.join(", ")}] is not a weight of this model`);
   }
-  if (problems.length)
+  if (problems.length) {
+    // Every key, but not a screenful: a checkpoint of another model differs everywhere.
+    const shown =
+      problems.length > 12
+        ? [...problems.slice(0, 12), `  ... and ${problems.length - 12} more`]
+        : problems;
     throw new WeightError(
-      `${file} does not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n${problems.join("\n")}`,
+      `${file} does not fit the model (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n${shown.join("\n")}`,
     );
+  }
   const out: Weights = new Map();
   for (const s of specs) out.set(s.key, found.get(s.key)!.data);
   return out;
