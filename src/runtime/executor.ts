@@ -170,7 +170,9 @@ async function toArray(v: any, size: number): Promise<Float32Array> {
   if (v && typeof v.toArray === "function") {
     let a = v.toArray();
     if (a && typeof a.then === "function") a = await a;
-    return a instanceof Float32Array ? a : Float32Array.from(a);
+    const arr = a instanceof Float32Array ? a : Float32Array.from(a);
+    // Textures are padded to a rectangle: keep the output's own elements.
+    return arr.length === size ? arr : arr.subarray(0, size);
   }
-  return Float32Array.from(v);
+  return Float32Array.from(v).subarray(0, size);
 }

@@ -109,7 +109,9 @@ export const elementwiseOps: OpDef[] = [
   unary(
     "tanh",
     Math.tanh,
-    (x) => `Math.tanh(${x})`,
+    // GLSL's tanh overflows to NaN past |x| ~ 44; in float32 tanh is exactly ±1 beyond
+    // |x| = 9.1, so clamping to ±15 changes no result and keeps every backend finite.
+    (x) => `Math.tanh(Math.min(Math.max(${x}, -15.0), 15.0))`,
     (b, _x, o, g) =>
       // d tanh = 1 - tanh²
       mul(b, g, b.op("sub", [b.scalar(1), mul(b, o, o)])),

@@ -1,0 +1,127 @@
+// `npm run bench`: gptc and TensorFlow.js on the same workloads, in one run on
+// one machine. Each workload runs in its own process (so peak RSS is its own).
+//   npm run bench [-- --quick] [-- --profile] [-- --backends webasm,cpu,headlessgl] [-- --skip-tfjs]
+// Writes bench/results.json and bench/results.md (with --quick: bench/results-quick.*).
+import { spawnSync } from "node:child_process";
+import { cpus, loadavg } from "node:os";
+import { writeFileSync } from "node:fs";
+
+const argv = process.argv.slice(2);
+const quick = argv.includes("--quick");
+const profile = argv.includes("--profile");
+const skipTfjs = argv.includes("--skip-tfjs");
+const backendsAt = argv.indexOf("--backends");
+const backends = backendsAt >= 0 ? argv[backendsAt + 1].split(",") : ["webasm"];
+
+type Json = Record<string, unknown>;
+
+/** Runs a TypeScript file under tsx in a child; returns its last JSON line. */
+function child(file: string, args: string[], timeoutS: number): Json {
+  const started = performance.now();
+  const r = spawnSync(process.execPath, ["--import", "tsx", file, ...args], {
+    encoding: "utf8",
+    timeout: timeoutS * 1000,
+    maxBuffer: 256 * 2 ** 20,
+  });
+  const lines = (r.stdout ?? "").trim().split("\n").reverse();
+  for (const line of lines) {
+    if (!line.startsWith("{")) continue;
+    try {
+      return JSON.parse(line) as Json;
+    } catch {
+      // not the result line
+    }
+  }
+  const why = r.error ? String(r.error.message) : (r.stderr ?? "").trim().split("\n").slice(-3).join(" | ");
+  return { failed: `exit ${r.status}${r.signal ? ` (${r.signal})` : ""} after ${((performance.now() - started) / 1000).toFixed(0)} s: ${why}` };
+}
+
+const gptc: Record<string, Json> = {};
+for (const backend of backends)
+  for (const w of ["train", "generate", "train124m", "compile"]) {
+    if (w === "compile" && backend !== backends[0]) continue;
+    process.stderr.write(`gptc ${w} on ${backend} ...\n`);
+    const args = [w, "--backend", backend, ...(quick ? ["--quick"] : []), ...(profile ? ["--profile"] : [])];
+    gptc[`${w}@${backend}`] = child("bench/gptc-run.ts", args, quick ? 300 : 3600);
+  }
+
+const tfjs: Record<string, Json> = {};
+if (!skipTfjs)
+  for (const threads of [false, true]) {
+    process.stderr.write(`TF.js${threads ? " (threads)" : ""} ...\n`);
+    const out = `bench/.tfjs-${threads ? "threads" : "single"}${quick ? "-quick" : ""}.json`;
+    const summary = child("bench/tfjs-run.ts", [...(quick ? ["--quick"] : []), ...(threads ? ["--threads"] : []), "--out", out], quick ? 300 : 3600);
+    for (const r of (summary.results as Json[] | undefined) ?? [])
+      tfjs[`${r.workload}/${r.variant}${threads ? "+threads" : ""}`] = r;
+    if (summary.failed) tfjs[`run${threads ? "+threads" : ""}`] = summary;
+  }
+
+// ---- report ---------------------------------------------------------------------
+
+const num = (v: unknown, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "—");
+const rows: string[][] = [];
+const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" && b > 0 ? (a / b).toFixed(2) : "—");
+
+const tfTrain = (variant: string) => tfjs[`a/${variant}`];
+const tfGen = () => tfjs["b/tuned"] ?? tfjs["b/naive"];
+for (const backend of backends) {
+  const t = gptc[`train@${backend}`];
+  rows.push([
+    `(a) bench training step, ms (gptc ${backend})`,
+    num(t.msPerStep, 0),
+    num(tfTrain("naive")?.msPerStep, 0),
+    num(tfTrain("tuned")?.msPerStep, 0),
+    num(tfjs["a/tuned+threads"]?.msPerStep, 0),
+    `${ratio(tfTrain("naive")?.msPerStep, t.msPerStep)} / ${ratio(tfTrain("tuned")?.msPerStep, t.msPerStep)}`,
+  ]);
+  const g = gptc[`generate@${backend}`];
+  rows.push([
+    `(b) gpt2-124M generation, tokens/s (gptc ${backend})`,
+    num(g.tokensPerSec, 2),
+    num(tfjs["b/naive"]?.tokensPerSec, 2),
+    num(tfGen()?.tokensPerSec, 2),
+    num(tfjs["b/tuned+threads"]?.tokensPerSec, 2),
+    ratio(g.tokensPerSec, tfGen()?.tokensPerSec),
+  ]);
+  const c = gptc[`train124m@${backend}`];
+  const tc = tfjs["c/tuned"] ?? tfjs["c/naive"];
+  rows.push([
+    `(c) gpt2-124M training step B=1 T=128, ms (gptc ${backend})`,
+    c.failed ? `failed: ${String(c.failed).slice(0, 60)}` : num(c.msPerStep, 0),
+    "",
+    tc ? (tc.ok ? num(tc.msPerStep, 0) : `failed: ${String(tc.error ?? "").slice(0, 60)}`) : "—",
+    "",
+    "",
+  ]);
+}
+const comp = gptc[`compile@${backends[0]}`];
+rows.push(["(d) compile gpt2-small / gpt2-xl, ms", `${num(comp.msSmall, 0)} / ${num(comp.msXl, 0)}`, "", "", "", ""]);
+const rss = (j?: Json) => num(j?.peakRssMiB ?? j?.peakRssMb ?? j?.rssPeakMiB, 0);
+rows.push([
+  "peak RSS MiB: train / generate / 124M step (gptc)",
+  `${rss(gptc[`train@${backends[0]}`])} / ${rss(gptc[`generate@${backends[0]}`])} / ${rss(gptc[`train124m@${backends[0]}`])}`,
+  "",
+  `${rss(tfTrain("tuned"))} / ${rss(tfGen())} / ${rss(tfjs["c/tuned"])}`,
+  "",
+  "",
+]);
+
+const header = ["workload", "gptc", "TF.js naive", "TF.js tuned", "TF.js tuned+threads", "speedup vs naive / tuned"];
+const md = [
+  `# gptc vs TensorFlow.js${quick ? " (quick smoke sizes)" : ""}`,
+  "",
+  `${new Date().toISOString()}, node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+  "",
+  `| ${header.join(" | ")} |`,
+  `| ${header.map(() => "---").join(" | ")} |`,
+  ...rows.map((r) => `| ${r.join(" | ")} |`),
+  "",
+  "Speedup: TF.js time / gptc time for training, gptc tokens/s / TF.js tokens/s for generation (> 1: gptc faster).",
+  "",
+].join("\n");
+
+const base = quick ? "bench/results-quick" : "bench/results";
+writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs }, null, 2) + "\n");
+writeFileSync(`${base}.md`, md);
+process.stdout.write(md);
+for (const [k, v] of Object.entries(gptc)) if (v.profileTable) process.stdout.write(`\nprofile ${k}:\n${v.profileTable}\n`);
