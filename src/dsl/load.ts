@@ -1,7 +1,7 @@
 // Reads a model file and everything it imports into one Program: the root
 // module's model and presets, and the functions of every module.
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FnDef, ImportDecl, ModelDef, ModuleAst, ParamValueAst, PresetDef } from "./ast.js";
 import { DiagnosticBag, didYouMean } from "./diagnostics.js";
@@ -9,7 +9,15 @@ import { parseModule } from "./parser.js";
 import { SourceSet } from "./source.js";
 
 /** The specs shipped with gptc, and their standard library (imported as "std/..."). */
-export const specsDir = fileURLToPath(new URL("../../specs", import.meta.url));
+export const specsDir = findSpecs(dirname(fileURLToPath(import.meta.url)));
+
+/** The package's specs folder, from src/dsl or from the bundle in dist/. */
+function findSpecs(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "specs", "std"))) return join(dir, "specs");
+    if (dirname(dir) === dir) return resolve(from, "../../specs");
+  }
+}
 export const stdlibDir = resolve(specsDir, "std");
 
 export interface Program {
