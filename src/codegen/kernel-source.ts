@@ -24,6 +24,12 @@ export interface KernelSource {
   source: string;
   /** Element count of the output buffer. */
   outputSize: number;
+  /**
+   * gpu.js output dimensions: [size] (thread.x is the flat index), or
+   * [last axis, the rest] (thread.x the last coordinate, thread.y the others),
+   * which lets webasm's SIMD run along the last axis (measured 1.5-2x on matmuls).
+   */
+  dims: number[];
   /** Node ids of the buffers passed as in0, in1, ... */
   inputs: number[];
   output: number;
@@ -54,6 +60,7 @@ class Emitter {
     private readonly g: Graph,
     private readonly kernel: Kernel,
     private readonly bindings: Record<string, number>,
+    private readonly layout: "1d" | "2d" = "1d",
   ) {
     kernel.inputs.forEach((id, i) => this.argOf.set(id, `in${i}`));
   }
@@ -362,9 +369,17 @@ class Emitter {
   emit(): KernelSource {
     const outShape = this.shape(this.kernel.output);
     const size = outShape.reduce((p, q) => p * q, 1);
-    const coords = unravel("i", outShape).map((c) => c);
     const body = this.scopes[0];
-    body.lines.push("const i = this.thread.x;");
+    const twoD = this.layout === "2d" && outShape.length >= 2 && outShape[outShape.length - 1] > 1;
+    const last = outShape[outShape.length - 1];
+    let coords: string[];
+    if (twoD) {
+      body.lines.push("const x = this.thread.x;", "const y = this.thread.y;");
+      coords = [...unravel("y", outShape.slice(0, -1)), "x"];
+    } else {
+      body.lines.push("const i = this.thread.x;");
+      coords = unravel("i", outShape);
+    }
     const named = coords.map((c, k) => {
       if (/^[\w]+$/.test(c)) return c;
       const name = `c${k}`;
@@ -378,6 +393,7 @@ class Emitter {
       name: this.kernel.name,
       source: `function (${params}) {\n${body.lines.map((l) => `  ${l}`).join("\n")}\n}`,
       outputSize: Math.max(1, size),
+      dims: twoD ? [last, size / last] : [Math.max(1, size)],
       inputs: this.kernel.inputs,
       output: this.kernel.output,
       extras: this.extras,
@@ -389,6 +405,7 @@ export function kernelSource(
   g: Graph,
   kernel: Kernel,
   bindings: Record<string, number>,
+  layout: "1d" | "2d" = "1d",
 ): KernelSource {
-  return new Emitter(g, kernel, bindings).emit();
+  return new Emitter(g, kernel, bindings, layout).emit();
 }

@@ -60,9 +60,15 @@ export class Executor {
   ) {
     this.onDevice = backend.name === "headlessgl" || backend.name === "webgpu";
     this.kernels = schedule.kernels.map((k) => {
-      const source = kernelSource(schedule.graph, k, bindings);
+      // webasm vectorizes along thread.x: give it the last axis (2-D output).
+      const source = kernelSource(
+        schedule.graph,
+        k,
+        bindings,
+        backend.name === "webasm" ? "2d" : "1d",
+      );
       const fn = backend.gpu.createKernel(source.source, {
-        output: [source.outputSize],
+        output: source.dims,
         pipeline: this.onDevice,
         immutable: false,
         tactic: "precision",
@@ -108,6 +114,7 @@ export class Executor {
       const started = this.profiler ? performance.now() : 0;
       let out = fn(...args);
       if (out && typeof out.then === "function") out = await out;
+      if (source.dims.length === 2) out = flatten(out, source.outputSize);
       if (this.profiler)
         this.profiler.kernel(this.families[index], performance.now() - started, this.flops[index]);
       live.set(source.output, out);
@@ -146,6 +153,23 @@ export class Executor {
   destroy(): void {
     for (const k of this.kernels) k.fn.destroy?.();
   }
+}
+
+/** A 2-D result (rows) as one flat buffer: a view when the rows share one buffer. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function flatten(rows: any, size: number): any {
+  if (!Array.isArray(rows) || !(rows[0] instanceof Float32Array)) return rows;
+  const first = rows[0] as Float32Array;
+  if (
+    rows.every(
+      (r: Float32Array, k: number) =>
+        r.buffer === first.buffer && r.byteOffset === first.byteOffset + k * first.byteLength,
+    )
+  )
+    return new Float32Array(first.buffer, first.byteOffset, size);
+  const out = new Float32Array(size);
+  rows.forEach((r: Float32Array, k: number) => out.set(r, k * first.length));
+  return out;
 }
 
 /** Positions grouped by id (stable), and each id's first position: a counting sort. */

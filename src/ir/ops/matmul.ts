@@ -1,5 +1,5 @@
 // Batched matrix product with numpy broadcasting of the batch axes: [..., M, K] @ [..., K, N].
-import { dimEq, shapeToString } from "../dims.js";
+import { dimEq, shapeSize, shapeToString } from "../dims.js";
 import { broadcastShapes } from "./shape-rules.js";
 import { broadcastStrides, forEachIndex, size, tensor } from "./tensor.js";
 import { unbroadcast } from "./elementwise.js";
@@ -59,6 +59,17 @@ export const matmulOp: OpDef = {
   grad: (b, n, g) => {
     const [x, y] = n.inputs;
     const gx = b.op("matmul", [g, transposeLast(b, y)]);
+    const xs = b.type(x).shape;
+    const ys = b.type(y).shape;
+    // A 2-D weight applied over batch axes ([B, T, K] @ [K, N]): its gradient sums
+    // over every row of every batch, so contract over all of them in one matmul
+    // ([K, B*T] @ [B*T, N]) instead of a [B, K, N] product summed afterwards.
+    if (ys.length === 2 && xs.length > 2) {
+      const rows = shapeSize(xs.slice(0, -1));
+      const x2 = b.op("reshape", [x], { shape: [rows, xs[xs.length - 1]] });
+      const g2 = b.op("reshape", [g], { shape: [rows, ys[1]] });
+      return [unbroadcast(b, gx, b.type(x)), b.op("matmul", [transposeLast(b, x2), g2])];
+    }
     const gy = b.op("matmul", [transposeLast(b, x), g]);
     return [unbroadcast(b, gx, b.type(x)), unbroadcast(b, gy, b.type(y))];
   },
