@@ -32,8 +32,12 @@ function child(file: string, args: string[], timeoutS: number): Json {
       // not the result line
     }
   }
-  const why = r.error ? String(r.error.message) : (r.stderr ?? "").trim().split("\n").slice(-3).join(" | ");
-  return { failed: `exit ${r.status}${r.signal ? ` (${r.signal})` : ""} after ${((performance.now() - started) / 1000).toFixed(0)} s: ${why}` };
+  const why = r.error
+    ? String(r.error.message)
+    : (r.stderr ?? "").trim().split("\n").slice(-3).join(" | ");
+  return {
+    failed: `exit ${r.status}${r.signal ? ` (${r.signal})` : ""} after ${((performance.now() - started) / 1000).toFixed(0)} s: ${why}`,
+  };
 }
 
 const gptc: Record<string, Json> = {};
@@ -41,7 +45,13 @@ for (const backend of backends)
   for (const w of ["train", "generate", "train124m", "compile"]) {
     if (w === "compile" && backend !== backends[0]) continue;
     process.stderr.write(`gptc ${w} on ${backend} ...\n`);
-    const args = [w, "--backend", backend, ...(quick ? ["--quick"] : []), ...(profile ? ["--profile"] : [])];
+    const args = [
+      w,
+      "--backend",
+      backend,
+      ...(quick ? ["--quick"] : []),
+      ...(profile ? ["--profile"] : []),
+    ];
     gptc[`${w}@${backend}`] = child("bench/gptc-run.ts", args, quick ? 300 : 3600);
   }
 
@@ -50,7 +60,11 @@ if (!skipTfjs)
   for (const threads of [false, true]) {
     process.stderr.write(`TF.js${threads ? " (threads)" : ""} ...\n`);
     const out = `bench/.tfjs-${threads ? "threads" : "single"}${quick ? "-quick" : ""}.json`;
-    const summary = child("bench/tfjs-run.ts", [...(quick ? ["--quick"] : []), ...(threads ? ["--threads"] : []), "--out", out], quick ? 300 : 3600);
+    const summary = child(
+      "bench/tfjs-run.ts",
+      [...(quick ? ["--quick"] : []), ...(threads ? ["--threads"] : []), "--out", out],
+      quick ? 300 : 3600,
+    );
     for (const r of (summary.results as Json[] | undefined) ?? [])
       tfjs[`${r.workload}/${r.variant}${threads ? "+threads" : ""}`] = r;
     if (summary.failed) tfjs[`run${threads ? "+threads" : ""}`] = summary;
@@ -58,9 +72,11 @@ if (!skipTfjs)
 
 // ---- report ---------------------------------------------------------------------
 
-const num = (v: unknown, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "—");
+const num = (v: unknown, digits = 1) =>
+  typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "—";
 const rows: string[][] = [];
-const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" && b > 0 ? (a / b).toFixed(2) : "—");
+const ratio = (a: unknown, b: unknown) =>
+  typeof a === "number" && typeof b === "number" && b > 0 ? (a / b).toFixed(2) : "—";
 
 const tfTrain = (variant: string) => tfjs[`a/${variant}`];
 const tfGen = () => tfjs["b/tuned"] ?? tfjs["b/naive"];
@@ -95,8 +111,15 @@ for (const backend of backends) {
   ]);
 }
 const comp = gptc[`compile@${backends[0]}`];
-rows.push(["(d) compile gpt2-small / gpt2-xl, ms", `${num(comp.msSmall, 0)} / ${num(comp.msXl, 0)}`, "", "", "", ""]);
-const rss = (j?: Json) => num(j?.peakRssMiB ?? j?.peakRssMb ?? j?.rssPeakMiB, 0);
+rows.push([
+  "(d) compile gpt2-small / gpt2-xl, ms",
+  `${num(comp.msSmall, 0)} / ${num(comp.msXl, 0)}`,
+  "",
+  "",
+  "",
+  "",
+]);
+const rss = (j?: Json) => num(j?.peakRssMiB ?? j?.parentPeakRssMiB ?? j?.rssSampledMaxMiB, 0);
 rows.push([
   "peak RSS MiB: train / generate / 124M step (gptc)",
   `${rss(gptc[`train@${backends[0]}`])} / ${rss(gptc[`generate@${backends[0]}`])} / ${rss(gptc[`train124m@${backends[0]}`])}`,
@@ -106,11 +129,20 @@ rows.push([
   "",
 ]);
 
-const header = ["workload", "gptc", "TF.js naive", "TF.js tuned", "TF.js tuned+threads", "speedup vs naive / tuned"];
+const header = [
+  "workload",
+  "gptc",
+  "TF.js naive",
+  "TF.js tuned",
+  "TF.js tuned+threads",
+  "speedup vs naive / tuned",
+];
 const md = [
   `# gptc vs TensorFlow.js${quick ? " (quick smoke sizes)" : ""}`,
   "",
-  `${new Date().toISOString()}, node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+  `${new Date().toISOString()}, node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, load ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ")}`,
   "",
   `| ${header.join(" | ")} |`,
   `| ${header.map(() => "---").join(" | ")} |`,
@@ -124,4 +156,5 @@ const base = quick ? "bench/results-quick" : "bench/results";
 writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs }, null, 2) + "\n");
 writeFileSync(`${base}.md`, md);
 process.stdout.write(md);
-for (const [k, v] of Object.entries(gptc)) if (v.profileTable) process.stdout.write(`\nprofile ${k}:\n${v.profileTable}\n`);
+for (const [k, v] of Object.entries(gptc))
+  if (v.profileTable) process.stdout.write(`\nprofile ${k}:\n${v.profileTable}\n`);
