@@ -63,7 +63,8 @@ export interface Compilation {
 
 /** Binds the model's symbolic dims: B to batch, T to seq, anything else to 1. */
 export function bindDims(symbols: string[], batch: number, seq: number): Record<string, number> {
-  const b: Record<string, number> = {};
+  // No prototype: a dim named `__proto__` must be an own key (and `constructor` not inherited).
+  const b: Record<string, number> = Object.create(null);
   for (const s of symbols) b[s] = s === "B" ? batch : s === "T" ? seq : 1;
   return b;
 }

@@ -2,6 +2,7 @@
 // anything else is a bug in gptc and says so (exit 2, stack only with GPTC_DEBUG=1).
 import { DiagnosticError, formatDiagnostics } from "../dsl/diagnostics.js";
 import { SourceSet } from "../dsl/source.js";
+import { WriteError } from "../runtime/atomic.js";
 import { BackendError } from "../runtime/backend.js";
 import { CheckpointError } from "../runtime/checkpoint.js";
 import { DataError } from "../runtime/data.js";
@@ -30,6 +31,7 @@ const userErrors = [
   TokenizerError,
   TrainError,
   WeightError,
+  WriteError,
 ];
 
 export function reportAndExit(err: unknown, sources?: SourceSet): never {

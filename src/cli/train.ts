@@ -81,7 +81,8 @@ function contextLength(l: Lowered): number | undefined {
 
 /** A Hugging Face config.json for the trained model, from the spec's config keys. */
 function hfConfig(l: Lowered): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  // No prototype: a parameter read `from "__proto__"` is written as a key like any other.
+  const out: Record<string, unknown> = Object.create(null);
   if (l.model.name === "gpt2")
     Object.assign(out, {
       model_type: "gpt2",

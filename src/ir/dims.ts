@@ -91,7 +91,8 @@ export function dimEval(d: Dim, bindings: Readonly<Record<string, number>>): num
     let term = c;
     if (k)
       for (const s of k.split("*")) {
-        const v = bindings[s];
+        // Own keys only: a dim named `constructor` must not find Object.prototype's.
+        const v = Object.hasOwn(bindings, s) ? bindings[s] : undefined;
         if (v === undefined) throw new Error(`dimension ${s} is not bound`);
         term *= v;
       }

@@ -3,6 +3,12 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
+/**
+ * A file could not be written (full disk, no permission, a folder in the way): reported as a
+ * problem of the machine, not as a bug in gptc.
+ */
+export class WriteError extends Error {}
+
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = join(
     dirname(path),
@@ -21,7 +27,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw new Error(
+    throw new WriteError(
       `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }

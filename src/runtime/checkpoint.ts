@@ -7,7 +7,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AdamWState } from "./optimizer.js";
-import { readSafetensors, SafetensorsError, writeSafetensorsAtomic } from "./safetensors.js";
+import {
+  printableName,
+  readSafetensors,
+  SafetensorsError,
+  writeSafetensorsAtomic,
+} from "./safetensors.js";
 import type { TokenizerJSON } from "./tokenizer.js";
 import type { Weights } from "./weights.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -106,7 +111,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
   for (const k of weights.keys())
     if (!m.has(k) || !v.has(k))
-      throw new CheckpointError(`${file} lacks the optimizer state of '${k}'`);
+      throw new CheckpointError(`${file} lacks the optimizer state of '${printableName(k)}'`);
   return { weights, adam: { step: state.adamStep ?? state.step, m, v }, state };
 }
 
@@ -120,10 +125,17 @@ export function readCheckpointState(dir: string): TrainState {
   if (buf.length < 8) throw new CheckpointError(`${file} is truncated`);
   const n = Number(buf.readBigUInt64LE(0));
   if (n > buf.length - 8) throw new CheckpointError(`${file} is truncated`);
+  let state: TrainState;
   try {
     const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
-    return JSON.parse(header.__metadata__.gptc_state) as TrainState;
+    state = JSON.parse(header.__metadata__.gptc_state) as TrainState;
   } catch {
     throw new CheckpointError(`${file} has no readable gptc state`);
   }
+  // As loadCheckpoint: a state of another format (or none) is refused, not used.
+  if (state?.format !== "gptc-checkpoint-1")
+    throw new CheckpointError(
+      `${file} is not a gptc checkpoint (format ${JSON.stringify(state?.format)})`,
+    );
+  return state;
 }

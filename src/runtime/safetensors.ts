@@ -90,9 +90,23 @@ const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] ===
 // With the u flag this matches only unpaired surrogates, which have no UTF-8 encoding.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-/** Quotes a name for an error message, cut short so a hostile header cannot flood the log. */
+// Characters that would let a name from a file break a message into lines, move the cursor,
+// recolour the terminal or reorder the text: C0 and C1 controls, line and paragraph
+// separators, bidirectional overrides and isolates, the byte-order mark.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/**
+ * A name read from a file as it may appear in a message: cut short so a hostile header cannot
+ * flood the log, and with every unprintable character written as a \uXXXX escape.
+ */
+export function printableName(name: string): string {
+  const cut = name.length > 120 ? `${name.slice(0, 120)}...` : name;
+  return cut.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Quotes a name for an error message (see printableName). */
 function q(name: string): string {
-  return `'${name.length > 120 ? `${name.slice(0, 120)}...` : name}'`;
+  return `'${printableName(name)}'`;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

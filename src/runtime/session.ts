@@ -92,9 +92,10 @@ export class Session {
           ? "no decode graph was compiled"
           : "the model declares no loss, so it cannot be trained",
       );
-    const bindings: Record<string, number> = {};
+    // No prototype, own keys only: dims named `__proto__` or `constructor` are plain names.
+    const bindings: Record<string, number> = Object.create(null);
     for (const s of g.symbols()) {
-      const v = dims[s];
+      const v = Object.hasOwn(dims, s) ? dims[s] : undefined;
       if (v === undefined) throw new Error(`no size given for dimension ${s}`);
       bindings[s] = v;
     }
@@ -124,7 +125,8 @@ export class Session {
         if (!w) throw new Error(`no value for weight '${n.attrs.name}'`);
         feeds.set(n.id, w);
       } else if (n.op === "input") {
-        const v = inputs[n.attrs.name as string];
+        const name = n.attrs.name as string;
+        const v = Object.hasOwn(inputs, name) ? inputs[name] : undefined;
         if (!v) throw new Error(`no value for input '${n.attrs.name}'`);
         feeds.set(n.id, v);
       }

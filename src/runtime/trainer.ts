@@ -3,7 +3,7 @@
 // warmup + cosine decay, periodic validation, checkpoints, a JSON-lines log and
 // an SVG loss curve. Seeded: the same options on the same backend give the
 // same weights, and a resumed run continues exactly where it stopped.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic.js";
 import { saveCheckpoint, type ModelRef, type TrainState } from "./checkpoint.js";
@@ -109,7 +109,8 @@ export class Trainer {
         // A line cut by a crash: drop it.
       }
     }
-    writeFileSync(this.logFile, kept.map((l) => l + "\n").join(""));
+    // Atomically: a kill during this rewrite must not lose the history.
+    writeFileAtomic(this.logFile, kept.map((l) => l + "\n").join(""));
   }
 
   /** One optimizer step (with `accum` micro-batches). */

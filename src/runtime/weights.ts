@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { dimValue } from "../ir/dims.js";
 import type { Graph } from "../ir/graph.js";
 import { Rng } from "./rng.js";
-import { readSafetensors } from "./safetensors.js";
+import { printableName, readSafetensors } from "./safetensors.js";
 
 export type Weights = Map<string, Float32Array>;
 
@@ -71,7 +71,10 @@ export function loadWeightsFile(path: string, specs: WeightSpec[]): Weights {
     if (expected.has(key) || ignoredKey(key)) continue;
     // A separate LM head equal to the tied embedding is what transformers saves.
     if (key === "lm_head.weight" && !expected.has(key) && expected.has("wte.weight")) continue;
-    problems.push(`  extra    ${key}: [${t.shape.join(", ")}] is not a weight of this model`);
+    // The key comes from the file: printed so that it cannot break or recolour the message.
+    problems.push(
+      `  extra    ${printableName(key)}: [${t.shape.join(", ")}] is not a weight of this model`,
+    );
   }
   if (problems.length) {
     // Every key, but not a screenful: a checkpoint of another model differs everywhere.
