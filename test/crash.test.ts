@@ -204,6 +204,8 @@ describe("kill -9 during training", () => {
     expect(step).toBe(end);
     // Steps resumed from the checkpoint: the log has each step once, in order.
     expect(logSteps(out)).toEqual(Array.from({ length: end }, (_, i) => i + 1));
+    // Temp files the killed writers left are cleared by the next checkpoint write.
+    expect(readdirSync(out).filter((n) => TEMP_FILE.test(n))).toEqual([]);
     console.log(
       `kills (delay ms -> checkpoint step, stale temp files): ${kills
         .map((x) => `${x.delayMs} -> ${x.step} (${x.temps})`)

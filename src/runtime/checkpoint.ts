@@ -4,7 +4,7 @@
 // any moment leaves the previous checkpoint whole. Next to it, model.safetensors
 // (the weights alone, keys as in the Hugging Face checkpoint), config.json and
 // tokenizer.json are written the same way for other tools.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AdamWState } from "./optimizer.js";
 import {
@@ -51,6 +51,7 @@ export function saveCheckpoint(
   state: TrainState,
   hfConfig?: Record<string, unknown>,
 ): void {
+  removeStaleTemps(dir);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, w] of weights) {
     const shape = shapes.get(k)!;
@@ -68,6 +69,43 @@ export function saveCheckpoint(
   );
   writeFileAtomic(join(dir, "tokenizer.json"), JSON.stringify(state.tokenizer) + "\n");
   if (hfConfig) writeFileAtomic(join(dir, "config.json"), JSON.stringify(hfConfig, null, 2) + "\n");
+}
+
+/**
+ * Temp files that a killed writer left behind (`.name.tmp-<pid>-<random>`, from
+ * another process): invisible to loading, but they would pile up.
+ */
+function removeStaleTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^\..+\.tmp-(\d+)-[0-9a-z]+$/.exec(name);
+    if (m && Number(m[1]) !== process.pid) rmSync(join(dir, name), { force: true });
+  }
+}
+
+/** The state's shape, so a damaged or foreign file is refused with a message. */
+function checkState(file: string, state: TrainState | undefined): asserts state is TrainState {
+  if (state?.format !== "gptc-checkpoint-1")
+    throw new CheckpointError(
+      `${file} is not a gptc checkpoint (format ${JSON.stringify(state?.format)})`,
+    );
+  const ok =
+    typeof state.step === "number" &&
+    typeof state.batchRng === "number" &&
+    typeof state.model?.spec === "string" &&
+    typeof state.model?.set === "object" &&
+    typeof state.tokenizer === "object" &&
+    state.tokenizer !== null &&
+    typeof state.options === "object";
+  if (!ok)
+    throw new CheckpointError(
+      `${file} has a damaged gptc state (step, model, tokenizer or options missing)`,
+    );
 }
 
 export interface LoadedCheckpoint {
@@ -97,10 +135,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   } catch {
     throw new CheckpointError(`${file} has no readable gptc state in its metadata`);
   }
-  if (state?.format !== "gptc-checkpoint-1")
-    throw new CheckpointError(
-      `${file} is not a gptc checkpoint (format ${JSON.stringify(state?.format)})`,
-    );
+  checkState(file, state);
   const weights: Weights = new Map();
   const m: Weights = new Map();
   const v: Weights = new Map();
@@ -133,9 +168,6 @@ export function readCheckpointState(dir: string): TrainState {
     throw new CheckpointError(`${file} has no readable gptc state`);
   }
   // As loadCheckpoint: a state of another format (or none) is refused, not used.
-  if (state?.format !== "gptc-checkpoint-1")
-    throw new CheckpointError(
-      `${file} is not a gptc checkpoint (format ${JSON.stringify(state?.format)})`,
-    );
+  checkState(file, state);
   return state;
 }
