@@ -801,19 +801,9 @@ export function parseModule(text: string, file: string, diags: DiagnosticBag): A
     // The parser recurses once per nesting level: 5,000 nested parentheses (or a
     // much smaller unclosed nest, whose recovery recurses further) overflow the stack.
     if (err instanceof RangeError && /call stack/i.test(err.message)) {
-      const tok = parser.currentToken();
-      const atEnd = tok.tokenType === EOF || Number.isNaN(tok.startOffset);
       diags.error(
         "the file nests too deeply to be parsed (thousands of nested parentheses, brackets, calls or operators)",
-        atEnd
-          ? endOfFile(text, file)
-          : {
-              file,
-              line: tok.startLine ?? 0,
-              col: tok.startColumn ?? 0,
-              start: tok.startOffset,
-              end: (tok.endOffset ?? tok.startOffset) + 1,
-            },
+        tokenSpan(parser.currentToken(), text, file),
         "split the expression into several assignments",
       );
       return { file, items: [], comments: [] };
@@ -829,29 +819,25 @@ export function parseModule(text: string, file: string, diags: DiagnosticBag): A
     // Recovery can report the same spot twice; once is enough.
     if (reported.has(tok.startOffset)) continue;
     reported.add(tok.startOffset);
-    const atEnd = tok.tokenType === EOF || Number.isNaN(tok.startOffset);
-    const span: Span = atEnd
-      ? endOfFile(text, file)
-      : {
-          file,
-          line: tok.startLine ?? 0,
-          col: tok.startColumn ?? 0,
-          start: tok.startOffset,
-          end: (tok.endOffset ?? tok.startOffset) + 1,
-        };
-    diags.error(e.message, span);
+    diags.error(e.message, tokenSpan(tok, text, file));
   }
   const comments: A.Comment[] = (lexed.groups.comments ?? []).map((tok) => ({
     text: tok.image,
-    span: {
-      file,
-      line: tok.startLine ?? 0,
-      col: tok.startColumn ?? 0,
-      start: tok.startOffset,
-      end: (tok.endOffset ?? tok.startOffset) + 1,
-    },
+    span: tokenSpan(tok, text, file),
   }));
   return { file, items: items ?? [], comments };
+}
+
+/** Where a token is; the end of the file for EOF (or a token recovery invented). */
+function tokenSpan(tok: IToken, text: string, file: string): Span {
+  if (tok.tokenType === EOF || Number.isNaN(tok.startOffset)) return endOfFile(text, file);
+  return {
+    file,
+    line: tok.startLine ?? 0,
+    col: tok.startColumn ?? 0,
+    start: tok.startOffset,
+    end: (tok.endOffset ?? tok.startOffset) + 1,
+  };
 }
 
 function endOfFile(text: string, file: string): Span {
