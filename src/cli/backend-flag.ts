@@ -1,12 +1,6 @@
 // --backend, shared by every command that runs a model.
 import type { Command } from "commander";
-import {
-  backendNames,
-  BackendError,
-  createBackend,
-  type Backend,
-  type BackendName,
-} from "../runtime/backend.js";
+import { backendNames, createBackend, type Backend, type BackendName } from "../runtime/backend.js";
 import { UsageError } from "./errors.js";
 
 export function addBackendFlag(cmd: Command): Command {
@@ -22,10 +16,6 @@ export async function openBackend(flags: {
   const name = flags.backend ?? "auto";
   if (name !== "auto" && !(backendNames as readonly string[]).includes(name))
     throw new UsageError(`--backend ${name}: expected auto, ${backendNames.join(", ")}`);
-  try {
-    return await createBackend(name as BackendName | "auto", { threads: flags.threads });
-  } catch (e) {
-    if (e instanceof BackendError) throw new UsageError(e.message);
-    throw e;
-  }
+  // A BackendError is reported as a user error by the CLI's error handler.
+  return createBackend(name as BackendName | "auto", { threads: flags.threads });
 }

@@ -6,20 +6,10 @@ import type { Command } from "commander";
 import { DiagnosticError } from "../dsl/diagnostics.js";
 import { frontend } from "../dsl/frontend.js";
 import { specsDir } from "../dsl/load.js";
-import { lowerProgram, type Lowered } from "../ir/lower.js";
+import { configValues, lowerProgram, type Lowered } from "../ir/lower.js";
 import { compileGraphs, type CompiledGraphs } from "../ir/pipeline.js";
-import {
-  CheckpointError,
-  hasCheckpoint,
-  readCheckpointState,
-  type ModelRef,
-} from "../runtime/checkpoint.js";
-import {
-  checkPromptLengths,
-  GenerateError,
-  generateCached,
-  type GenerateOptions,
-} from "../runtime/generate.js";
+import { hasCheckpoint, readCheckpointState, type ModelRef } from "../runtime/checkpoint.js";
+import { checkPromptLengths, generateCached, type GenerateOptions } from "../runtime/generate.js";
 import { Session } from "../runtime/session.js";
 import { StepProfile } from "../runtime/profile.js";
 import { gpt2Tokenizer, tokenizerFromJSON, type Tokenizer } from "../runtime/tokenizer.js";
@@ -73,8 +63,7 @@ export function lowerForGeneration(
 
 /** The context length: the parameter read from "n_positions", if the spec has one. */
 export function contextOf(l: Lowered): number | undefined {
-  const decl = l.model.body.find((s) => s.kind === "param" && s.configKey === "n_positions");
-  const v = decl && l.params.find((p) => p.name === (decl as { name: string }).name)?.value;
+  const v = configValues(l).get("n_positions");
   return typeof v === "number" ? v : undefined;
 }
 
@@ -148,13 +137,7 @@ export function registerGenerate(program: Command): void {
       let weightsPath: string | undefined;
       const isDir = statSync(model).isDirectory();
       if (isDir && hasCheckpoint(model)) {
-        let state;
-        try {
-          state = readCheckpointState(model);
-        } catch (e) {
-          if (e instanceof CheckpointError) throw new UsageError(e.message);
-          throw e;
-        }
+        const state = readCheckpointState(model);
         ref = state.model;
         tok = tokenizerFromJSON(state.tokenizer);
         weightsPath = flags.weights ?? join(model, "model.safetensors");
@@ -248,9 +231,6 @@ export function registerGenerate(program: Command): void {
           `gptc: ${generated} tokens in ${seconds.toFixed(2)} s (${(generated / seconds).toFixed(1)} tokens/s, prompt included)\n`,
         );
         if (profile) process.stderr.write(`profile:\n${profile.table()}\n`);
-      } catch (e) {
-        if (e instanceof GenerateError) throw new UsageError(e.message);
-        throw e;
       } finally {
         session.destroy();
       }

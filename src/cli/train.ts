@@ -4,30 +4,21 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { DiagnosticError } from "../dsl/diagnostics.js";
-import { frontend } from "../dsl/frontend.js";
-import { lowerProgram, type Lowered } from "../ir/lower.js";
-import { compileGraphs } from "../ir/pipeline.js";
-import {
-  CheckpointError,
-  hasCheckpoint,
-  loadCheckpoint,
-  type ModelRef,
-} from "../runtime/checkpoint.js";
-import { DataError, loadDataset } from "../runtime/data.js";
+import { configValues, type Lowered } from "../ir/lower.js";
+import { hasCheckpoint, loadCheckpoint, type ModelRef } from "../runtime/checkpoint.js";
+import { loadDataset } from "../runtime/data.js";
 import { newAdamWState } from "../runtime/optimizer.js";
 import { Session } from "../runtime/session.js";
 import { StepProfile } from "../runtime/profile.js";
-import { NumericsError } from "../runtime/executor.js";
 import { tokenizerFromJSON } from "../runtime/tokenizer.js";
-import { Trainer, TrainError, type TrainOptions } from "../runtime/trainer.js";
+import { Trainer, type TrainOptions } from "../runtime/trainer.js";
 import { initWeights, loadWeightsFile, WeightError, weightSpecs } from "../runtime/weights.js";
 import { addBackendFlag, openBackend } from "./backend-flag.js";
 import { addModelFlags } from "./check.js";
 import { positiveInt } from "./compile.js";
-import { reportAndExit, UsageError } from "./errors.js";
+import { UsageError } from "./errors.js";
 import { parseSets, readConfig, type ModelFlags } from "./load-model.js";
-import { lowerForGeneration, sampleAndPrint } from "./generate.js";
+import { contextOf, lowerForGeneration, sampleAndPrint } from "./generate.js";
 
 interface TrainFlags extends ModelFlags {
   data?: string;
@@ -72,13 +63,6 @@ const nonNegativeInt = (name: string) => (text: string) => {
   return v;
 };
 
-/** The context length the spec allows (its parameter read from "n_positions"), if any. */
-function contextLength(l: Lowered): number | undefined {
-  const decl = l.model.body.find((s) => s.kind === "param" && s.configKey === "n_positions");
-  const p = decl && l.params.find((q) => q.name === (decl as { name: string }).name);
-  return typeof p?.value === "number" ? p.value : undefined;
-}
-
 /** A Hugging Face config.json for the trained model, from the spec's config keys. */
 function hfConfig(l: Lowered): Record<string, unknown> {
   // No prototype: a parameter read `from "__proto__"` is written as a key like any other.
@@ -89,9 +73,7 @@ function hfConfig(l: Lowered): Record<string, unknown> {
       architectures: ["GPT2LMHeadModel"],
       activation_function: "gelu_new",
     });
-  for (const s of l.model.body)
-    if (s.kind === "param" && s.configKey)
-      out[s.configKey] = l.params.find((p) => p.name === s.name)?.value;
+  for (const [key, value] of configValues(l)) out[key] = value;
   return out;
 }
 
@@ -160,16 +142,7 @@ export function registerTrain(program: Command): void {
       let ref: ModelRef;
       let options: TrainOptions;
       let out: string;
-      const resumed = flags.resume
-        ? (() => {
-            try {
-              return loadCheckpoint(flags.resume!);
-            } catch (e) {
-              if (e instanceof CheckpointError) throw new UsageError(e.message);
-              throw e;
-            }
-          })()
-        : undefined;
+      const resumed = flags.resume ? loadCheckpoint(flags.resume) : undefined;
       if (resumed) {
         ref = resumed.state.model;
         options = { ...(resumed.state.options as unknown as TrainOptions) };
@@ -217,39 +190,27 @@ export function registerTrain(program: Command): void {
       }
       mkdirSync(out, { recursive: true });
 
-      let data;
-      try {
-        data = loadDataset({
-          data: resumed ? options.data : flags.data,
-          tokenizer: resumed
-            ? tokenizerFromJSON(resumed.state.tokenizer)
-            : (flags.tokenizer as "gpt2" | "char"),
-          minTokens: options.seq + 2,
-        });
-      } catch (e) {
-        if (e instanceof DataError) throw new UsageError(e.message);
-        throw e;
-      }
+      const data = loadDataset({
+        data: resumed ? options.data : flags.data,
+        tokenizer: resumed
+          ? tokenizerFromJSON(resumed.state.tokenizer)
+          : (flags.tokenizer as "gpt2" | "char"),
+        minTokens: options.seq + 2,
+      });
       // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
       const { lowered, graphs } = lowerForGeneration(ref, data.tokenizer.vocabSize);
-      const ctx = contextLength(lowered);
+      const ctx = contextOf(lowered);
       if (ctx !== undefined && options.seq > ctx)
         throw new UsageError(
           `--seq ${options.seq} is longer than the model's context (${ctx}); use --seq ${ctx} or --set ctx=${options.seq}`,
         );
       const specs = weightSpecs(lowered.graph);
       const shapes = new Map(specs.map((s) => [s.key, s.shape]));
-      let weights;
-      try {
-        weights = resumed
-          ? checkShapes(resumed.weights, specs)
-          : flags.init
-            ? loadWeightsFile(flags.init, specs)
-            : initWeights(specs, options.seed);
-      } catch (e) {
-        if (e instanceof WeightError) throw new UsageError(e.message);
-        throw e;
-      }
+      const weights = resumed
+        ? checkShapes(resumed.weights, specs)
+        : flags.init
+          ? loadWeightsFile(flags.init, specs)
+          : initWeights(specs, options.seed);
       const adam = resumed?.adam ?? newAdamWState(weights);
       const backend = await openBackend(flags);
       const session = new Session(graphs, backend);
@@ -327,7 +288,6 @@ export function registerTrain(program: Command): void {
         trainer.save();
       } catch (e) {
         bar?.stop();
-        if (e instanceof TrainError || e instanceof NumericsError) throw new UsageError(e.message);
         throw e;
       } finally {
         process.off("SIGINT", onSigint);

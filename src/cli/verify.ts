@@ -1,6 +1,6 @@
 // `gptc verify FIXTURE_DIR...`: runs PyTorch reference fixtures and prints
 // PASS/FAIL per quantity; exits 1 if anything fails.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { frontend } from "../dsl/frontend.js";
@@ -10,9 +10,8 @@ import { lowerProgram } from "../ir/lower.js";
 import { compileGraphs } from "../ir/pipeline.js";
 import type { Backend } from "../runtime/backend.js";
 import { Session } from "../runtime/session.js";
-import { SafetensorsError } from "../runtime/safetensors.js";
-import { FixtureError, formatChecks, verifyFixture } from "../runtime/verify.js";
-import { WeightError, weightSpecs } from "../runtime/weights.js";
+import { formatChecks, verifyFixture } from "../runtime/verify.js";
+import { weightSpecs } from "../runtime/weights.js";
 import { addBackendFlag, openBackend } from "./backend-flag.js";
 import { reportAndExit, UsageError } from "./errors.js";
 import { readConfig } from "./load-model.js";
@@ -69,25 +68,15 @@ export function registerVerify(program: Command): void {
           } catch (e) {
             reportAndExit(e, fe.sources);
           }
-          try {
-            const checks = await verifyFixture({
-              dir,
-              graphs: compileGraphs(lowered, decode),
-              specs: weightSpecs(lowered.graph),
-              backend,
-              gelu: geluProbe(backend),
-            });
-            process.stdout.write(formatChecks(dir, backend.name, checks) + "\n");
-            failed += checks.filter((c) => !c.pass).length;
-          } catch (e) {
-            if (
-              e instanceof FixtureError ||
-              e instanceof WeightError ||
-              e instanceof SafetensorsError
-            )
-              throw new UsageError(e.message);
-            throw e;
-          }
+          const checks = await verifyFixture({
+            dir,
+            graphs: compileGraphs(lowered, decode),
+            specs: weightSpecs(lowered.graph),
+            backend,
+            gelu: geluProbe(backend),
+          });
+          process.stdout.write(formatChecks(dir, backend.name, checks) + "\n");
+          failed += checks.filter((c) => !c.pass).length;
         }
         if (failed) process.exit(1);
       },

@@ -1,17 +1,7 @@
 // Index arithmetic for generated kernels: coordinates are JavaScript expressions
 // (strings) over thread and loop variables, and every size is a constant baked
 // into the kernel. Movement ops become coordinate remappings, never copies.
-
-/** Row-major strides of a concrete shape. */
-export function stridesOf(shape: readonly number[]): number[] {
-  const out = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    out[i] = s;
-    s *= shape[i];
-  }
-  return out;
-}
+import { strides as stridesOf } from "../ir/ops/tensor.js";
 
 /**
  * Whether `e` can be an operand of `*` as it is: no `+`, `-`, comparison or `?:`

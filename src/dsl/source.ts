@@ -23,11 +23,3 @@ export class SourceSet {
     return this.texts.get(file);
   }
 }
-
-export function spanUnion(a: Span, b: Span): Span {
-  if (a.file !== b.file) return a;
-  const first = a.start <= b.start ? a : b;
-  return { ...first, end: Math.max(a.end, b.end) };
-}
-
-export const noSpan: Span = { file: "<builtin>", line: 0, col: 0, start: 0, end: 0 };

@@ -75,16 +75,6 @@ export function dimValue(d: Dim): number | undefined {
   return undefined;
 }
 
-export function dimIsConst(d: Dim): boolean {
-  return dimValue(d) !== undefined;
-}
-
-export function dimSymbols(d: Dim): string[] {
-  const out = new Set<string>();
-  for (const k of d.keys()) if (k) for (const s of k.split("*")) out.add(s);
-  return [...out];
-}
-
 export function dimEval(d: Dim, bindings: Readonly<Record<string, number>>): number {
   let total = 0;
   for (const [k, c] of d) {
@@ -99,21 +89,6 @@ export function dimEval(d: Dim, bindings: Readonly<Record<string, number>>): num
     total += term;
   }
   return total;
-}
-
-/** Replaces bound symbols by their values (partial evaluation). */
-export function dimBind(d: Dim, bindings: Readonly<Record<string, number>>): Dim {
-  let out = dimConst(0);
-  for (const [k, c] of d) {
-    let term = dimConst(c);
-    if (k)
-      for (const s of k.split("*")) {
-        const v = bindings[s];
-        term = dimMul(term, v === undefined ? dimSym(s) : dimConst(v));
-      }
-    out = dimAdd(out, term);
-  }
-  return out;
 }
 
 export function dimToString(d: Dim): string {

@@ -57,6 +57,17 @@ export interface ParamValue {
   source: "default" | "derived" | "preset" | "config" | "--set";
 }
 
+/** Each config.json key the spec maps, with its parameter's value (e.g. "n_positions" -> 1024). */
+export function configValues(l: Lowered): Map<string, number | boolean> {
+  const out = new Map<string, number | boolean>();
+  for (const s of l.model.body)
+    if (s.kind === "param" && s.configKey !== undefined) {
+      const p = l.params.find((q) => q.name === s.name);
+      if (p) out.set(s.configKey, p.value);
+    }
+  return out;
+}
+
 export interface Lowered {
   graph: Graph;
   model: A.ModelDef;

@@ -102,6 +102,7 @@ export class Executor {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>(feeds);
     const result = new Map<number, Float32Array>();
+    const tables = new Map<string, ReturnType<typeof indexTables>>();
     for (let index = 0; index < this.kernels.length; index++) {
       const { source, fn } = this.kernels[index];
       const args = source.inputs.map((id) => {
@@ -110,7 +111,13 @@ export class Executor {
           throw new Error(`internal: buffer %${id} missing for kernel ${source.name}`);
         return v;
       });
-      for (const e of source.extras) args.push(indexTables(feeds.get(e.ids)!, e.rows)[e.kind]);
+      for (const e of source.extras) {
+        // Built once per run and ids buffer: a scatter kernel takes both tables.
+        const key = `${e.ids}:${e.rows}`;
+        let t = tables.get(key);
+        if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
+        args.push(t[e.kind]);
+      }
       const started = this.profiler ? performance.now() : 0;
       let out = fn(...args);
       if (out && typeof out.then === "function") out = await out;

@@ -35,9 +35,17 @@ export function decays(shape: readonly number[]): boolean {
   return shape.length >= 2;
 }
 
+/**
+ * sqrt of the sum of squares of every gradient. Summed in key order, so the bits do
+ * not depend on the map's insertion order (weights loaded from a checkpoint come in
+ * the file's order, fresh ones in the spec's: a resumed run must match exactly).
+ */
 export function globalNorm(grads: Weights): number {
   let s = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) s += g[i] * g[i];
+  for (const key of [...grads.keys()].sort()) {
+    const g = grads.get(key)!;
+    for (let i = 0; i < g.length; i++) s += g[i] * g[i];
+  }
   return Math.sqrt(s);
 }
 

@@ -140,10 +140,7 @@ export class Trainer {
     }
     if (accum > 1)
       for (const g of grads!.values()) for (let i = 0; i < g.length; i++) g[i] /= accum;
-    // The norm sums in map order: fix it (by key), since weights loaded from a checkpoint
-    // come in the file's order, not the spec's, and a resumed run must compute the same bits.
-    grads = new Map([...grads!].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    const gradNorm = this.o.clip > 0 ? clipGradients(grads, this.o.clip) : NaN;
+    const gradNorm = this.o.clip > 0 ? clipGradients(grads!, this.o.clip) : NaN;
     const lr = learningRate(this.step, this.o);
     const cfg: AdamWConfig = {
       lr,

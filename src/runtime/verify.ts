@@ -36,6 +36,17 @@ export interface FixtureCase {
     no_decay: string[];
   };
   gelu_new_samples?: { x: number[]; y: number[] };
+  /** The Hugging Face GPT-2 config the fixture was made with (as in config.json). */
+  config?: {
+    vocab_size: number;
+    n_positions: number;
+    n_embd: number;
+    n_layer: number;
+    n_head: number;
+    layer_norm_epsilon: number;
+  };
+  /** Loss on the same batch after the AdamW step. */
+  loss_after_adamw?: number;
 }
 
 export class FixtureError extends Error {}

@@ -203,7 +203,7 @@ export const elementwiseOps: OpDef[] = [
     (x, y) => x / y,
     (x, y) => `(${x} / ${y})`,
     (b, n, g) => {
-      const [x, y] = n.inputs;
+      const y = n.inputs[1];
       const gx = b.op("div", [g, y]);
       // d(x/y)/dy = -x/y² = -(x/y)/y
       return [gx, b.op("neg", [b.op("div", [mul(b, g, n.id), y])])];

@@ -23,7 +23,7 @@ export function tensor(shape: number[], data?: Float64Array): Tensor {
 export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
   const st = strides(shape);
   const off = out.length - shape.length;
-  return out.map((d, i) => {
+  return out.map((_d, i) => {
     const j = i - off;
     if (j < 0 || shape[j] === 1) return 0;
     return st[j];
@@ -50,8 +50,4 @@ export function dot(idx: readonly number[], st: readonly number[]): number {
   let o = 0;
   for (let i = 0; i < idx.length; i++) o += idx[i] * st[i];
   return o;
-}
-
-export function normalizeAxis(axis: number, rank: number): number {
-  return axis < 0 ? axis + rank : axis;
 }

@@ -43,8 +43,3 @@ export function verify(g: Graph): string[] {
   }
   return problems;
 }
-
-export function assertValid(g: Graph): void {
-  const p = verify(g);
-  if (p.length) throw new Error(`invalid IR:\n${p.join("\n")}`);
-}
