@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { readSafetensors, type SafetensorsTensor } from "../src/runtime/safetensors.js";
+import { readFixtureCase, tensorError } from "../src/runtime/verify.js";
 import {
   AdamW,
   forward,
@@ -20,43 +21,8 @@ import {
 
 const FIXTURE = fileURLToPath(new URL("../test/fixtures/tiny/", import.meta.url));
 
-interface Case {
-  config: {
-    vocab_size: number;
-    n_positions: number;
-    n_embd: number;
-    n_layer: number;
-    n_head: number;
-    layer_norm_epsilon: number;
-  };
-  inputs: number[][];
-  targets: number[][];
-  loss: number;
-  grad_global_norm: number;
-  generation: { prompt: number[]; new_tokens: number[] };
-  adamw: {
-    lr: number;
-    betas: [number, number];
-    eps: number;
-    weight_decay: number;
-    decay: string[];
-    no_decay: string[];
-  };
-  loss_after_adamw: number;
-  gelu_new_samples: { x: number[]; y: number[] };
-}
-
-/** max|x - ref| / max|ref|, the README's per-tensor error. */
-function relErr(x: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (x.length !== ref.length) throw new Error(`length ${x.length} != ${ref.length}`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(x[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  return den === 0 ? num : num / den;
-}
+/** max|x - ref| / max|ref|, the README's per-tensor error (gptc's verify computes it the same way). */
+const relErr = (x: ArrayLike<number>, ref: ArrayLike<number>) => tensorError(x, ref).rel;
 
 export interface CheckItem {
   what: string;
@@ -83,7 +49,7 @@ function variableFrom(t: SafetensorsTensor, name: string): tf.Variable {
 }
 
 export function runFixtureCheck(): FixtureCheck {
-  const cs = JSON.parse(readFileSync(FIXTURE + "case.json", "utf8")) as Case;
+  const cs = readFixtureCase(FIXTURE);
   const model = readSafetensors(FIXTURE + "model.safetensors").tensors;
   const expected = readSafetensors(FIXTURE + "expected.safetensors").tensors;
   const ex = (k: string) => {
@@ -92,6 +58,9 @@ export function runFixtureCheck(): FixtureCheck {
     return t;
   };
   const c = cs.config;
+  const { gelu_new_samples: gelu, loss_after_adamw: lossAfterRef } = cs;
+  if (!c || !gelu || lossAfterRef === undefined)
+    throw new Error(`${FIXTURE}case.json lacks config, gelu_new_samples or loss_after_adamw`);
   const cfg: GPT2Config = {
     vocabSize: c.vocab_size,
     nPositions: c.n_positions,
@@ -128,9 +97,9 @@ export function runFixtureCheck(): FixtureCheck {
   const common: CheckItem[] = [];
   // gelu_new against the float64 samples.
   {
-    const y = tf.tidy(() => geluNew(tf.tensor1d(cs.gelu_new_samples.x)).dataSync());
+    const y = tf.tidy(() => geluNew(tf.tensor1d(gelu.x)).dataSync());
     let worst = 0;
-    cs.gelu_new_samples.y.forEach((r, i) => (worst = Math.max(worst, Math.abs(y[i] - r))));
+    gelu.y.forEach((r, i) => (worst = Math.max(worst, Math.abs(y[i] - r))));
     common.push({
       what: "gelu_new_samples max abs err",
       value: worst,
@@ -240,7 +209,7 @@ export function runFixtureCheck(): FixtureCheck {
         ok: worstSmall <= 2 * lr + 1e-6,
       });
       const lossAfter = tf.tidy(() => lossFn(Q, cfg, o, idx, tgt).dataSync()[0]);
-      const la = Math.abs(lossAfter - cs.loss_after_adamw);
+      const la = Math.abs(lossAfter - lossAfterRef);
       items.push({
         what: "loss_after_adamw abs err (extra)",
         value: la,

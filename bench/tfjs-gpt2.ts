@@ -402,13 +402,9 @@ export function lossFn(
 //   p *= 1 - lr*wd (decay params only); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-export interface AdamWConfig {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
+// The same settings gptc's AdamW takes.
+export type { AdamWConfig } from "../src/runtime/optimizer.js";
+import type { AdamWConfig } from "../src/runtime/optimizer.js";
 
 export const DEFAULT_ADAMW: AdamWConfig = {
   lr: 1e-3,
