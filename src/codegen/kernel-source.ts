@@ -39,7 +39,15 @@ export interface KernelSource {
    * and where each id's group starts (`offsets`, n + 1 entries).
    */
   extras: { kind: "order" | "offsets"; ids: number; rows: number }[];
+  /**
+   * Inputs read as 2-D arrays (`inK[row][col]`), by argument position: the
+   * runtime passes them as gpu.js inputs of these dims ([cols, rows]). See `read`.
+   */
+  inputDims: (number[] | undefined)[];
 }
+
+/** Integers above 2^24 are not exact in float32, which is how gpu.js webasm indexes a flat array. */
+const EXACT_F32 = 2 ** 24;
 
 interface Scope {
   lines: string[];
@@ -119,9 +127,28 @@ class Emitter {
     const node = this.g.nodes[id];
     const arg = this.argOf.get(id);
     let expr: string;
-    if (arg !== undefined) expr = `${arg}[${flatIndex(coords, this.shape(id))}]`;
+    if (arg !== undefined) expr = this.read(id, arg, coords);
     else expr = this.compute(node, coords);
     return this.bind(key, expr, coords);
+  }
+
+  private readonly inputDims: (number[] | undefined)[] = [];
+
+  /**
+   * A buffer element. gpu.js's webasm backend computes a flat index in float32
+   * (it declares every local a float), so past 2^24 elements it reads the wrong
+   * neighbour (measured: odd indices round to even). Such a buffer is read as
+   * a 2-D array instead: row and column stay small, and gpu.js combines them in
+   * i32.
+   */
+  private read(id: number, arg: string, coords: string[]): string {
+    const shape = this.shape(id);
+    const size = shape.reduce((p, q) => p * q, 1);
+    if (this.layout !== "2d" || size <= EXACT_F32 || shape.length < 2)
+      return `${arg}[${flatIndex(coords, shape)}]`;
+    const cols = shape[shape.length - 1];
+    this.inputDims[this.kernel.inputs.indexOf(id)] = [cols, size / cols];
+    return `${arg}[${flatIndex(coords.slice(0, -1), shape.slice(0, -1))}][${coords[coords.length - 1]}]`;
   }
 
   private compute(node: Node, coords: string[]): string {
@@ -397,6 +424,7 @@ class Emitter {
       inputs: this.kernel.inputs,
       output: this.kernel.output,
       extras: this.extras,
+      inputDims: this.inputDims,
     };
   }
 }

@@ -25,6 +25,8 @@ export interface Backend {
   gpu: any;
   /** Whether kernels return promises (webgpu, threaded webasm). */
   async: boolean;
+  /** Matmuls run on gptc's WebAssembly GEMM instead of as gpu.js kernels. */
+  gemm: boolean;
   describe: string;
 }
 
@@ -44,7 +46,7 @@ function headlessGlWorks(): boolean {
 
 export async function createBackend(
   name: BackendName | "auto",
-  opts: { quiet?: boolean; threads?: boolean } = {},
+  opts: { quiet?: boolean; threads?: boolean; gemm?: boolean } = {},
 ): Promise<Backend> {
   const { GPU } = gpujs();
   let chosen: BackendName;
@@ -59,6 +61,7 @@ export async function createBackend(
         name: "cpu",
         gpu: new GPU({ mode: "cpu" }),
         async: false,
+        gemm: false,
         describe: "cpu (plain JavaScript)",
       };
       break;
@@ -70,7 +73,8 @@ export async function createBackend(
         name: "webasm",
         gpu: new GPU({ mode: "webasm" }),
         async: threads,
-        describe: `webasm (WebAssembly SIMD${threads ? ", threads" : ""})`,
+        gemm: opts.gemm ?? true,
+        describe: `webasm (WebAssembly SIMD${threads ? ", threads" : ""}${opts.gemm === false ? ", gpu.js matmuls" : ""})`,
       };
       break;
     }
@@ -84,6 +88,7 @@ export async function createBackend(
         name: "headlessgl",
         gpu: new GPU({ mode: "headlessgl" }),
         async: false,
+        gemm: false,
         describe: "headlessgl (GLSL through the gl package)",
       };
       break;
@@ -104,6 +109,7 @@ export async function createBackend(
         name: "webgpu",
         gpu: new GPU({ mode: "webgpu" }),
         async: true,
+        gemm: false,
         describe: "webgpu (WGSL compute shaders)",
       };
       break;

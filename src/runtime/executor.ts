@@ -2,16 +2,21 @@
 // from generated source for concrete sizes, called in order. On GL backends the
 // intermediates stay on the device as textures (pipeline mode); only the
 // outputs asked for are read back.
+import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { kernelSource, type KernelSource } from "../codegen/kernel-source.js";
-import type { Schedule } from "../ir/passes/fuse.js";
+import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
-import type { Backend } from "./backend.js";
+import { gpujs, type Backend } from "./backend.js";
+import { Gemm } from "./gemm.js";
 
 export interface CompiledKernel {
-  source: KernelSource;
+  /** The gpu.js kernel: the whole fused kernel, or for a GEMM its epilogue (if any). */
+  source?: KernelSource;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  fn: any;
+  fn?: any;
+  /** Matmul kernels on webasm: the product runs on gptc's WebAssembly GEMM. */
+  gemm?: GemmPlan;
 }
 
 function kernelFlops(s: Schedule, nodes: number[], bindings: Record<string, number>): number {
@@ -50,8 +55,11 @@ export class Executor {
   /** FLOPs of each kernel at these sizes (for achieved GFLOP/s). */
   readonly flops: number[];
   readonly families: KernelFamily[];
+  /** Element count of each kernel's output. */
+  private readonly sizes: number[];
   private readonly last: Map<number, number>;
   private readonly onDevice: boolean;
+  private gemmEngine?: Gemm;
 
   constructor(
     readonly schedule: Schedule,
@@ -59,14 +67,10 @@ export class Executor {
     readonly backend: Backend,
   ) {
     this.onDevice = backend.name === "headlessgl" || backend.name === "webgpu";
-    this.kernels = schedule.kernels.map((k) => {
-      // webasm vectorizes along thread.x: give it the last axis (2-D output).
-      const source = kernelSource(
-        schedule.graph,
-        k,
-        bindings,
-        backend.name === "webasm" ? "2d" : "1d",
-      );
+    // webasm vectorizes along thread.x: give it the last axis (2-D output).
+    const layout = backend.name === "webasm" ? "2d" : "1d";
+    const build = (kernel: Kernel) => {
+      const source = kernelSource(schedule.graph, kernel, bindings, layout);
       const fn = backend.gpu.createKernel(source.source, {
         output: source.dims,
         pipeline: this.onDevice,
@@ -76,8 +80,20 @@ export class Executor {
         asyncMode: backend.async,
       });
       return { source, fn };
+    };
+    this.kernels = schedule.kernels.map((k) => {
+      const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
+      if (!gemm) return build(k);
+      this.gemmEngine ??= new Gemm();
+      return gemm.epilogue ? { gemm, ...build(gemm.epilogue) } : { gemm };
     });
     this.last = lastUses(schedule);
+    this.sizes = schedule.kernels.map((k) =>
+      Math.max(
+        1,
+        shapeEval(schedule.graph.nodes[k.output].type.shape, bindings).reduce((p, q) => p * q, 1),
+      ),
+    );
     this.flops = schedule.kernels.map((k) => kernelFlops(schedule, k.nodes, bindings));
     this.families = schedule.kernels.map((k) => {
       const fam: KernelFamily = { name: k.name, kind: k.kind };
@@ -103,36 +119,52 @@ export class Executor {
     const live = new Map<number, any>(feeds);
     const result = new Map<number, Float32Array>();
     const tables = new Map<string, ReturnType<typeof indexTables>>();
+    const take = (id: number, name: string) => {
+      const v = live.get(id);
+      if (v === undefined) throw new Error(`internal: buffer %${id} missing for kernel ${name}`);
+      return v;
+    };
     for (let index = 0; index < this.kernels.length; index++) {
-      const { source, fn } = this.kernels[index];
-      const args = source.inputs.map((id) => {
-        const v = live.get(id);
-        if (v === undefined)
-          throw new Error(`internal: buffer %${id} missing for kernel ${source.name}`);
-        return v;
-      });
-      for (const e of source.extras) {
-        // Built once per run and ids buffer: a scatter kernel takes both tables.
-        const key = `${e.ids}:${e.rows}`;
-        let t = tables.get(key);
-        if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
-        args.push(t[e.kind]);
-      }
+      const { source, fn, gemm } = this.kernels[index];
+      const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
-      let out = fn(...args);
-      if (out && typeof out.then === "function") out = await out;
-      if (source.dims.length === 2) out = flatten(out, source.outputSize);
+      let out;
+      if (gemm) {
+        const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
+        const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
+        out = this.gemmEngine!.run(gemm, a, b);
+        live.set(gemm.product, out);
+      }
+      if (source) {
+        const args = source.inputs.map((id, k) => {
+          const v = take(id, source.name);
+          const dims = source.inputDims[k];
+          return dims ? gpujs().input(v, dims) : v;
+        });
+        for (const e of source.extras) {
+          // Built once per run and ids buffer: a scatter kernel takes both tables.
+          const key = `${e.ids}:${e.rows}`;
+          let t = tables.get(key);
+          if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
+          args.push(t[e.kind]);
+        }
+        out = fn(...args);
+        if (out && typeof out.then === "function") out = await out;
+        if (source.dims.length === 2) out = flatten(out, source.outputSize);
+        if (gemm) live.delete(gemm.product);
+      }
       if (this.profiler)
         this.profiler.kernel(this.families[index], performance.now() - started, this.flops[index]);
-      live.set(source.output, out);
-      if (this.checkNumerics) this.scan(index, await toArray(out, source.outputSize));
-      if (wanted.has(source.output)) {
+      const size = this.sizes[index];
+      live.set(kernel.output, out);
+      if (this.checkNumerics) this.scan(index, await toArray(out, size));
+      if (wanted.has(kernel.output)) {
         const t = this.profiler ? performance.now() : 0;
         // A copy: backends may reuse an output buffer on the next call.
-        result.set(source.output, Float32Array.from(await toArray(out, source.outputSize)));
+        result.set(kernel.output, Float32Array.from(await toArray(out, size)));
         if (this.profiler) this.profiler.copy(performance.now() - t);
       }
-      for (const id of source.inputs)
+      for (const id of kernel.inputs)
         if (this.last.get(id) === index && !feeds.has(id)) live.delete(id);
     }
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
@@ -158,7 +190,7 @@ export class Executor {
   }
 
   destroy(): void {
-    for (const k of this.kernels) k.fn.destroy?.();
+    for (const k of this.kernels) k.fn?.destroy?.();
   }
 }
 
@@ -196,7 +228,9 @@ export function indexTables(
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** A buffer as a Float32Array of `size` elements (-1: all of it). */
 async function toArray(v: any, size: number): Promise<Float32Array> {
+  if (size < 0) size = v.length;
   if (v instanceof Float32Array) return v.length === size ? v : v.subarray(0, size);
   if (v && typeof v.toArray === "function") {
     let a = v.toArray();

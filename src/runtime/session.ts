@@ -106,10 +106,11 @@ export class Session {
       const schedule = fuse(g, this.limits);
       checkCapacity(schedule, bindings, this.backend.name, kind === "train");
       ex = new Executor(schedule, bindings, this.backend);
-      ex.profiler = this.profiler;
-      ex.checkNumerics = this.checkNumerics;
       this.executors.set(key, ex);
     }
+    // Set on every use: a profiler may be attached after the first (compiling) step.
+    ex.profiler = this.profiler;
+    ex.checkNumerics = this.checkNumerics;
     return ex;
   }
 

@@ -3,7 +3,14 @@ import { dimAdd, dimConst, dimEq, dimValue, shapeSize, shapeToString, type Dim }
 import { broadcastShapes, checkAxis } from "./shape-rules.js";
 import { broadcastStrides, dot, forEachIndex, strides, tensor } from "./tensor.js";
 import { unbroadcast } from "./elementwise.js";
-import { ShapeError, type Attrs, type OpDef, type Tensor, type TypeInfo } from "./types.js";
+import {
+  ShapeError,
+  type Attrs,
+  type OpDef,
+  type Tensor,
+  type TypeInfo,
+  type View,
+} from "./types.js";
 
 const dimsAttr = (a: Attrs, k: string) => a[k] as Dim[];
 
@@ -29,6 +36,7 @@ export const movementOps: OpDef[] = [
     },
     eval: ([x], _a, out) => tensor(out, x.data.slice()),
     grad: (b, n, g) => [b.op("reshape", [g], { shape: [...b.type(n.inputs[0]).shape] })],
+    view: reshapeView,
   },
   {
     name: "permute",
@@ -57,6 +65,7 @@ export const movementOps: OpDef[] = [
       perm.forEach((p, i) => (inv[p] = i));
       return [b.op("permute", [g], { perm: inv })];
     },
+    view: (x, a) => ({ offset: x.offset, strides: (a.perm as number[]).map((p) => x.strides[p]) }),
   },
   {
     // Broadcast to a larger shape (numpy broadcast_to).
@@ -79,6 +88,15 @@ export const movementOps: OpDef[] = [
       return r;
     },
     grad: (b, n, g) => [unbroadcast(b, g, b.type(n.inputs[0]))],
+    view: (x, _a, inShape, outShape) => {
+      const lead = outShape.length - inShape.length;
+      return {
+        offset: x.offset,
+        strides: outShape.map((_, i) =>
+          i < lead || inShape[i - lead] === 1 ? 0 : x.strides[i - lead],
+        ),
+      };
+    },
   },
   {
     // x[..., start:end, ...] along one axis.
@@ -117,6 +135,10 @@ export const movementOps: OpDef[] = [
         }),
       ];
     },
+    view: (x, a) => ({
+      offset: x.offset + (a.start as number) * x.strides[a.axis as number],
+      strides: x.strides,
+    }),
   },
   {
     // Zeros before and after along one axis (the gradient of slice).
@@ -203,3 +225,41 @@ export const movementOps: OpDef[] = [
     },
   },
 ];
+
+/**
+ * A reshape as a view: axes are matched in groups of equal element counts (as
+ * codegen's reshapeCoords does); each group's input axes must be one strided
+ * run (a merge of axes a permute reordered has no strides), and its output
+ * axes split that run.
+ */
+function reshapeView(x: View, _a: Attrs, inShape: number[], outShape: number[]): View | undefined {
+  const strides: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < inShape.length || j < outShape.length) {
+    const gi = [i++];
+    const gj = [j++];
+    let pi = inShape[gi[0]] ?? 1;
+    let pj = outShape[gj[0]] ?? 1;
+    while (pi !== pj) {
+      if (pi < pj) {
+        pi *= inShape[i] ?? 1;
+        gi.push(i++);
+      } else {
+        pj *= outShape[j] ?? 1;
+        gj.push(j++);
+      }
+    }
+    // The run's innermost stride; each outer axis must step over the inner ones.
+    const axes = gi.filter((k) => k < inShape.length && inShape[k] !== 1);
+    let inner = axes.length ? x.strides[axes[axes.length - 1]] : 0;
+    for (let k = axes.length - 2; k >= 0; k--)
+      if (x.strides[axes[k]] !== x.strides[axes[k + 1]] * inShape[axes[k + 1]]) return undefined;
+    for (const k of [...gj].reverse()) {
+      if (k >= outShape.length) continue;
+      strides[k] = outShape[k] === 1 ? 0 : inner;
+      inner *= outShape[k];
+    }
+  }
+  return { offset: x.offset, strides: strides.slice(0, outShape.length) };
+}

@@ -57,6 +57,15 @@ export interface EvalContext {
   bindings: Readonly<Record<string, number>>;
 }
 
+/**
+ * A strided view of a row-major buffer: element (i0, i1, ...) of a tensor sits
+ * at `offset + i0 * strides[0] + i1 * strides[1] + ...` (stride 0 broadcasts).
+ */
+export interface View {
+  offset: number;
+  strides: number[];
+}
+
 export interface OpDef {
   name: string;
   kind: OpKind;
@@ -71,4 +80,11 @@ export interface OpDef {
   /** Elementwise ops: the float64 scalar function and the codegen expression. */
   scalar?: (...xs: number[]) => number;
   expr?: (...xs: string[]) => string;
+  /**
+   * Movement ops: the output as a strided view of the input's view (concrete
+   * shapes), or undefined where no strides express it (pad, concat, a reshape
+   * that merges axes a transpose separated). Lets a kernel read an operand in
+   * place instead of through per-element index arithmetic.
+   */
+  view?(input: View, attrs: Attrs, inShape: number[], outShape: number[]): View | undefined;
 }

@@ -1,0 +1,245 @@
+// gptc's matrix-multiply kernel for the CPU backends, as WebAssembly bytes.
+// gpu.js computes one output element per thread, and its webasm backend turns
+// each lane-varying load into four scalar loads, which caps a matmul near
+// 1 GFLOP/s. This module is the classic packed GEMM instead (GotoBLAS/BLIS):
+//
+//   pack_a: A (any strides) -> panels of 4 rows, k-major: [k][4]
+//   pack_b: B (any strides) -> panels of 8 columns, k-major: [k][8]
+//   gemm:   for each block of columns and depth, for each 4x8 tile of C, a
+//           register-blocked micro-kernel: 8 f32x4 accumulators, per k one
+//           8-wide row of B and four broadcast elements of A.
+//
+// C is written padded (rows to a multiple of 4, columns to a multiple of 8);
+// the caller copies out the M x N part. Addresses are bytes, strides elements.
+import { Fn, moduleBytes, type Local } from "./bytes.js";
+
+export const MR = 4;
+export const NR = 8;
+/** Depth of one block: a 4 x KC panel of A stays in L1, KC x NC of B in L2. */
+export const KC = 256;
+export const NC = 256;
+
+/** dst[p][k][r] = src[(p*4 + r) * rs + k * cs], zero rows past M. */
+function packA(): Fn {
+  const f = new Fn("pack_a", ["i32", "i32", "i32", "i32", "i32", "i32"]);
+  const [src, rs, cs, M, K, dst] = f.params;
+  const p = f.local("i32");
+  const r = f.local("i32");
+  const k = f.local("i32");
+  const s = f.local("i32");
+  const d = f.local("i32");
+  const row = f.local("i32");
+  const Mp = f.local("i32");
+  const csb = f.local("i32");
+  f.get(M).i32(3).i32Add().i32(-4).i32And().set(Mp);
+  f.get(cs).i32(2).i32Shl().set(csb);
+  f.for(p, 0, Mp, MR, (f) =>
+    f.for(r, 0, MR, 1, (f) => {
+      f.get(p).get(r).i32Add().set(row);
+      // d = dst + (p * K + r) * 4
+      f.get(dst).get(p).get(K).i32Mul().get(r).i32Add().i32(2).i32Shl().i32Add().set(d);
+      f.get(row)
+        .get(M)
+        .i32LtS()
+        .ifElse(
+          (f) => {
+            f.get(src).get(row).get(rs).i32Mul().i32(2).i32Shl().i32Add().set(s);
+            f.for(k, 0, K, 1, (f) => {
+              f.get(d).get(s).f32Load().f32Store();
+              f.inc(s, csb).inc(d, MR * 4);
+            });
+          },
+          (f) => {
+            f.for(k, 0, K, 1, (f) => {
+              f.get(d).f32Const0().f32Store();
+              f.inc(d, MR * 4);
+            });
+          },
+        );
+    }),
+  );
+  return f;
+}
+
+/** dst[q][k][c] = src[k * rs + (q*8 + c) * cs], zero columns past N. */
+function packB(): Fn {
+  const f = new Fn("pack_b", ["i32", "i32", "i32", "i32", "i32", "i32"]);
+  const [src, rs, cs, K, N, dst] = f.params;
+  const q = f.local("i32");
+  const c = f.local("i32");
+  const k = f.local("i32");
+  const s = f.local("i32");
+  const d = f.local("i32");
+  const col = f.local("i32");
+  const Np = f.local("i32");
+  const rsb = f.local("i32");
+  f.get(N).i32(7).i32Add().i32(-8).i32And().set(Np);
+  f.get(rs).i32(2).i32Shl().set(rsb);
+  f.for(q, 0, Np, NR, (f) => {
+    // Full panel of a row-contiguous B: two vector copies per k.
+    const fast = (f: Fn) =>
+      f.get(cs).i32(1).i32Eq().get(q).i32(NR).i32Add().get(N).i32LeS().i32And();
+    fast(f);
+    f.ifElse(
+      (f) => {
+        f.get(src).get(q).i32(2).i32Shl().i32Add().set(s);
+        f.get(dst).get(q).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
+        f.for(k, 0, K, 1, (f) => {
+          f.get(d).get(s).v128Load().v128Store();
+          f.get(d).get(s).v128Load(16).v128Store(16);
+          f.inc(s, rsb).inc(d, NR * 4);
+        });
+      },
+      (f) =>
+        f.for(c, 0, NR, 1, (f) => {
+          f.get(q).get(c).i32Add().set(col);
+          f.get(dst).get(q).get(K).i32Mul().get(c).i32Add().i32(2).i32Shl().i32Add().set(d);
+          f.get(col)
+            .get(N)
+            .i32LtS()
+            .ifElse(
+              (f) => {
+                f.get(src).get(col).get(cs).i32Mul().i32(2).i32Shl().i32Add().set(s);
+                f.for(k, 0, K, 1, (f) => {
+                  f.get(d).get(s).f32Load().f32Store();
+                  f.inc(s, rsb).inc(d, NR * 4);
+                });
+              },
+              (f) =>
+                f.for(k, 0, K, 1, (f) => {
+                  f.get(d).f32Const0().f32Store();
+                  f.inc(d, NR * 4);
+                }),
+            );
+        }),
+    );
+  });
+  return f;
+}
+
+/**
+ * C[0:Mp, 0:Np] = Ap @ Bp with C's rows `ldc` floats apart. Columns [j0, j1)
+ * only, so callers (threads) can split the work by column blocks.
+ */
+function gemm(): Fn {
+  const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
+  const [ap, bp, c, Mp, K, ldc, j0, j1] = f.params;
+  const jc = f.local("i32");
+  const jend = f.local("i32");
+  const pc = f.local("i32");
+  const kc = f.local("i32");
+  const i = f.local("i32");
+  const j = f.local("i32");
+  const a = f.local("i32");
+  const b = f.local("i32");
+  const aend = f.local("i32");
+  const cp = f.local("i32");
+  const ldcb = f.local("i32");
+  const acc: Local[] = Array.from({ length: MR * 2 }, () => f.local("v128"));
+  const b0 = f.local("v128");
+  const b1 = f.local("v128");
+  const av = f.local("v128");
+  f.get(ldc).i32(2).i32Shl().set(ldcb);
+  f.for(jc, j0, j1, NC, (f) => {
+    f.get(jc).i32(NC).i32Add().set(jend);
+    f.get(jend)
+      .get(j1)
+      .i32GtS()
+      .ifElse((f) => f.get(j1).set(jend));
+    f.for(pc, 0, K, KC, (f) => {
+      f.get(K).get(pc).i32Sub().set(kc);
+      f.get(kc)
+        .i32(KC)
+        .i32GtS()
+        .ifElse((f) => f.i32(KC).set(kc));
+      f.for(i, 0, Mp, MR, (f) =>
+        f.for(j, jc, jend, NR, (f) => {
+          // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8)*4; cp = c + (i*ldc + j)*4
+          f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
+          f.i32Add().set(a);
+          f.get(bp).get(j).get(K).i32Mul().get(pc).i32(3).i32Shl().i32Add().i32(2).i32Shl();
+          f.i32Add().set(b);
+          f.get(c).get(i).get(ldc).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(cp);
+          f.get(a).get(kc).i32(4).i32Shl().i32Add().set(aend);
+          // The first depth block starts from zero, later ones add to C.
+          f.get(pc)
+            .i32Eqz()
+            .ifElse(
+              (f) => {
+                for (const v of acc) f.v128Zero().set(v);
+              },
+              (f) => {
+                for (let r = 0; r < MR; r++) {
+                  f.get(cp)
+                    .get(ldcb)
+                    .i32(r)
+                    .i32Mul()
+                    .i32Add()
+                    .v128Load(0)
+                    .set(acc[2 * r]);
+                  f.get(cp)
+                    .get(ldcb)
+                    .i32(r)
+                    .i32Mul()
+                    .i32Add()
+                    .v128Load(16)
+                    .set(acc[2 * r + 1]);
+                }
+              },
+            );
+          f.while(
+            (f) => f.get(a).get(aend).i32LtU(),
+            (f) => {
+              f.get(b).v128Load(0).set(b0);
+              f.get(b).v128Load(16).set(b1);
+              for (let r = 0; r < MR; r++) {
+                f.get(a)
+                  .v128Load32Splat(r * 4)
+                  .set(av);
+                f.get(acc[2 * r])
+                  .get(av)
+                  .get(b0)
+                  .f32x4Mul()
+                  .f32x4Add()
+                  .set(acc[2 * r]);
+                f.get(acc[2 * r + 1])
+                  .get(av)
+                  .get(b1)
+                  .f32x4Mul()
+                  .f32x4Add()
+                  .set(acc[2 * r + 1]);
+              }
+              f.inc(a, MR * 4).inc(b, NR * 4);
+            },
+          );
+          for (let r = 0; r < MR; r++) {
+            f.get(cp)
+              .get(ldcb)
+              .i32(r)
+              .i32Mul()
+              .i32Add()
+              .get(acc[2 * r])
+              .v128Store(0);
+            f.get(cp)
+              .get(ldcb)
+              .i32(r)
+              .i32Mul()
+              .i32Add()
+              .get(acc[2 * r + 1])
+              .v128Store(16);
+          }
+        }),
+      );
+    });
+  });
+  return f;
+}
+
+/** The module: pack_a, pack_b and gemm over an imported memory. */
+export function gemmModule(memory: {
+  initial: number;
+  maximum: number;
+  shared: boolean;
+}): Uint8Array<ArrayBuffer> {
+  return moduleBytes([packA(), packB(), gemm()], memory);
+}

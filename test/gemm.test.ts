@@ -1,0 +1,241 @@
+// gptc's WebAssembly GEMM (the webasm backend's matmuls): the registry's view
+// rules against the ops' own float64 semantics, the packed kernel against a
+// float64 product on shapes that hit every edge (rows not a multiple of 4,
+// columns not a multiple of 8, depth over one block, several column blocks,
+// transposed / sliced / broadcast operands), and the executor's two matmul
+// paths (GEMM and gpu.js loop) against each other on GPT-2's training graph.
+import { describe, expect, it } from "vitest";
+import { gemmPlan, type GemmPlan } from "../src/codegen/gemm-plan.js";
+import { KC, NC } from "../src/codegen/wasm/gemm.js";
+import { shapeEval, shapeOf } from "../src/ir/dims.js";
+import { Graph } from "../src/ir/graph.js";
+import { getOp } from "../src/ir/ops/registry.js";
+import { strides } from "../src/ir/ops/tensor.js";
+import type { Tensor, View } from "../src/ir/ops/types.js";
+import { fuse } from "../src/ir/passes/fuse.js";
+import { Executor } from "../src/runtime/executor.js";
+import { Gemm } from "../src/runtime/gemm.js";
+import { backend, F32_EPS, relError } from "./helpers/backend.js";
+import { gpt2Tiny } from "./helpers/backend.js";
+import { rng } from "./helpers/ir.js";
+
+/** Reads a tensor of `shape` through a strided view of `data`. */
+function readView(data: ArrayLike<number>, view: View, shape: number[]): number[] {
+  const out: number[] = [];
+  const idx = new Array(shape.length).fill(0);
+  const total = shape.reduce((p, q) => p * q, 1);
+  for (let n = 0; n < total; n++) {
+    out.push(data[view.offset + idx.reduce((a, i, d) => a + i * view.strides[d], 0)]);
+    for (let d = shape.length - 1; d >= 0; d--)
+      if (++idx[d] < shape[d] || ((idx[d] = 0), false)) break;
+  }
+  return out;
+}
+
+describe("view rules of the movement ops", () => {
+  it("a view reads exactly what the op's float64 semantics computes, over random chains", () => {
+    const r = rng(11);
+    const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
+    let checked = 0;
+    let refused = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      let shape = [pick([1, 2, 3]), pick([2, 4, 6]), pick([1, 5, 8])];
+      const size = shape.reduce((p, q) => p * q, 1);
+      let data: Tensor = { shape, data: Float64Array.from({ length: size }, (_, i) => i) };
+      const base = data.data;
+      let view: View | undefined = { offset: 0, strides: strides(shape) };
+      for (let step = 0; step < 4 && view; step++) {
+        const rank = shape.length;
+        const kind = pick(["reshape", "permute", "slice", "expand"]);
+        let attrs: Record<string, unknown>;
+        let out: number[];
+        if (kind === "permute") {
+          const perm = [...Array(rank).keys()].sort(() => r() - 0.5);
+          attrs = { perm };
+          out = perm.map((p) => shape[p]);
+        } else if (kind === "slice") {
+          const axis = Math.floor(r() * rank);
+          const start = Math.floor(r() * shape[axis]);
+          const end = start + 1 + Math.floor(r() * (shape[axis] - start));
+          attrs = { axis, start, end };
+          out = shape.map((d, i) => (i === axis ? end - start : d));
+        } else if (kind === "expand") {
+          out = [pick([1, 3]), ...shape.map((d) => (d === 1 ? pick([1, 4]) : d))];
+          attrs = { shape: out.map((d) => shapeOf(d)[0]) };
+        } else {
+          // A random factorization of the element count, in order.
+          const n = shape.reduce((p, q) => p * q, 1);
+          out = [];
+          let rest = n;
+          for (const f of [2, 3, 2, 5, 2])
+            if (rest % f === 0 && r() < 0.5) (out.push(f), (rest /= f));
+          out.push(rest);
+          attrs = { shape: out.map((d) => shapeOf(d)[0]) };
+        }
+        const def = getOp(kind);
+        const next = def.eval([data], attrs as never, out, { bindings: {} });
+        view = def.view!(view, attrs as never, shape, out);
+        if (view) {
+          expect(readView(base, view, out), `${kind} ${JSON.stringify(attrs)}`).toEqual([
+            ...next.data,
+          ]);
+          checked++;
+        } else refused++;
+        data = next;
+        shape = out;
+      }
+    }
+    // Most chains have strides; a reshape merging permuted axes has none.
+    expect(checked).toBeGreaterThan(600);
+    expect(refused).toBeGreaterThan(0);
+  });
+});
+
+function plan(M: number, N: number, K: number, aT: boolean, bT: boolean, batch = 1): GemmPlan {
+  return {
+    a: {
+      buffer: 0,
+      offsets: Array.from({ length: batch }, (_, m) => m * M * K + 3),
+      rowStride: aT ? 1 : K,
+      colStride: aT ? M : 1,
+    },
+    b: {
+      buffer: 1,
+      // Broadcast over the batch: every matrix reads the same B.
+      offsets: new Array(batch).fill(5),
+      rowStride: bT ? 1 : N,
+      colStride: bT ? K : 1,
+    },
+    batch,
+    M,
+    N,
+    K,
+    product: 2,
+  };
+}
+
+/** float64 product through the plan's views. */
+function reference(p: GemmPlan, a: Float32Array, b: Float32Array): Float64Array {
+  const out = new Float64Array(p.batch * p.M * p.N);
+  for (let m = 0; m < p.batch; m++)
+    for (let i = 0; i < p.M; i++)
+      for (let j = 0; j < p.N; j++) {
+        let s = 0;
+        for (let k = 0; k < p.K; k++)
+          s +=
+            a[p.a.offsets[m] + i * p.a.rowStride + k * p.a.colStride] *
+            b[p.b.offsets[m] + k * p.b.rowStride + j * p.b.colStride];
+        out[(m * p.M + i) * p.N + j] = s;
+      }
+  return out;
+}
+
+describe("WebAssembly GEMM", () => {
+  const gemm = new Gemm();
+  const r = rng(5);
+  const cases: [number, number, number, boolean, boolean, number][] = [
+    [1, 1, 1, false, false, 1],
+    [3, 7, 5, false, false, 1],
+    [4, 8, 1, true, false, 2],
+    [5, 9, KC + 1, false, true, 1],
+    [17, NC + 13, 33, true, true, 3],
+    [2, 2 * NC + 8, 2 * KC + 7, false, true, 1],
+    [33, 40, 64, false, false, 4],
+  ];
+  for (const [M, N, K, aT, bT, batch] of cases)
+    it(`${batch} x [${M}x${K}${aT ? " (transposed)" : ""} @ ${K}x${N}${bT ? " (transposed)" : ""}]`, () => {
+      const p = plan(M, N, K, aT, bT, batch);
+      const a = Float32Array.from({ length: batch * M * K + 3 }, () => r() * 2 - 1);
+      const b = Float32Array.from({ length: K * N + 5 }, () => r() * 2 - 1);
+      const got = gemm.run(p, a, b);
+      expect(got.length).toBe(batch * M * N);
+      // Each output sums K float32 products: error grows like K * eps at worst.
+      expect(relError(got, reference(p, a, b))).toBeLessThan(4 * K * F32_EPS + 1e-6);
+    });
+
+  it("both operands in one buffer (Q Kᵀ from one qkv buffer)", () => {
+    const buf = Float32Array.from({ length: 6 * 10 }, () => r() * 2 - 1);
+    // A = rows 0..5 x cols 0..3, B = (cols 5..8)ᵀ: both views of buf.
+    const p: GemmPlan = {
+      a: { buffer: 0, offsets: [0], rowStride: 10, colStride: 1 },
+      b: { buffer: 0, offsets: [5], rowStride: 1, colStride: 10 },
+      batch: 1,
+      M: 6,
+      N: 6,
+      K: 4,
+      product: 1,
+    };
+    expect(relError(gemm.run(p, buf, buf), reference(p, buf, buf))).toBeLessThan(1e-6);
+  });
+
+  it("a zero-depth product is zeros, even after other products", () => {
+    const p = plan(3, 5, 0, false, false);
+    expect([...gemm.run(p, new Float32Array(3), new Float32Array(5))]).toEqual(
+      new Array(15).fill(0),
+    );
+  });
+});
+
+describe("matmul kernels on webasm: GEMM or gpu.js loop", () => {
+  it("gather operands stay gpu.js loops; movement chains become views", () => {
+    const g = new Graph("gathered");
+    const table = g.op("weight", [], { name: "table", shape: shapeOf(10, 4) });
+    const ids = g.op("input", [], { name: "ids", shape: shapeOf(3), dtype: "i32" });
+    const w = g.op("weight", [], { name: "w", shape: shapeOf(5, 4) });
+    const rows = g.op("gather", [table, ids]);
+    const wT = g.op("permute", [w], { perm: [1, 0] });
+    g.output("y", g.op("matmul", [rows, wT]));
+    g.output("z", g.op("matmul", [g.op("slice", [table], { axis: 0, start: 2, end: 5 }), wT]));
+    const s = fuse(g);
+    const [y, z] = s.kernels.filter((k) => k.kind === "matmul");
+    expect(gemmPlan(g, y, {})).toBeUndefined();
+    const pz = gemmPlan(g, z, {})!;
+    expect(pz.a).toEqual({ buffer: table, offsets: [8], rowStride: 4, colStride: 1 });
+    expect(pz.b).toEqual({ buffer: w, offsets: [0], rowStride: 1, colStride: 4 });
+  });
+
+  it("GPT-2's training step: every kernel output agrees between the two paths", async () => {
+    const { graphs } = gpt2Tiny();
+    const g = graphs.training!;
+    const s = fuse(g);
+    const bindings = { B: 2, T: 5 };
+    const r = rng(3);
+    const feeds = new Map<number, Float32Array>();
+    for (const n of g.nodes) {
+      if (n.op !== "input" && n.op !== "weight") continue;
+      const size = shapeEval(n.type.shape, bindings).reduce((p, q) => p * q, 1);
+      const vocab = 64;
+      feeds.set(
+        n.id,
+        Float32Array.from({ length: size }, () =>
+          n.op === "input" ? Math.floor(r() * vocab) : (r() * 2 - 1) * 0.2,
+        ),
+      );
+    }
+    const want = s.kernels.map((k) => k.output);
+    const viaGemm = new Executor(s, bindings, await backend("webasm"));
+    expect(viaGemm.kernels.filter((k) => k.gemm).length).toBeGreaterThan(10);
+    const loops = new Executor(s, bindings, { ...(await backend("webasm")), gemm: false });
+    const [x, y] = [await viaGemm.run(feeds, want), await loops.run(feeds, want)];
+    for (const k of s.kernels)
+      expect(relError(x.get(k.output)!, y.get(k.output)!), k.name).toBeLessThan(1e-5);
+  });
+});
+
+describe("buffers past 2^24 elements on webasm", () => {
+  it("every element of a [3, 5592406] buffer is read from its own index (no float32 index rounding)", async () => {
+    // 16,777,218 elements: gpu.js webasm computes a flat index in float32, so
+    // without 2-D reads odd indices past 2^24 read their even neighbour.
+    const g = new Graph("wide");
+    const x = g.op("input", [], { name: "x", shape: shapeOf(3, 5592406), dtype: "f32" });
+    g.output("y", g.op("add", [x, g.scalar(1)]));
+    const s = fuse(g);
+    const ex = new Executor(s, {}, await backend("webasm"));
+    const data = Float32Array.from({ length: 3 * 5592406 }, (_, i) => i % 4093);
+    const y = (await ex.run(new Map([[x, data]]))).get(g.outputs[0].id)!;
+    let wrong = 0;
+    for (let i = 0; i < data.length; i++) if (y[i] !== data[i] + 1) wrong++;
+    expect(wrong).toBe(0);
+    ex.destroy();
+  });
+});
