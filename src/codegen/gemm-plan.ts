@@ -31,13 +31,15 @@ export interface GemmPlan {
   product: number;
   /** The rest of the fused kernel, reading `product` as a buffer; none when the product is the output. */
   epilogue?: Kernel;
+  /**
+   * Operands that are no strided view of a buffer (a gather, pad or concat on
+   * the path, or a reshape merging axes a permute separated): small kernels
+   * that write them out contiguously first, run before the product.
+   */
+  prologue: Kernel[];
 }
 
-/**
- * The GEMM form of a matmul kernel, or undefined when an operand is no strided
- * view of a buffer (a gather, pad or concat on the operand path) — such a
- * kernel stays a gpu.js loop.
- */
+/** The GEMM form of a matmul kernel (undefined for kernels of other kinds). */
 export function gemmPlan(
   g: Graph,
   kernel: Kernel,
@@ -63,9 +65,13 @@ export function gemmPlan(
 
   const batchShape = out.slice(0, -2);
   const batch = batchShape.reduce((p, q) => p * q, 1);
-  const operand = (id: number): GemmOperand | undefined => {
-    const v = viewOf(id);
-    if (!v) return undefined;
+  const prologue: Kernel[] = [];
+  const operand = (id: number): GemmOperand => {
+    let v = viewOf(id);
+    if (!v) {
+      prologue.push(subKernel(g, kernel, id, "operand"));
+      v = { buffer: id, view: { offset: 0, strides: rowMajor(shape(id)) } };
+    }
     const s = v.view.strides;
     const rank = s.length;
     // Batch axes broadcast from the right, as the matmul's shape rule does.
@@ -88,7 +94,6 @@ export function gemmPlan(
   const [aId, bId] = anchor.inputs;
   const a = operand(aId);
   const b = operand(bId);
-  if (!a || !b) return undefined;
   const K = shape(aId).at(-1)!;
   const plan: GemmPlan = {
     a,
@@ -98,18 +103,22 @@ export function gemmPlan(
     N: out.at(-1)!,
     K,
     product: anchor.id,
+    prologue,
   };
-  if (kernel.output !== anchor.id) plan.epilogue = epilogueKernel(g, kernel);
+  if (kernel.output !== anchor.id) plan.epilogue = subKernel(g, kernel, kernel.output, "epilogue");
   return plan;
 }
 
-/** The nodes after the product, with the product (and the buffers they read) as inputs. */
-function epilogueKernel(g: Graph, kernel: Kernel): Kernel {
+/**
+ * The part of a fused kernel that computes node `output` from buffers: the
+ * kernel's inputs and, for the epilogue, the product.
+ */
+function subKernel(g: Graph, kernel: Kernel, output: number, role: string): Kernel {
   const anchor = kernel.anchor!;
   const buffers = new Set(kernel.inputs);
   const nodes = new Set<number>();
-  const reads = new Set<number>([anchor]);
-  const stack = [kernel.output];
+  const reads = new Set<number>();
+  const stack = [output];
   while (stack.length) {
     const id = stack.pop()!;
     if (id === anchor || buffers.has(id)) {
@@ -122,9 +131,9 @@ function epilogueKernel(g: Graph, kernel: Kernel): Kernel {
   }
   return {
     index: kernel.index,
-    name: `${kernel.name}_epilogue`,
+    name: `${kernel.name}_${role}`,
     kind: "elementwise",
-    output: kernel.output,
+    output,
     nodes: [...nodes].sort((p, q) => p - q),
     inputs: [...reads].sort((p, q) => p - q),
   };

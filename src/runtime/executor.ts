@@ -17,6 +17,9 @@ export interface CompiledKernel {
   fn?: any;
   /** Matmul kernels on webasm: the product runs on gptc's WebAssembly GEMM. */
   gemm?: GemmPlan;
+  /** gpu.js kernels writing GEMM operands that are no view of a buffer. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  prologue?: { source: KernelSource; fn: any }[];
 }
 
 function kernelFlops(s: Schedule, nodes: number[], bindings: Record<string, number>): number {
@@ -85,7 +88,8 @@ export class Executor {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
       if (!gemm) return build(k);
       this.gemmEngine ??= new Gemm();
-      return gemm.epilogue ? { gemm, ...build(gemm.epilogue) } : { gemm };
+      const prologue = gemm.prologue.map(build);
+      return gemm.epilogue ? { gemm, prologue, ...build(gemm.epilogue) } : { gemm, prologue };
     });
     this.last = lastUses(schedule);
     this.sizes = schedule.kernels.map((k) =>
@@ -125,17 +129,11 @@ export class Executor {
       return v;
     };
     for (let index = 0; index < this.kernels.length; index++) {
-      const { source, fn, gemm } = this.kernels[index];
+      const { source, fn, gemm, prologue } = this.kernels[index];
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
-      let out;
-      if (gemm) {
-        const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
-        const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
-        out = this.gemmEngine!.run(gemm, a, b);
-        live.set(gemm.product, out);
-      }
-      if (source) {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const call = async (source: KernelSource, fn: any) => {
         const args = source.inputs.map((id, k) => {
           const v = take(id, source.name);
           const dims = source.inputDims[k];
@@ -148,9 +146,22 @@ export class Executor {
           if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
           args.push(t[e.kind]);
         }
-        out = fn(...args);
+        let out = fn(...args);
         if (out && typeof out.then === "function") out = await out;
-        if (source.dims.length === 2) out = flatten(out, source.outputSize);
+        return source.dims.length === 2 ? flatten(out, source.outputSize) : out;
+      };
+      let out;
+      if (gemm) {
+        // Operands written out contiguously live only for this product.
+        for (const p of prologue!) live.set(p.source.output, await call(p.source, p.fn));
+        const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
+        const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
+        out = this.gemmEngine!.run(gemm, a, b);
+        for (const p of prologue!) live.delete(p.source.output);
+        live.set(gemm.product, out);
+      }
+      if (source && fn) {
+        out = await call(source, fn);
         if (gemm) live.delete(gemm.product);
       }
       if (this.profiler)
@@ -190,7 +201,10 @@ export class Executor {
   }
 
   destroy(): void {
-    for (const k of this.kernels) k.fn?.destroy?.();
+    for (const k of this.kernels) {
+      k.fn?.destroy?.();
+      for (const p of k.prologue ?? []) p.fn.destroy?.();
+    }
   }
 }
 
