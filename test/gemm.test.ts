@@ -15,6 +15,7 @@ import type { Tensor, View } from "../src/ir/ops/types.js";
 import { fuse } from "../src/ir/passes/fuse.js";
 import { Executor } from "../src/runtime/executor.js";
 import { Gemm } from "../src/runtime/gemm.js";
+import { weightChanged } from "../src/runtime/weights.js";
 import { backend, F32_EPS, relError } from "./helpers/backend.js";
 import { gpt2Tiny } from "./helpers/backend.js";
 import { rng } from "./helpers/ir.js";
@@ -98,6 +99,7 @@ function plan(M: number, N: number, K: number, aT: boolean, bT: boolean, batch =
       offsets: Array.from({ length: batch }, (_, m) => m * M * K + 3),
       rowStride: aT ? 1 : K,
       colStride: aT ? M : 1,
+      resident: false,
     },
     b: {
       buffer: 1,
@@ -105,6 +107,7 @@ function plan(M: number, N: number, K: number, aT: boolean, bT: boolean, batch =
       offsets: new Array(batch).fill(5),
       rowStride: bT ? 1 : N,
       colStride: bT ? K : 1,
+      resident: false,
     },
     batch,
     M,
@@ -158,8 +161,8 @@ describe("WebAssembly GEMM", () => {
     const buf = Float32Array.from({ length: 6 * 10 }, () => r() * 2 - 1);
     // A = rows 0..5 x cols 0..3, B = (cols 5..8)ᵀ: both views of buf.
     const p: GemmPlan = {
-      a: { buffer: 0, offsets: [0], rowStride: 10, colStride: 1 },
-      b: { buffer: 0, offsets: [5], rowStride: 1, colStride: 10 },
+      a: { buffer: 0, offsets: [0], rowStride: 10, colStride: 1, resident: false },
+      b: { buffer: 0, offsets: [5], rowStride: 1, colStride: 10, resident: false },
       batch: 1,
       M: 6,
       N: 6,
@@ -168,6 +171,24 @@ describe("WebAssembly GEMM", () => {
       prologue: [],
     };
     expect(relError(gemm.run(p, buf, buf), reference(p, buf, buf))).toBeLessThan(1e-6);
+  });
+
+  it("a resident (weight) operand is packed once and repacked when its version moves", () => {
+    const p = plan(5, 12, 9, false, true);
+    p.b.resident = true;
+    const a = Float32Array.from({ length: 5 * 9 + 3 }, () => r() * 2 - 1);
+    const b = Float32Array.from({ length: 9 * 12 + 5 }, () => r() * 2 - 1);
+    const first = gemm.run(p, a, b);
+    expect(relError(first, reference(p, a, b))).toBeLessThan(1e-6);
+    // Changed in place without telling: the kept pack is used (proof it is kept).
+    b.fill(0.5);
+    expect([...gemm.run(p, a, b)]).toEqual([...first]);
+    // Told (as the optimizer does): repacked.
+    weightChanged(b);
+    expect(relError(gemm.run(p, a, b), reference(p, a, b))).toBeLessThan(1e-6);
+    // Another array with the same view is another pack.
+    const b2 = Float32Array.from(b, (x) => -x);
+    expect(relError(gemm.run(p, a, b2), reference(p, a, b2))).toBeLessThan(1e-6);
   });
 
   it("a zero-depth product is zeros, even after other products", () => {
@@ -192,11 +213,23 @@ describe("matmul kernels on webasm: GEMM or gpu.js loop", () => {
     const [y, z] = s.kernels.filter((k) => k.kind === "matmul");
     const py = gemmPlan(g, y, {})!;
     expect(py.prologue.map((k) => k.output)).toEqual([rows]);
-    expect(py.a).toEqual({ buffer: rows, offsets: [0], rowStride: 4, colStride: 1 });
+    expect(py.a).toEqual({
+      buffer: rows,
+      offsets: [0],
+      rowStride: 4,
+      colStride: 1,
+      resident: false,
+    });
     const pz = gemmPlan(g, z, {})!;
     expect(pz.prologue).toEqual([]);
-    expect(pz.a).toEqual({ buffer: table, offsets: [8], rowStride: 4, colStride: 1 });
-    expect(pz.b).toEqual({ buffer: w, offsets: [0], rowStride: 1, colStride: 4 });
+    expect(pz.a).toEqual({
+      buffer: table,
+      offsets: [8],
+      rowStride: 4,
+      colStride: 1,
+      resident: true,
+    });
+    expect(pz.b).toEqual({ buffer: w, offsets: [0], rowStride: 1, colStride: 4, resident: true });
   });
 
   it("GPT-2's training step: every kernel output agrees between the two paths", async () => {

@@ -17,6 +17,8 @@ export interface GemmOperand {
   offsets: number[];
   rowStride: number;
   colStride: number;
+  /** A weight: constant between optimizer steps, so its packed form can be kept. */
+  resident: boolean;
 }
 
 export interface GemmPlan {
@@ -88,7 +90,13 @@ export function gemmPlan(
       }
       offsets.push(o);
     }
-    return { buffer: v.buffer, offsets, rowStride: s[rank - 2], colStride: s[rank - 1] };
+    return {
+      buffer: v.buffer,
+      offsets,
+      rowStride: s[rank - 2],
+      colStride: s[rank - 1],
+      resident: g.nodes[v.buffer].op === "weight" && offsets.every((o) => o === offsets[0]),
+    };
   };
 
   const [aId, bId] = anchor.inputs;

@@ -3,12 +3,13 @@
 // intermediates stay on the device as textures (pipeline mode); only the
 // outputs asked for are read back.
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
+import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
 import { kernelSource, type KernelSource } from "../codegen/kernel-source.js";
 import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
 import { gpujs, type Backend } from "./backend.js";
-import { Gemm } from "./gemm.js";
+import { gemmEngine, type Gemm } from "./gemm.js";
 
 export interface CompiledKernel {
   /** The gpu.js kernel: the whole fused kernel, or for a GEMM its epilogue (if any). */
@@ -17,6 +18,8 @@ export interface CompiledKernel {
   fn?: any;
   /** Matmul kernels on webasm: the product runs on gptc's WebAssembly GEMM. */
   gemm?: GemmPlan;
+  /** Rows gathered on the host before the kernel runs (see codegen/host-gather). */
+  gathers?: HostGather[];
   /** gpu.js kernels writing GEMM operands that are no view of a buffer. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   prologue?: { source: KernelSource; fn: any }[];
@@ -86,8 +89,11 @@ export class Executor {
     };
     this.kernels = schedule.kernels.map((k) => {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
-      if (!gemm) return build(k);
-      this.gemmEngine ??= new Gemm();
+      if (!gemm) {
+        const host = hostGathers(schedule.graph, k, bindings);
+        return host ? { ...build(host.kernel), gathers: host.gathers } : build(k);
+      }
+      this.gemmEngine ??= gemmEngine();
       const prologue = gemm.prologue.map(build);
       return gemm.epilogue ? { gemm, prologue, ...build(gemm.epilogue) } : { gemm, prologue };
     });
@@ -129,7 +135,7 @@ export class Executor {
       return v;
     };
     for (let index = 0; index < this.kernels.length; index++) {
-      const { source, fn, gemm, prologue } = this.kernels[index];
+      const { source, fn, gemm, prologue, gathers } = this.kernels[index];
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -160,10 +166,16 @@ export class Executor {
         for (const p of prologue!) live.delete(p.source.output);
         live.set(gemm.product, out);
       }
+      for (const h of gathers ?? [])
+        live.set(
+          h.node,
+          gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
+        );
       if (source && fn) {
         out = await call(source, fn);
         if (gemm) live.delete(gemm.product);
       }
+      for (const h of gathers ?? []) live.delete(h.node);
       if (this.profiler)
         this.profiler.kernel(this.families[index], performance.now() - started, this.flops[index]);
       const size = this.sizes[index];

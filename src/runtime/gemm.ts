@@ -1,12 +1,21 @@
-// Runs GEMM plans on the WebAssembly module from codegen/wasm/gemm.ts: copies
-// the operand buffers into the module's memory, packs each batch's matrices,
-// multiplies, and copies the M x N result out of the padded C.
-import type { GemmPlan } from "../codegen/gemm-plan.js";
+// Runs GEMM plans on the WebAssembly module from codegen/wasm/gemm.ts. One
+// engine (one memory) per process, shared by every executor:
+//
+//   [ resident packed weights | scratch: operands, packed operands, C ]
+//
+// A weight operand is packed once and kept (keyed by its array, the view and
+// the array's version, which the optimizer bumps): decoding a token then reads
+// the packed weights straight from memory instead of copying and packing
+// ~500 MB of them per token. Everything else is copied in, packed and
+// multiplied per call, and the M x N result copied out of the padded C.
+import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
 import { gemmModule, MR, NR } from "../codegen/wasm/gemm.js";
+import { weightVersion } from "./weights.js";
 
 const PAGE = 65536;
 /** wasm32 addresses reach 4 GiB. */
 const MAX_PAGES = 65536;
+const MAX_BYTES = MAX_PAGES * PAGE;
 
 interface GemmExports {
   pack_a(src: number, rs: number, cs: number, M: number, K: number, dst: number): void;
@@ -15,7 +24,7 @@ interface GemmExports {
     ap: number,
     bp: number,
     c: number,
-    Mp: number,
+    M: number,
     K: number,
     ldc: number,
     j0: number,
@@ -23,76 +32,153 @@ interface GemmExports {
   ): void;
 }
 
-let compiled: WebAssembly.Module | undefined;
+interface Packed {
+  offset: number;
+  version: number;
+  /** Resident packs are dropped all at once (a new epoch) when memory runs short. */
+  epoch: number;
+}
+
+const align = (n: number) => Math.ceil(n / 64) * 64;
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 export class Gemm {
-  private readonly memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+  private readonly memory = new WebAssembly.Memory({
+    initial: 1,
+    maximum: MAX_PAGES,
+    shared: true,
+  });
   private readonly fns: GemmExports;
+  private readonly packed = new WeakMap<Float32Array, Map<string, Packed>>();
+  private residentTop = 0;
+  private epoch = 0;
 
   constructor() {
-    compiled ??= new WebAssembly.Module(
-      gemmModule({ initial: 1, maximum: MAX_PAGES, shared: false }),
+    const module = new WebAssembly.Module(
+      gemmModule({ initial: 1, maximum: MAX_PAGES, shared: true }),
     );
-    const instance = new WebAssembly.Instance(compiled, { env: { memory: this.memory } });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
   }
 
-  /** Bytes of module memory a plan needs (operands, packed panels, padded C). */
-  static bytes(plan: GemmPlan, aSize: number, bSize: number): number {
-    const Mp = Math.ceil(plan.M / MR) * MR;
-    const Np = Math.ceil(plan.N / NR) * NR;
-    return 4 * (aSize + bSize + Mp * plan.K + Np * plan.K + Mp * Np) + 64;
+  private ensure(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / PAGE));
+  }
+
+  /**
+   * Where each resident operand's pack lives (allocated above the others when
+   * new or from an older epoch), and whether it is current; undefined for
+   * operands packed per call.
+   */
+  private place(
+    operands: { op: GemmOperand; data: Float32Array; key: string; bytes: number }[],
+  ): ({ entry: Packed; current: boolean } | undefined)[] {
+    return operands.map(({ op, data, key, bytes }) => {
+      if (!op.resident) return undefined;
+      let views = this.packed.get(data);
+      if (!views) this.packed.set(data, (views = new Map()));
+      let entry = views.get(key);
+      if (entry && entry.epoch === this.epoch)
+        return { entry, current: entry.version === weightVersion(data) };
+      entry = { offset: align(this.residentTop), version: -1, epoch: this.epoch };
+      this.residentTop = entry.offset + bytes;
+      views.set(key, entry);
+      return { entry, current: false };
+    });
   }
 
   /** The product of every matrix pair in the batch, row-major [batch, M, N]. */
   run(plan: GemmPlan, a: Float32Array, b: Float32Array): Float32Array {
     const { M, N, K, batch } = plan;
-    const Mp = Math.ceil(M / MR) * MR;
-    const Np = Math.ceil(N / NR) * NR;
     if (K === 0) return new Float32Array(batch * M * N);
-    const same = a === b;
-    // Layout (bytes, 16-aligned): [A | B | packed A | packed B | C].
-    const align = (n: number) => Math.ceil(n / 16) * 16;
-    const offA = 0;
-    const offB = same ? offA : align(offA + a.length * 4);
-    const offAp = align(offB + b.length * 4);
-    const offBp = align(offAp + Mp * K * 4);
-    const offC = align(offBp + Np * K * 4);
-    const need = offC + Mp * Np * 4;
-    if (need > MAX_PAGES * PAGE)
-      throw new RangeError(
-        `matmul ${M}x${K} @ ${K}x${N} needs ${(need / 2 ** 30).toFixed(1)} GiB of WebAssembly memory (at most 4)`,
-      );
-    const have = this.memory.buffer.byteLength;
-    if (need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
-    const heap = new Float32Array(this.memory.buffer);
-    heap.set(a, offA / 4);
-    if (!same) heap.set(b, offB / 4);
+    const Mp = roundUp(M, MR);
+    const Np = roundUp(N, NR);
+    const shape = `${M}:${N}:${K}`;
+    const operands = [
+      {
+        op: plan.a,
+        data: a,
+        key: `a:${plan.a.offsets[0]}:${plan.a.rowStride}:${plan.a.colStride}:${shape}`,
+        bytes: Mp * K * 4,
+      },
+      {
+        op: plan.b,
+        data: b,
+        key: `b:${plan.b.offsets[0]}:${plan.b.rowStride}:${plan.b.colStride}:${shape}`,
+        bytes: Np * K * 4,
+      },
+    ];
+    const scratch = () => {
+      // [A | B | packed A | packed B | C] above the resident packs.
+      const offA = align(this.residentTop);
+      const offB = a === b ? offA : align(offA + a.length * 4);
+      const offAp = align(offB + b.length * 4);
+      const offBp = align(offAp + operands[0].bytes);
+      const offC = align(offBp + operands[1].bytes);
+      return { offA, offB, offAp, offBp, offC, end: offC + Mp * Np * 4 };
+    };
+    let slots = this.place(operands);
+    let at = scratch();
+    if (at.end > MAX_BYTES) {
+      // Forget every resident pack and start again from the bottom.
+      this.epoch++;
+      this.residentTop = 0;
+      slots = this.place(operands);
+      at = scratch();
+      if (at.end > MAX_BYTES)
+        throw new RangeError(
+          `matmul ${M}x${K} @ ${K}x${N} needs ${(at.end / 2 ** 30).toFixed(1)} GiB of WebAssembly memory (at most 4)`,
+        );
+    }
+    this.ensure(at.end);
+    const mem = new Float32Array(this.memory.buffer);
+    const [sa, sb] = slots;
+    const packA = !sa?.current;
+    const packB = !sb?.current;
+    if (packA) mem.set(a, at.offA / 4);
+    if (packB && !(a === b && packA)) mem.set(b, at.offB / 4);
+
     const out = new Float32Array(batch * M * N);
+    const ap = sa ? sa.entry.offset : at.offAp;
+    const bp = sb ? sb.entry.offset : at.offBp;
     for (let m = 0; m < batch; m++) {
-      this.fns.pack_a(
-        offA + 4 * plan.a.offsets[m],
-        plan.a.rowStride,
-        plan.a.colStride,
-        M,
-        K,
-        offAp,
-      );
-      this.fns.pack_b(
-        offB + 4 * plan.b.offsets[m],
-        plan.b.rowStride,
-        plan.b.colStride,
-        K,
-        N,
-        offBp,
-      );
-      this.fns.gemm(offAp, offBp, offC, Mp, K, Np, 0, Np);
-      const c = offC / 4;
-      if (Np === N) out.set(heap.subarray(c, c + M * N), m * M * N);
+      // A resident operand is the same matrix for the whole batch: packed once.
+      if (packA && (!sa || m === 0))
+        this.fns.pack_a(
+          at.offA + 4 * plan.a.offsets[m],
+          plan.a.rowStride,
+          plan.a.colStride,
+          M,
+          K,
+          ap,
+        );
+      if (packB && (!sb || m === 0))
+        this.fns.pack_b(
+          at.offB + 4 * plan.b.offsets[m],
+          plan.b.rowStride,
+          plan.b.colStride,
+          K,
+          N,
+          bp,
+        );
+      this.fns.gemm(ap, bp, at.offC, M, K, Np, 0, Np);
+      const c = at.offC / 4;
+      if (Np === N) out.set(mem.subarray(c, c + M * N), m * M * N);
       else
         for (let i = 0; i < M; i++)
-          out.set(heap.subarray(c + i * Np, c + i * Np + N), (m * M + i) * N);
+          out.set(mem.subarray(c + i * Np, c + i * Np + N), (m * M + i) * N);
     }
+    if (sa) sa.entry.version = weightVersion(a);
+    if (sb) sb.entry.version = weightVersion(b);
     return out;
   }
+}
+
+let shared: Gemm | undefined;
+
+/** The process's GEMM engine (one WebAssembly memory for every executor). */
+export function gemmEngine(): Gemm {
+  shared ??= new Gemm();
+  return shared;
 }

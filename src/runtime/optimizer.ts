@@ -1,7 +1,7 @@
 // AdamW exactly as torch.optim.AdamW (torch 1.13 order): decoupled weight
 // decay on 2-D (and higher) weights only, bias-corrected moments; plus
 // global-norm gradient clipping as torch.nn.utils.clip_grad_norm_.
-import type { Weights } from "./weights.js";
+import { weightChanged, type Weights } from "./weights.js";
 
 export interface AdamWConfig {
   lr: number;
@@ -84,5 +84,6 @@ export function adamwStep(
       v[i] = cfg.beta2 * v[i] + (1 - cfg.beta2) * gi * gi;
       p[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + cfg.eps);
     }
+    weightChanged(p);
   }
 }

@@ -19,6 +19,22 @@ export interface WeightSpec {
 
 export class WeightError extends Error {}
 
+const versions = new WeakMap<Float32Array, number>();
+
+/** How many times a weight array was changed in place (see `weightChanged`). */
+export function weightVersion(w: Float32Array): number {
+  return versions.get(w) ?? 0;
+}
+
+/**
+ * Code that writes into a weight array in place (the optimizer) says so here:
+ * the runtime keeps derived forms of weights between calls (the GEMM's packed
+ * panels) and rebuilds them when the version moves.
+ */
+export function weightChanged(w: Float32Array): void {
+  versions.set(w, weightVersion(w) + 1);
+}
+
 export function weightSpecs(g: Graph): WeightSpec[] {
   return g.nodesOf("weight").map((n) => ({
     key: n.attrs.name as string,

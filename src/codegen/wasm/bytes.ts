@@ -112,6 +112,9 @@ export class Fn {
   i32Eqz(): this {
     return this.op(0x45);
   }
+  i32GeS(): this {
+    return this.op(0x4e);
+  }
   i32LtS(): this {
     return this.op(0x48);
   }

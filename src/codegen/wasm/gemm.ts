@@ -118,18 +118,21 @@ function packB(): Fn {
 }
 
 /**
- * C[0:Mp, 0:Np] = Ap @ Bp with C's rows `ldc` floats apart. Columns [j0, j1)
- * only, so callers (threads) can split the work by column blocks.
+ * C[0:M, 0:Np] = Ap @ Bp with C's rows `ldc` floats apart (C has Mp rows
+ * allocated). Columns [j0, j1) only, so threads can split the work by column
+ * blocks. The micro-kernel is specialized for the rows a panel holds: a last
+ * panel of 1-3 rows (and decoding's single row) does only its own rows' work.
  */
 function gemm(): Fn {
   const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
-  const [ap, bp, c, Mp, K, ldc, j0, j1] = f.params;
+  const [ap, bp, c, M, K, ldc, j0, j1] = f.params;
   const jc = f.local("i32");
   const jend = f.local("i32");
   const pc = f.local("i32");
   const kc = f.local("i32");
   const i = f.local("i32");
   const j = f.local("i32");
+  const rows = f.local("i32");
   const a = f.local("i32");
   const b = f.local("i32");
   const aend = f.local("i32");
@@ -139,6 +142,59 @@ function gemm(): Fn {
   const b0 = f.local("v128");
   const b1 = f.local("v128");
   const av = f.local("v128");
+
+  /** The 4 x 8 (or R x 8) tile at (a, b) -> cp, over kc steps of depth. */
+  const micro = (f: Fn, R: number) => {
+    // The first depth block starts from zero, later ones add to C.
+    f.get(pc)
+      .i32Eqz()
+      .ifElse(
+        (f) => {
+          for (let v = 0; v < 2 * R; v++) f.v128Zero().set(acc[v]);
+        },
+        (f) => {
+          for (let r = 0; r < R; r++)
+            for (const h of [0, 1])
+              f.get(cp)
+                .get(ldcb)
+                .i32(r)
+                .i32Mul()
+                .i32Add()
+                .v128Load(16 * h)
+                .set(acc[2 * r + h]);
+        },
+      );
+    f.while(
+      (f) => f.get(a).get(aend).i32LtU(),
+      (f) => {
+        f.get(b).v128Load(0).set(b0);
+        f.get(b).v128Load(16).set(b1);
+        for (let r = 0; r < R; r++) {
+          f.get(a)
+            .v128Load32Splat(r * 4)
+            .set(av);
+          for (const [h, bv] of [b0, b1].entries())
+            f.get(acc[2 * r + h])
+              .get(av)
+              .get(bv)
+              .f32x4Mul()
+              .f32x4Add()
+              .set(acc[2 * r + h]);
+        }
+        f.inc(a, MR * 4).inc(b, NR * 4);
+      },
+    );
+    for (let r = 0; r < R; r++)
+      for (const h of [0, 1])
+        f.get(cp)
+          .get(ldcb)
+          .i32(r)
+          .i32Mul()
+          .i32Add()
+          .get(acc[2 * r + h])
+          .v128Store(16 * h);
+  };
+
   f.get(ldc).i32(2).i32Shl().set(ldcb);
   f.for(jc, j0, j1, NC, (f) => {
     f.get(jc).i32(NC).i32Add().set(jend);
@@ -152,7 +208,8 @@ function gemm(): Fn {
         .i32(KC)
         .i32GtS()
         .ifElse((f) => f.i32(KC).set(kc));
-      f.for(i, 0, Mp, MR, (f) =>
+      f.for(i, 0, M, MR, (f) => {
+        f.get(M).get(i).i32Sub().set(rows);
         f.for(j, jc, jend, NR, (f) => {
           // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8)*4; cp = c + (i*ldc + j)*4
           f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
@@ -161,75 +218,32 @@ function gemm(): Fn {
           f.i32Add().set(b);
           f.get(c).get(i).get(ldc).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(cp);
           f.get(a).get(kc).i32(4).i32Shl().i32Add().set(aend);
-          // The first depth block starts from zero, later ones add to C.
-          f.get(pc)
-            .i32Eqz()
+          // rows >= 4: the full tile; else the 1-, 2- or 3-row one.
+          f.get(rows)
+            .i32(MR)
+            .i32GeS()
             .ifElse(
-              (f) => {
-                for (const v of acc) f.v128Zero().set(v);
-              },
-              (f) => {
-                for (let r = 0; r < MR; r++) {
-                  f.get(cp)
-                    .get(ldcb)
-                    .i32(r)
-                    .i32Mul()
-                    .i32Add()
-                    .v128Load(0)
-                    .set(acc[2 * r]);
-                  f.get(cp)
-                    .get(ldcb)
-                    .i32(r)
-                    .i32Mul()
-                    .i32Add()
-                    .v128Load(16)
-                    .set(acc[2 * r + 1]);
-                }
-              },
+              (f) => micro(f, 4),
+              (f) =>
+                f
+                  .get(rows)
+                  .i32(1)
+                  .i32Eq()
+                  .ifElse(
+                    (f) => micro(f, 1),
+                    (f) =>
+                      f
+                        .get(rows)
+                        .i32(2)
+                        .i32Eq()
+                        .ifElse(
+                          (f) => micro(f, 2),
+                          (f) => micro(f, 3),
+                        ),
+                  ),
             );
-          f.while(
-            (f) => f.get(a).get(aend).i32LtU(),
-            (f) => {
-              f.get(b).v128Load(0).set(b0);
-              f.get(b).v128Load(16).set(b1);
-              for (let r = 0; r < MR; r++) {
-                f.get(a)
-                  .v128Load32Splat(r * 4)
-                  .set(av);
-                f.get(acc[2 * r])
-                  .get(av)
-                  .get(b0)
-                  .f32x4Mul()
-                  .f32x4Add()
-                  .set(acc[2 * r]);
-                f.get(acc[2 * r + 1])
-                  .get(av)
-                  .get(b1)
-                  .f32x4Mul()
-                  .f32x4Add()
-                  .set(acc[2 * r + 1]);
-              }
-              f.inc(a, MR * 4).inc(b, NR * 4);
-            },
-          );
-          for (let r = 0; r < MR; r++) {
-            f.get(cp)
-              .get(ldcb)
-              .i32(r)
-              .i32Mul()
-              .i32Add()
-              .get(acc[2 * r])
-              .v128Store(0);
-            f.get(cp)
-              .get(ldcb)
-              .i32(r)
-              .i32Mul()
-              .i32Add()
-              .get(acc[2 * r + 1])
-              .v128Store(16);
-          }
-        }),
-      );
+        });
+      });
     });
   });
   return f;
