@@ -44,7 +44,23 @@ export interface KernelSource {
    * runtime passes them as gpu.js inputs of these dims ([cols, rows]). See `read`.
    */
   inputDims: (number[] | undefined)[];
+  /** gpu.js constants the kernel reads (`this.constants.name`). */
+  constants: Record<string, Float32Array>;
 }
+
+export interface KernelOptions {
+  /**
+   * Compute exp inline (range reduction, a degree-7 polynomial, a table of
+   * powers of two) instead of calling Math.exp: gpu.js webasm makes that a
+   * call into JavaScript per element (~45 ns; the softmax over a 50257-word
+   * vocabulary spent a quarter of the bench step in it). Within 2-3 float32
+   * ulps of Math.exp; results past exp(88.3) are 2.2e38 instead of infinity.
+   */
+  inlineExp?: boolean;
+}
+
+/** 2^k for k = -127 .. 128, indexed k + 127 (the inline exp's scale factors). */
+const POW2 = Float32Array.from({ length: 256 }, (_, k) => 2 ** (k - 127));
 
 /** Integers above 2^24 are not exact in float32, which is how gpu.js webasm indexes a flat array. */
 const EXACT_F32 = 2 ** 24;
@@ -69,6 +85,7 @@ class Emitter {
     private readonly kernel: Kernel,
     private readonly bindings: Record<string, number>,
     private readonly layout: "1d" | "2d" = "1d",
+    private readonly options: KernelOptions = {},
   ) {
     kernel.inputs.forEach((id, i) => this.argOf.set(id, `in${i}`));
   }
@@ -250,6 +267,7 @@ class Emitter {
         // A negative literal stays one operand: neg of -2.0 is -(-2.0), not --2.0.
         return v.startsWith("-") ? `(${v})` : v;
       });
+      if (node.op === "exp" && this.options.inlineExp) return this.inlineExp(args[0], coords);
       return def.expr(...args);
     }
     throw new Error(`codegen: no lowering for op '${node.op}'`);
@@ -293,6 +311,26 @@ class Emitter {
     this.scopes.push(...suspended);
     return acc;
   }
+
+  /**
+   * exp(x) = 2^n * e^r with n = round(x / ln 2) and r = x - n ln 2 (Cody-Waite:
+   * ln 2 split so n * hi is exact), e^r by Taylor to r^7 on |r| <= 0.35.
+   */
+  private inlineExp(x: string, coords: string[]): string {
+    const t = (e: string) => this.bind(`exp:${e}`, e, coords);
+    const xc = t(`Math.min(Math.max(${x}, -87.0), 88.3)`);
+    const n = t(`Math.floor(${xc} * 1.4426950408889634 + 0.5)`);
+    const r = t(`${xc} - ${n} * 0.693359375 - ${n} * -0.00021219444`);
+    const coef = [1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1, 1];
+    const poly = coef
+      .slice(1)
+      .reduce((acc, c) => `(${acc} * ${r} + ${literal(c)})`, literal(coef[0]));
+    const p = t(poly);
+    this.constants.pow2 = POW2;
+    return `(${x} < -87.0 ? 0.0 : ${p} * this.constants.pow2[${n} + 127])`;
+  }
+
+  private readonly constants: Record<string, Float32Array> = {};
 
   private reduce(node: Node, coords: string[]): string {
     const axes = node.attrs.axes as number[];
@@ -425,6 +463,7 @@ class Emitter {
       output: this.kernel.output,
       extras: this.extras,
       inputDims: this.inputDims,
+      constants: this.constants,
     };
   }
 }
@@ -434,6 +473,7 @@ export function kernelSource(
   kernel: Kernel,
   bindings: Record<string, number>,
   layout: "1d" | "2d" = "1d",
+  options: KernelOptions = {},
 ): KernelSource {
-  return new Emitter(g, kernel, bindings, layout).emit();
+  return new Emitter(g, kernel, bindings, layout, options).emit();
 }

@@ -76,8 +76,11 @@ export class Executor {
     // webasm vectorizes along thread.x: give it the last axis (2-D output).
     const layout = backend.name === "webasm" ? "2d" : "1d";
     const build = (kernel: Kernel) => {
-      const source = kernelSource(schedule.graph, kernel, bindings, layout);
+      const source = kernelSource(schedule.graph, kernel, bindings, layout, {
+        inlineExp: backend.name === "webasm",
+      });
       const fn = backend.gpu.createKernel(source.source, {
+        constants: source.constants,
         output: source.dims,
         pipeline: this.onDevice,
         immutable: false,

@@ -8,9 +8,46 @@
 // the packed weights straight from memory instead of copying and packing
 // ~500 MB of them per token. Everything else is copied in, packed and
 // multiplied per call, and the M x N result copied out of the padded C.
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
 import { gemmModule, MR, NR } from "../codegen/wasm/gemm.js";
 import { weightVersion } from "./weights.js";
+
+/**
+ * A helper thread: the same module over the same shared memory, running one
+ * export call per job. Jobs pass through a shared Int32Array (sequence number,
+ * done number, export index, 8 arguments, error flag, ready flag) with
+ * Atomics.wait/notify, so a call
+ * costs microseconds and the main thread never yields to the event loop.
+ */
+const workerSource = `
+const { workerData } = require("node:worker_threads");
+const { module, memory, control } = workerData;
+const fns = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const names = ["pack_a", "pack_b", "gemm"];
+const ctl = new Int32Array(control);
+Atomics.store(ctl, 12, 1); // ready
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctl, 0, seen);
+  seen = Atomics.load(ctl, 0);
+  if (seen < 0) break;
+  try {
+    fns[names[ctl[2]]](ctl[3], ctl[4], ctl[5], ctl[6], ctl[7], ctl[8], ctl[9], ctl[10]);
+  } catch (e) {
+    // The main thread is blocked waiting: say so through memory, not a message.
+    ctl[11] = 1;
+    require("node:fs").writeSync(2, "gptc: GEMM helper thread: " + e + "\\n");
+  }
+  Atomics.store(ctl, 1, seen);
+  Atomics.notify(ctl, 1);
+}
+`;
+const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2 } as const;
+type ExportName = keyof typeof exportIndex;
+/** Below this many multiply-adds a product runs on one thread (a hand-off costs ~10-50 us). */
+const PARALLEL_MACS = 1 << 20;
 
 const PAGE = 65536;
 /** wasm32 addresses reach 4 GiB. */
@@ -52,13 +89,87 @@ export class Gemm {
   private readonly packed = new WeakMap<Float32Array, Map<string, Packed>>();
   private residentTop = 0;
   private epoch = 0;
+  private readonly helper?: { worker: Worker; ctl: Int32Array };
 
-  constructor() {
+  /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
+  constructor(threads = Math.min(2, availableParallelism())) {
     const module = new WebAssembly.Module(
       gemmModule({ initial: 1, maximum: MAX_PAGES, shared: true }),
     );
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
+    if (threads > 1) {
+      const control = new SharedArrayBuffer(4 * 13);
+      const worker = new Worker(workerSource, {
+        eval: true,
+        // Plain JavaScript: no loaders (a TypeScript loader's startup in the
+        // thread can wait on this thread, which may be blocked in Atomics.wait).
+        execArgv: [],
+        workerData: { module, memory: this.memory, control },
+      });
+      worker.unref(); // never keeps the process alive
+      // A thread that cannot start leaves the ready flag unset: the work stays here.
+      worker.on("error", () => {});
+      this.helper = { worker, ctl: new Int32Array(control) };
+    }
+  }
+
+  /** Stops the helper thread. */
+  close(): void {
+    if (!this.helper) return;
+    Atomics.store(this.helper.ctl, 0, -1);
+    Atomics.notify(this.helper.ctl, 0);
+  }
+
+  /**
+   * Runs `name` twice at once: `mine` here and `theirs` on the helper thread
+   * (or both here without one), and returns when both are done.
+   */
+  private both(name: ExportName, mine: number[], theirs: number[]): void {
+    const fn = this.fns[name] as (...args: number[]) => void;
+    const h = this.helper;
+    // Until the thread has started (it starts in the background), work alone.
+    if (!h || !Atomics.load(h.ctl, 12)) {
+      fn(...mine);
+      fn(...theirs);
+      return;
+    }
+    const seq = (Atomics.load(h.ctl, 0) + 1) & 0x3fffffff;
+    h.ctl[2] = exportIndex[name];
+    theirs.forEach((v, k) => (h.ctl[3 + k] = v));
+    Atomics.store(h.ctl, 0, seq);
+    Atomics.notify(h.ctl, 0);
+    fn(...mine);
+    for (;;) {
+      // Sleep only while the done number is still the one just read (no lost wake-up).
+      const done = Atomics.load(h.ctl, 1);
+      if (done === seq) break;
+      Atomics.wait(h.ctl, 1, done);
+    }
+    if (h.ctl[11]) throw new Error(`internal: the GEMM helper thread failed in ${name}`);
+  }
+
+  private packA(src: number, op: GemmOperand, M: number, K: number, dst: number, split: boolean) {
+    const { rowStride: rs, colStride: cs } = op;
+    // Rows [0, r) here and [r, M) there; r on a 4-row panel boundary.
+    const r = roundUp(Math.ceil(M / 2), MR);
+    if (!split || r >= M) return this.fns.pack_a(src, rs, cs, M, K, dst);
+    this.both(
+      "pack_a",
+      [src, rs, cs, r, K, dst],
+      [src + 4 * r * rs, rs, cs, M - r, K, dst + r * K * 4],
+    );
+  }
+
+  private packB(src: number, op: GemmOperand, K: number, N: number, dst: number, split: boolean) {
+    const { rowStride: rs, colStride: cs } = op;
+    const q = roundUp(Math.ceil(N / 2), NR);
+    if (!split || q >= N) return this.fns.pack_b(src, rs, cs, K, N, dst);
+    this.both(
+      "pack_b",
+      [src, rs, cs, K, q, dst],
+      [src + 4 * q * cs, rs, cs, K, N - q, dst + q * K * 4],
+    );
   }
 
   private ensure(bytes: number): void {
@@ -142,27 +253,18 @@ export class Gemm {
     const out = new Float32Array(batch * M * N);
     const ap = sa ? sa.entry.offset : at.offAp;
     const bp = sb ? sb.entry.offset : at.offBp;
+    const split = M * N * K >= PARALLEL_MACS;
+    // Columns [0, j) here and [j, Np) on the helper, j on an 8-column panel boundary.
+    const j = roundUp(Math.ceil(Np / 2), NR);
     for (let m = 0; m < batch; m++) {
       // A resident operand is the same matrix for the whole batch: packed once.
       if (packA && (!sa || m === 0))
-        this.fns.pack_a(
-          at.offA + 4 * plan.a.offsets[m],
-          plan.a.rowStride,
-          plan.a.colStride,
-          M,
-          K,
-          ap,
-        );
+        this.packA(at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
       if (packB && (!sb || m === 0))
-        this.fns.pack_b(
-          at.offB + 4 * plan.b.offsets[m],
-          plan.b.rowStride,
-          plan.b.colStride,
-          K,
-          N,
-          bp,
-        );
-      this.fns.gemm(ap, bp, at.offC, M, K, Np, 0, Np);
+        this.packB(at.offB + 4 * plan.b.offsets[m], plan.b, K, N, bp, split);
+      if (split && j < Np)
+        this.both("gemm", [ap, bp, at.offC, M, K, Np, 0, j], [ap, bp, at.offC, M, K, Np, j, Np]);
+      else this.fns.gemm(ap, bp, at.offC, M, K, Np, 0, Np);
       const c = at.offC / 4;
       if (Np === N) out.set(mem.subarray(c, c + M * N), m * M * N);
       else

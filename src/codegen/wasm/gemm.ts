@@ -33,31 +33,44 @@ function packA(): Fn {
   const csb = f.local("i32");
   f.get(M).i32(3).i32Add().i32(-4).i32And().set(Mp);
   f.get(cs).i32(2).i32Shl().set(csb);
-  f.for(p, 0, Mp, MR, (f) =>
-    f.for(r, 0, MR, 1, (f) => {
-      f.get(p).get(r).i32Add().set(row);
-      // d = dst + (p * K + r) * 4
-      f.get(dst).get(p).get(K).i32Mul().get(r).i32Add().i32(2).i32Shl().i32Add().set(d);
-      f.get(row)
-        .get(M)
-        .i32LtS()
-        .ifElse(
-          (f) => {
-            f.get(src).get(row).get(rs).i32Mul().i32(2).i32Shl().i32Add().set(s);
-            f.for(k, 0, K, 1, (f) => {
-              f.get(d).get(s).f32Load().f32Store();
-              f.inc(s, csb).inc(d, MR * 4);
-            });
-          },
-          (f) => {
-            f.for(k, 0, K, 1, (f) => {
-              f.get(d).f32Const0().f32Store();
-              f.inc(d, MR * 4);
-            });
-          },
-        );
-    }),
-  );
+  f.for(p, 0, Mp, MR, (f) => {
+    // Full panel of a column-contiguous A (a transposed view): one vector per k.
+    f.get(rs).i32(1).i32Eq().get(p).i32(MR).i32Add().get(M).i32LeS().i32And();
+    f.ifElse(
+      (f) => {
+        f.get(src).get(p).i32(2).i32Shl().i32Add().set(s);
+        f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
+        f.for(k, 0, K, 1, (f) => {
+          f.get(d).get(s).v128Load().v128Store();
+          f.inc(s, csb).inc(d, MR * 4);
+        });
+      },
+      (f) =>
+        f.for(r, 0, MR, 1, (f) => {
+          f.get(p).get(r).i32Add().set(row);
+          // d = dst + (p * K + r) * 4
+          f.get(dst).get(p).get(K).i32Mul().get(r).i32Add().i32(2).i32Shl().i32Add().set(d);
+          f.get(row)
+            .get(M)
+            .i32LtS()
+            .ifElse(
+              (f) => {
+                f.get(src).get(row).get(rs).i32Mul().i32(2).i32Shl().i32Add().set(s);
+                f.for(k, 0, K, 1, (f) => {
+                  f.get(d).get(s).f32Load().f32Store();
+                  f.inc(s, csb).inc(d, MR * 4);
+                });
+              },
+              (f) => {
+                f.for(k, 0, K, 1, (f) => {
+                  f.get(d).f32Const0().f32Store();
+                  f.inc(d, MR * 4);
+                });
+              },
+            );
+        }),
+    );
+  });
   return f;
 }
 

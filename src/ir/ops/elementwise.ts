@@ -46,8 +46,12 @@ function unary(
     grad: grad ? (b, node, g) => [grad(b, node.inputs[0], node.id, g)] : undefined,
     scalar,
     expr,
+    costly: transcendental.has(name),
   };
 }
+
+/** Unary ops that backends compute through a library call (gpu.js webasm: a JS import per element). */
+const transcendental = new Set(["exp", "log", "tanh", "sin", "cos"]);
 
 const mul = (b: Builder, x: number, y: number) => b.op("mul", [x, y]);
 

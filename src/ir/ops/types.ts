@@ -81,6 +81,12 @@ export interface OpDef {
   scalar?: (...xs: number[]) => number;
   expr?: (...xs: string[]) => string;
   /**
+   * Expensive enough (a transcendental) that fusion stores a value several
+   * kernels read instead of recomputing it in each (softmax's exp, read by
+   * its sum and by its gradient).
+   */
+  costly?: boolean;
+  /**
    * Movement ops: the output as a strided view of the input's view (concrete
    * shapes), or undefined where no strides express it (pad, concat, a reshape
    * that merges axes a transpose separated). Lets a kernel read an operand in

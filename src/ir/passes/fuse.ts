@@ -5,7 +5,7 @@
 // Materialized: inputs and weights (given buffers), outputs, matmuls and
 // reductions (each the "anchor" of its kernel), scatter_add, and elementwise
 // nodes that would otherwise be recomputed too often (operands of a matmul,
-// or needed by more than two kernels). Everything else — elementwise chains,
+// needed by more than two kernels, or costly ops needed by two). Everything else — elementwise chains,
 // movement (index remapping), gathers, masks — is inlined. A matmul or a
 // reduction whose only consumer chain is elementwise at its own shape takes
 // that chain as its epilogue (bias + GELU after a matmul, scale + mask after
@@ -107,6 +107,7 @@ export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
     // Elementwise, movement and index ops are inlined unless that recomputes too much.
     if (feedsMatmul[id] && !isMovement(node)) materialize();
     else if (roots[id].size > 2 && !isMovement(node)) materialize();
+    else if (roots[id].size > 1 && getOp(node.op).costly) materialize();
     else if (roots[id].size === 0) materialize(); // nothing reads it (kept alive by a pass)
   }
 
