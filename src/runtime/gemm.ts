@@ -92,7 +92,7 @@ export class Gemm {
   private readonly helper?: { worker: Worker; ctl: Int32Array };
 
   /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
-  constructor(threads = Math.min(2, availableParallelism())) {
+  constructor(threads = defaultThreads()) {
     const module = new WebAssembly.Module(
       gemmModule({ initial: 1, maximum: MAX_PAGES, shared: true }),
     );
@@ -275,6 +275,12 @@ export class Gemm {
     if (sb) sb.entry.version = weightVersion(b);
     return out;
   }
+}
+
+/** GPTC_GEMM_THREADS=1 keeps the GEMM on one thread; by default two where two cores exist. */
+function defaultThreads(): number {
+  const env = Number(process.env.GPTC_GEMM_THREADS);
+  return Number.isInteger(env) && env >= 1 ? Math.min(env, 2) : Math.min(2, availableParallelism());
 }
 
 let shared: Gemm | undefined;
