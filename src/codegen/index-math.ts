@@ -1,7 +1,7 @@
 // Index arithmetic for generated kernels: coordinates are JavaScript expressions
 // (strings) over thread and loop variables, and every size is a constant baked
 // into the kernel. Movement ops become coordinate remappings, never copies.
-import { strides as stridesOf } from "../ir/ops/tensor.js";
+import { reshapeGroups, strides as stridesOf } from "../ir/ops/tensor.js";
 
 /**
  * Whether `e` can be an operand of `*` as it is: no `+`, `-`, comparison or `?:`
@@ -56,25 +56,7 @@ export function reshapeCoords(
   inShape: readonly number[],
 ): string[] {
   const result: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < outShape.length || j < inShape.length) {
-    // Grow a group until both sides cover the same number of elements.
-    const gi = [i];
-    const gj = [j];
-    let pi = outShape[i] ?? 1;
-    let pj = inShape[j] ?? 1;
-    i++;
-    j++;
-    while (pi !== pj) {
-      if (pi < pj) {
-        pi *= outShape[i] ?? 1;
-        gi.push(i++);
-      } else {
-        pj *= inShape[j] ?? 1;
-        gj.push(j++);
-      }
-    }
+  for (const { from: gi, to: gj } of reshapeGroups(outShape, inShape)) {
     const oc = gi.filter((k) => k < outShape.length).map((k) => outCoords[k]);
     const os = gi.filter((k) => k < outShape.length).map((k) => outShape[k]);
     const is = gj.filter((k) => k < inShape.length).map((k) => inShape[k]);

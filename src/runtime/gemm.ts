@@ -55,8 +55,9 @@ const MAX_PAGES = 65536;
 const MAX_BYTES = MAX_PAGES * PAGE;
 
 interface GemmExports {
-  pack_a(src: number, rs: number, cs: number, M: number, K: number, dst: number): void;
-  pack_b(src: number, rs: number, cs: number, K: number, N: number, dst: number): void;
+  /** Both: (src, lineStride, kStride, lines, K, dst); see codegen/wasm/gemm.ts. */
+  pack_a(src: number, ls: number, ks: number, lines: number, K: number, dst: number): void;
+  pack_b(src: number, ls: number, ks: number, lines: number, K: number, dst: number): void;
   gemm(
     ap: number,
     bp: number,
@@ -149,26 +150,28 @@ export class Gemm {
     if (h.ctl[11]) throw new Error(`internal: the GEMM helper thread failed in ${name}`);
   }
 
-  private packA(src: number, op: GemmOperand, M: number, K: number, dst: number, split: boolean) {
-    const { rowStride: rs, colStride: cs } = op;
-    // Rows [0, r) here and [r, M) there; r on a 4-row panel boundary.
-    const r = roundUp(Math.ceil(M / 2), MR);
-    if (!split || r >= M) return this.fns.pack_a(src, rs, cs, M, K, dst);
+  /**
+   * Packs A into 4-row panels or B into 8-column panels (`n` rows or columns);
+   * with `split`, the second half of the panels on the helper thread.
+   */
+  private pack(
+    which: "a" | "b",
+    src: number,
+    op: GemmOperand,
+    n: number,
+    K: number,
+    dst: number,
+    split: boolean,
+  ) {
+    const [name, W] = which === "a" ? (["pack_a", MR] as const) : (["pack_b", NR] as const);
+    // A line is a row of A or a column of B; k runs along the other stride.
+    const [ls, ks] = which === "a" ? [op.rowStride, op.colStride] : [op.colStride, op.rowStride];
+    const h = roundUp(Math.ceil(n / 2), W);
+    if (!split || h >= n) return this.fns[name](src, ls, ks, n, K, dst);
     this.both(
-      "pack_a",
-      [src, rs, cs, r, K, dst],
-      [src + 4 * r * rs, rs, cs, M - r, K, dst + r * K * 4],
-    );
-  }
-
-  private packB(src: number, op: GemmOperand, K: number, N: number, dst: number, split: boolean) {
-    const { rowStride: rs, colStride: cs } = op;
-    const q = roundUp(Math.ceil(N / 2), NR);
-    if (!split || q >= N) return this.fns.pack_b(src, rs, cs, K, N, dst);
-    this.both(
-      "pack_b",
-      [src, rs, cs, K, q, dst],
-      [src + 4 * q * cs, rs, cs, K, N - q, dst + q * K * 4],
+      name,
+      [src, ls, ks, h, K, dst],
+      [src + 4 * h * ls, ls, ks, n - h, K, dst + h * K * 4],
     );
   }
 
@@ -259,9 +262,9 @@ export class Gemm {
     for (let m = 0; m < batch; m++) {
       // A resident operand is the same matrix for the whole batch: packed once.
       if (packA && (!sa || m === 0))
-        this.packA(at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
+        this.pack("a", at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
       if (packB && (!sb || m === 0))
-        this.packB(at.offB + 4 * plan.b.offsets[m], plan.b, K, N, bp, split);
+        this.pack("b", at.offB + 4 * plan.b.offsets[m], plan.b, N, K, bp, split);
       if (split && j < Np)
         this.both("gemm", [ap, bp, at.offC, M, K, Np, 0, j], [ap, bp, at.offC, M, K, Np, j, Np]);
       else this.fns.gemm(ap, bp, at.offC, M, K, Np, 0, Np);

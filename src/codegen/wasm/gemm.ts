@@ -5,6 +5,7 @@
 //
 //   pack_a: A (any strides) -> panels of 4 rows, k-major: [k][4]
 //   pack_b: B (any strides) -> panels of 8 columns, k-major: [k][8]
+//           (one generator: a row of A and a column of B are both a "line")
 //   gemm:   for each block of columns and depth, for each 4x8 tile of C, a
 //           register-blocked micro-kernel: 8 f32x4 accumulators, per k one
 //           8-wide row of B and four broadcast elements of A.
@@ -19,109 +20,66 @@ export const NR = 8;
 export const KC = 256;
 export const NC = 256;
 
-/** dst[p][k][r] = src[(p*4 + r) * rs + k * cs], zero rows past M. */
-function packA(): Fn {
-  const f = new Fn("pack_a", ["i32", "i32", "i32", "i32", "i32", "i32"]);
-  const [src, rs, cs, M, K, dst] = f.params;
+/**
+ * Packs `lines` lines (rows of A, columns of B) into panels of W lines, k-major:
+ * dst[p][k][w] = src[(p*W + w) * lineStride + k * kStride], zero lines past
+ * the end. A full panel whose lines are adjacent (lineStride 1: a transposed A,
+ * a row-major B) is copied W/4 vectors per k. Exported as `name(src,
+ * lineStride, kStride, lines, K, dst)`.
+ */
+function packPanels(name: string, W: number): Fn {
+  const f = new Fn(name, ["i32", "i32", "i32", "i32", "i32", "i32"]);
+  const [src, ls, ks, lines, K, dst] = f.params;
   const p = f.local("i32");
-  const r = f.local("i32");
+  const w = f.local("i32");
   const k = f.local("i32");
   const s = f.local("i32");
   const d = f.local("i32");
-  const row = f.local("i32");
-  const Mp = f.local("i32");
-  const csb = f.local("i32");
-  f.get(M).i32(3).i32Add().i32(-4).i32And().set(Mp);
-  f.get(cs).i32(2).i32Shl().set(csb);
-  f.for(p, 0, Mp, MR, (f) => {
-    // Full panel of a column-contiguous A (a transposed view): one vector per k.
-    f.get(rs).i32(1).i32Eq().get(p).i32(MR).i32Add().get(M).i32LeS().i32And();
+  const line = f.local("i32");
+  const padded = f.local("i32");
+  const ksb = f.local("i32");
+  f.get(lines)
+    .i32(W - 1)
+    .i32Add()
+    .i32(-W)
+    .i32And()
+    .set(padded);
+  f.get(ks).i32(2).i32Shl().set(ksb);
+  f.for(p, 0, padded, W, (f) => {
+    f.get(ls).i32(1).i32Eq().get(p).i32(W).i32Add().get(lines).i32LeS().i32And();
     f.ifElse(
       (f) => {
         f.get(src).get(p).i32(2).i32Shl().i32Add().set(s);
         f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
         f.for(k, 0, K, 1, (f) => {
-          f.get(d).get(s).v128Load().v128Store();
-          f.inc(s, csb).inc(d, MR * 4);
+          for (let v = 0; v < W; v += 4)
+            f.get(d)
+              .get(s)
+              .v128Load(4 * v)
+              .v128Store(4 * v);
+          f.inc(s, ksb).inc(d, W * 4);
         });
       },
       (f) =>
-        f.for(r, 0, MR, 1, (f) => {
-          f.get(p).get(r).i32Add().set(row);
-          // d = dst + (p * K + r) * 4
-          f.get(dst).get(p).get(K).i32Mul().get(r).i32Add().i32(2).i32Shl().i32Add().set(d);
-          f.get(row)
-            .get(M)
+        f.for(w, 0, W, 1, (f) => {
+          f.get(p).get(w).i32Add().set(line);
+          // d = dst + (p * K + w) * 4
+          f.get(dst).get(p).get(K).i32Mul().get(w).i32Add().i32(2).i32Shl().i32Add().set(d);
+          f.get(line)
+            .get(lines)
             .i32LtS()
             .ifElse(
               (f) => {
-                f.get(src).get(row).get(rs).i32Mul().i32(2).i32Shl().i32Add().set(s);
+                f.get(src).get(line).get(ls).i32Mul().i32(2).i32Shl().i32Add().set(s);
                 f.for(k, 0, K, 1, (f) => {
                   f.get(d).get(s).f32Load().f32Store();
-                  f.inc(s, csb).inc(d, MR * 4);
-                });
-              },
-              (f) => {
-                f.for(k, 0, K, 1, (f) => {
-                  f.get(d).f32Const0().f32Store();
-                  f.inc(d, MR * 4);
-                });
-              },
-            );
-        }),
-    );
-  });
-  return f;
-}
-
-/** dst[q][k][c] = src[k * rs + (q*8 + c) * cs], zero columns past N. */
-function packB(): Fn {
-  const f = new Fn("pack_b", ["i32", "i32", "i32", "i32", "i32", "i32"]);
-  const [src, rs, cs, K, N, dst] = f.params;
-  const q = f.local("i32");
-  const c = f.local("i32");
-  const k = f.local("i32");
-  const s = f.local("i32");
-  const d = f.local("i32");
-  const col = f.local("i32");
-  const Np = f.local("i32");
-  const rsb = f.local("i32");
-  f.get(N).i32(7).i32Add().i32(-8).i32And().set(Np);
-  f.get(rs).i32(2).i32Shl().set(rsb);
-  f.for(q, 0, Np, NR, (f) => {
-    // Full panel of a row-contiguous B: two vector copies per k.
-    const fast = (f: Fn) =>
-      f.get(cs).i32(1).i32Eq().get(q).i32(NR).i32Add().get(N).i32LeS().i32And();
-    fast(f);
-    f.ifElse(
-      (f) => {
-        f.get(src).get(q).i32(2).i32Shl().i32Add().set(s);
-        f.get(dst).get(q).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
-        f.for(k, 0, K, 1, (f) => {
-          f.get(d).get(s).v128Load().v128Store();
-          f.get(d).get(s).v128Load(16).v128Store(16);
-          f.inc(s, rsb).inc(d, NR * 4);
-        });
-      },
-      (f) =>
-        f.for(c, 0, NR, 1, (f) => {
-          f.get(q).get(c).i32Add().set(col);
-          f.get(dst).get(q).get(K).i32Mul().get(c).i32Add().i32(2).i32Shl().i32Add().set(d);
-          f.get(col)
-            .get(N)
-            .i32LtS()
-            .ifElse(
-              (f) => {
-                f.get(src).get(col).get(cs).i32Mul().i32(2).i32Shl().i32Add().set(s);
-                f.for(k, 0, K, 1, (f) => {
-                  f.get(d).get(s).f32Load().f32Store();
-                  f.inc(s, rsb).inc(d, NR * 4);
+                  f.inc(s, ksb).inc(d, W * 4);
                 });
               },
               (f) =>
                 f.for(k, 0, K, 1, (f) => {
                   f.get(d).f32Const0().f32Store();
-                  f.inc(d, NR * 4);
+                  f.inc(d, W * 4);
                 }),
             );
         }),
@@ -156,6 +114,9 @@ function gemm(): Fn {
   const b1 = f.local("v128");
   const av = f.local("v128");
 
+  /** Pushes the address of row r of the C tile. */
+  const rowOfC = (f: Fn, r: number) => f.get(cp).get(ldcb).i32(r).i32Mul().i32Add();
+
   /** The 4 x 8 (or R x 8) tile at (a, b) -> cp, over kc steps of depth. */
   const micro = (f: Fn, R: number) => {
     // The first depth block starts from zero, later ones add to C.
@@ -168,11 +129,7 @@ function gemm(): Fn {
         (f) => {
           for (let r = 0; r < R; r++)
             for (const h of [0, 1])
-              f.get(cp)
-                .get(ldcb)
-                .i32(r)
-                .i32Mul()
-                .i32Add()
+              rowOfC(f, r)
                 .v128Load(16 * h)
                 .set(acc[2 * r + h]);
         },
@@ -199,11 +156,7 @@ function gemm(): Fn {
     );
     for (let r = 0; r < R; r++)
       for (const h of [0, 1])
-        f.get(cp)
-          .get(ldcb)
-          .i32(r)
-          .i32Mul()
-          .i32Add()
+        rowOfC(f, r)
           .get(acc[2 * r + h])
           .v128Store(16 * h);
   };
@@ -268,5 +221,5 @@ export function gemmModule(memory: {
   maximum: number;
   shared: boolean;
 }): Uint8Array<ArrayBuffer> {
-  return moduleBytes([packA(), packB(), gemm()], memory);
+  return moduleBytes([packPanels("pack_a", MR), packPanels("pack_b", NR), gemm()], memory);
 }

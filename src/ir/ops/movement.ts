@@ -1,7 +1,7 @@
 // Movement ops: they only remap indices (reshape, permute, expand, slice, pad, concat).
 import { dimAdd, dimConst, dimEq, dimValue, shapeSize, shapeToString, type Dim } from "../dims.js";
 import { broadcastShapes, checkAxis } from "./shape-rules.js";
-import { broadcastStrides, dot, forEachIndex, strides, tensor } from "./tensor.js";
+import { broadcastStrides, dot, forEachIndex, reshapeGroups, strides, tensor } from "./tensor.js";
 import { unbroadcast } from "./elementwise.js";
 import {
   ShapeError,
@@ -234,22 +234,7 @@ export const movementOps: OpDef[] = [
  */
 function reshapeView(x: View, _a: Attrs, inShape: number[], outShape: number[]): View | undefined {
   const strides: number[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < inShape.length || j < outShape.length) {
-    const gi = [i++];
-    const gj = [j++];
-    let pi = inShape[gi[0]] ?? 1;
-    let pj = outShape[gj[0]] ?? 1;
-    while (pi !== pj) {
-      if (pi < pj) {
-        pi *= inShape[i] ?? 1;
-        gi.push(i++);
-      } else {
-        pj *= outShape[j] ?? 1;
-        gj.push(j++);
-      }
-    }
+  for (const { from: gi, to: gj } of reshapeGroups(inShape, outShape)) {
     // The run's innermost stride; each outer axis must step over the inner ones.
     const axes = gi.filter((k) => k < inShape.length && inShape[k] !== 1);
     let inner = axes.length ? x.strides[axes[axes.length - 1]] : 0;

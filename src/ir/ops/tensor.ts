@@ -51,3 +51,34 @@ export function dot(idx: readonly number[], st: readonly number[]): number {
   for (let i = 0; i < idx.length; i++) o += idx[i] * st[i];
   return o;
 }
+
+/**
+ * Axes of two shapes with the same element count, matched in groups of equal
+ * size products, in order (reshaping [B, T, C] to [B, T, H, D] pairs C with
+ * H, D). Axis indices past a shape's rank stand for trailing size-1 axes.
+ */
+export function reshapeGroups(
+  from: readonly number[],
+  to: readonly number[],
+): { from: number[]; to: number[] }[] {
+  const groups: { from: number[]; to: number[] }[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < from.length || j < to.length) {
+    const gi = [i];
+    const gj = [j];
+    let pi = from[i++] ?? 1;
+    let pj = to[j++] ?? 1;
+    while (pi !== pj) {
+      if (pi < pj) {
+        pi *= from[i] ?? 1;
+        gi.push(i++);
+      } else {
+        pj *= to[j] ?? 1;
+        gj.push(j++);
+      }
+    }
+    groups.push({ from: gi, to: gj });
+  }
+  return groups;
+}
