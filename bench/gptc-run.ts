@@ -119,9 +119,11 @@ async function main(): Promise<Record<string, unknown>> {
       const rng = new Rng(3);
       const prompt = Array.from({ length: 16 }, () => Math.floor(rng.next() * vocab));
       const newTokens = quick ? 8 : 64;
-      // Warm-up compiles both executors (prompt and single-token steps).
+      // Warm-up: the same run once, as TF.js's side does (cold, then warm). Its
+      // executors (prompt and single-token, sized for this cache) are compiled
+      // there, and the weights packed; a shorter warm-up would size another cache.
       await generateCached(session, weights, [prompt], {
-        maxNewTokens: 2,
+        maxNewTokens: newTokens,
         temperature: 0,
         seed: 0,
       });

@@ -186,6 +186,21 @@ describe("WebAssembly GEMM", () => {
     // Told (as the optimizer does): repacked.
     weightChanged(b);
     expect(relError(gemm.run(p, a, b), reference(p, a, b))).toBeLessThan(1e-6);
+    // A product with another row count reuses the pack (a prompt, then one token).
+    const one = plan(1, 12, 9, false, true);
+    one.b.resident = true;
+    b.fill(0.25); // not told: still the kept pack, now shared by the 1-row product
+    expect(
+      relError(
+        gemm.run(one, a, b),
+        reference(
+          one,
+          a,
+          Float32Array.from(b, () => 0.5),
+        ),
+      ),
+    ).toBeLessThan(1e-6);
+    weightChanged(b);
     // Another array with the same view is another pack.
     const b2 = Float32Array.from(b, (x) => -x);
     expect(relError(gemm.run(p, a, b2), reference(p, a, b2))).toBeLessThan(1e-6);

@@ -208,18 +208,19 @@ export class Gemm {
     if (K === 0) return new Float32Array(batch * M * N);
     const Mp = roundUp(M, MR);
     const Np = roundUp(N, NR);
-    const shape = `${M}:${N}:${K}`;
+    // A pack depends on its own matrix only (not on the other operand's size):
+    // the prompt's and the decode step's products share a weight's pack.
     const operands = [
       {
         op: plan.a,
         data: a,
-        key: `a:${plan.a.offsets[0]}:${plan.a.rowStride}:${plan.a.colStride}:${shape}`,
+        key: `a:${plan.a.offsets[0]}:${plan.a.rowStride}:${plan.a.colStride}:${M}:${K}`,
         bytes: Mp * K * 4,
       },
       {
         op: plan.b,
         data: b,
-        key: `b:${plan.b.offsets[0]}:${plan.b.rowStride}:${plan.b.colStride}:${shape}`,
+        key: `b:${plan.b.offsets[0]}:${plan.b.rowStride}:${plan.b.colStride}:${K}:${N}`,
         bytes: Np * K * 4,
       },
     ];
