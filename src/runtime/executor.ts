@@ -186,8 +186,10 @@ export class Executor {
       if (this.checkNumerics) this.scan(index, await toArray(out, size));
       if (wanted.has(kernel.output)) {
         const t = this.profiler ? performance.now() : 0;
-        // A copy: backends may reuse an output buffer on the next call.
-        result.set(kernel.output, Float32Array.from(await toArray(out, size)));
+        // A copy: backends may reuse an output buffer on the next call. A GEMM
+        // product without an epilogue is a fresh array of the run's own.
+        const own = gemm !== undefined && !source;
+        result.set(kernel.output, own ? out : Float32Array.from(await toArray(out, size)));
         if (this.profiler) this.profiler.copy(performance.now() - t);
       }
       for (const id of kernel.inputs)

@@ -101,7 +101,8 @@ export async function generateCached(
         { tokens, cache_len: Float32Array.of(filled), ...caches },
         { ...dims, T },
       );
-      for (const name of Object.keys(caches)) caches[name] = Float32Array.from(out[name]);
+      // The session's outputs are already copies of their own: no second copy per token.
+      for (const name of Object.keys(caches)) caches[name] = out[name];
       const vocab = out.logits.length / (B * T);
       const next = new Float32Array(B);
       for (let b = 0; b < B; b++) {
