@@ -16,38 +16,14 @@ import {
 } from "../src/runtime/safetensors.js";
 import { charTokenizer } from "../src/runtime/tokenizer.js";
 import { WriteError } from "../src/runtime/atomic.js";
+import { faults } from "./helpers/fs-faults.js";
 import { rng, sleep, startGptc, type CliRun } from "./helpers/hardening.js";
 import { dataset, freshTrainer, model, tempDir, trainOptions } from "./helpers/train.js";
 
-// Failure injection, as in safetensors.test.ts: as root, permissions cannot make a write or a
-// rename fail, so these switch on failures of node:fs calls; all else passes through.
-const faults = vi.hoisted(() => ({
-  write: null as null | { code: string; afterBytes: number },
-  rename: null as null | string,
-}));
-vi.mock("node:fs", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("node:fs")>();
-  const sysError = (code: string, syscall: string) =>
-    Object.assign(new Error(`${code}: simulated failure, ${syscall}`), { code, syscall });
-  let written = 0;
-  const writeSync = (fd: number, buf: Uint8Array, offset = 0, length = buf.length - offset) => {
-    const f = faults.write;
-    if (!f) return actual.writeSync(fd, buf, offset, length);
-    if (written >= f.afterBytes) {
-      written = 0;
-      throw sysError(f.code, "write");
-    }
-    const n = actual.writeSync(fd, buf, offset, Math.min(length, f.afterBytes - written));
-    written += n;
-    return n;
-  };
-  const renameSync = (from: string, to: string) => {
-    if (faults.rename) throw sysError(faults.rename, "rename");
-    return actual.renameSync(from, to);
-  };
-  const patched = { ...actual, writeSync, renameSync };
-  return { ...patched, default: patched };
-});
+// Failure injection (writeSync / renameSync) through test/helpers/fs-faults.ts.
+vi.mock("node:fs", async (importOriginal) =>
+  (await import("./helpers/fs-faults.js")).faultyFs(await importOriginal()),
+);
 
 const dir = tempDir("gptc-crash-");
 // Runs still going when a test fails are killed, not left training.

@@ -9,6 +9,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
+import { faults } from "./helpers/fs-faults.js";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -20,37 +21,10 @@ import {
   type TensorToWrite,
 } from "../src/runtime/safetensors.js";
 
-// Failure injection for the atomic writer: as root, permissions cannot make a write or a
-// rename fail, so the tests below switch these on to make node:fs calls fail the way a full
-// disk or a read-only folder would. Everything else passes through to the real module.
-const faults = vi.hoisted(() => ({
-  write: null as null | { code: string; afterBytes: number },
-  rename: null as null | string,
-}));
-vi.mock("node:fs", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("node:fs")>();
-  const sysError = (code: string, syscall: string) =>
-    Object.assign(new Error(`${code}: simulated failure, ${syscall}`), { code, syscall });
-  let written = 0;
-  const writeSync = (fd: number, buf: Uint8Array, offset = 0, length = buf.length - offset) => {
-    const f = faults.write;
-    if (!f) return actual.writeSync(fd, buf, offset, length);
-    if (written >= f.afterBytes) {
-      written = 0;
-      throw sysError(f.code, "write");
-    }
-    // A short write first, so the temporary file really holds something when the error comes.
-    const n = actual.writeSync(fd, buf, offset, Math.min(length, f.afterBytes - written));
-    written += n;
-    return n;
-  };
-  const renameSync = (from: string, to: string) => {
-    if (faults.rename) throw sysError(faults.rename, "rename");
-    return actual.renameSync(from, to);
-  };
-  const patched = { ...actual, writeSync, renameSync };
-  return { ...patched, default: patched };
-});
+// Failure injection (writeSync / renameSync) through test/helpers/fs-faults.ts.
+vi.mock("node:fs", async (importOriginal) =>
+  (await import("./helpers/fs-faults.js")).faultyFs(await importOriginal()),
+);
 
 // ---------------------------------------------------------------------------------------------
 // helpers
