@@ -3,7 +3,6 @@
 // decoding with and without the KV cache (tokens and gen_logits), AdamW (optimiser alone and
 // end to end) and gelu_new samples. Run through the runner: npx tsx bench/tfjs-run.ts --only check
 import * as tf from "@tensorflow/tfjs";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { readSafetensors, type SafetensorsTensor } from "../src/runtime/safetensors.js";
 import { readFixtureCase, tensorError } from "../src/runtime/verify.js";

@@ -25,6 +25,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { Rng } from "../src/runtime/rng.js";
 
 type Workload = "a" | "b" | "c" | "check";
 type VariantName = "naive" | "tuned" | "tuned-alt" | "tuned+";
@@ -54,17 +55,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function errorText(e: unknown): string {
@@ -158,7 +148,8 @@ async function child(job: Job): Promise<Record<string, unknown>> {
       log(
         `${M.parameterCount(cfg)} params, init ${(performance.now() - t).toFixed(0)} ms, rss ${(process.memoryUsage().rss / 2 ** 20) | 0} MiB`,
       );
-      const rnd = mulberry32(7);
+      const gen = new Rng(7);
+      const rnd = () => gen.next();
       const batch = () => {
         const xs = Array.from({ length: B }, () =>
           Array.from({ length: T }, () => Math.floor(rnd() * cfg.vocabSize)),
@@ -241,7 +232,8 @@ async function child(job: Job): Promise<Record<string, unknown>> {
     out.paramInitMs = performance.now() - t;
     sample();
     log(`${M.parameterCount(cfg)} params, init ${(performance.now() - t).toFixed(0)} ms`);
-    const rnd = mulberry32(11);
+    const gen = new Rng(11);
+    const rnd = () => gen.next();
     const prompt = Array.from({ length: promptLen }, () => Math.floor(rnd() * cfg.vocabSize));
     const runs: Record<string, unknown>[] = [];
     let firstTokens: number[] | undefined;
