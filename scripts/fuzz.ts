@@ -43,7 +43,12 @@ import {
   serializeSafetensors,
 } from "../src/runtime/safetensors.js";
 import { REPO, SPEC_DIR } from "../test/helpers/dsl.js";
-import { HOSTILE_NAMES, HOSTILE_STRINGS } from "../test/helpers/hardening.js";
+import {
+  FUZZ_NUMBERS as NUMBERS,
+  FUZZ_OPERATORS as OPERATORS,
+  HOSTILE_NAMES,
+  HOSTILE_STRINGS,
+} from "../test/helpers/hardening.js";
 import { randInt, rng } from "../test/helpers/ir.js";
 
 // ---- cases, targets, statistics ---------------------------------------------------------
@@ -148,24 +153,6 @@ interface SpecText {
   text: string;
 }
 
-const OPERATORS = ["+", "-", "*", "/", "@", "**", "<", "<=", "==", "!="];
-const NUMBERS = [
-  "0",
-  "1",
-  "2",
-  "3",
-  "4",
-  "7",
-  "64",
-  "0.5",
-  "-1",
-  "1e-5",
-  "1e308",
-  "1e309",
-  "2147483649",
-  "0.0001",
-  "10001",
-];
 /** Tokens no spec holds: broken strings, odd whitespace, huge numbers, deep nests. */
 const ODD_TOKENS = [
   '"',

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { formatDiagnostics } from "../src/dsl/diagnostics.js";
 import { modelLexer } from "../src/dsl/lexer.js";
 import { compile, SPEC_DIR, tempDir, type PipelineResult } from "./helpers/dsl.js";
+import { FUZZ_NUMBERS as NUMBERS, FUZZ_OPERATORS as OPERATORS } from "./helpers/hardening.js";
 
 /** mulberry32: a small, fast, seedable PRNG (uniform in [0, 1)). */
 function mulberry32(seed: number): () => number {
@@ -91,24 +92,6 @@ const POOL = [
   ...HOSTILE,
   ...HOSTILE,
 ];
-const NUMBERS = [
-  "0",
-  "1",
-  "2",
-  "3",
-  "4",
-  "7",
-  "64",
-  "0.5",
-  "-1",
-  "1e-5",
-  "1e308",
-  "1e309",
-  "2147483649",
-  "0.0001",
-  "10001",
-];
-const OPERATORS = ["+", "-", "*", "/", "@", "**", "<", "<=", "==", "!="];
 
 interface Case {
   seed: number;

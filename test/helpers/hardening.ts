@@ -210,3 +210,23 @@ export function startGptc(
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Numbers and operators the spec fuzzers splice in (scripts/fuzz.ts, test/dsl-fuzz.test.ts). */
+export const FUZZ_NUMBERS = [
+  "0",
+  "1",
+  "2",
+  "3",
+  "4",
+  "7",
+  "64",
+  "0.5",
+  "-1",
+  "1e-5",
+  "1e308",
+  "1e309",
+  "2147483649",
+  "0.0001",
+  "10001",
+];
+export const FUZZ_OPERATORS = ["+", "-", "*", "/", "@", "**", "<", "<=", "==", "!="];
