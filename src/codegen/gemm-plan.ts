@@ -9,6 +9,7 @@ import { getOp } from "../ir/ops/registry.js";
 import { strides as rowMajor } from "../ir/ops/tensor.js";
 import type { View } from "../ir/ops/types.js";
 import type { Kernel } from "../ir/passes/fuse.js";
+import { subKernel } from "./sub-kernel.js";
 
 /** One matmul operand: a buffer, where each batch's matrix starts, and its strides. */
 export interface GemmOperand {
@@ -71,7 +72,7 @@ export function gemmPlan(
   const operand = (id: number): GemmOperand => {
     let v = viewOf(id);
     if (!v) {
-      prologue.push(subKernel(g, kernel, id, "operand"));
+      prologue.push(subKernel(g, kernel, id, inputs, "operand"));
       v = { buffer: id, view: { offset: 0, strides: rowMajor(shape(id)) } };
     }
     const s = v.view.strides;
@@ -113,36 +114,13 @@ export function gemmPlan(
     product: anchor.id,
     prologue,
   };
-  if (kernel.output !== anchor.id) plan.epilogue = subKernel(g, kernel, kernel.output, "epilogue");
+  if (kernel.output !== anchor.id)
+    plan.epilogue = subKernel(
+      g,
+      kernel,
+      kernel.output,
+      new Set([...inputs, anchor.id]),
+      "epilogue",
+    );
   return plan;
-}
-
-/**
- * The part of a fused kernel that computes node `output` from buffers: the
- * kernel's inputs and, for the epilogue, the product.
- */
-function subKernel(g: Graph, kernel: Kernel, output: number, role: string): Kernel {
-  const anchor = kernel.anchor!;
-  const buffers = new Set(kernel.inputs);
-  const nodes = new Set<number>();
-  const reads = new Set<number>();
-  const stack = [output];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (id === anchor || buffers.has(id)) {
-      reads.add(id);
-      continue;
-    }
-    if (nodes.has(id)) continue;
-    nodes.add(id);
-    stack.push(...g.nodes[id].inputs);
-  }
-  return {
-    index: kernel.index,
-    name: `${kernel.name}_${role}`,
-    kind: "elementwise",
-    output,
-    nodes: [...nodes].sort((p, q) => p - q),
-    inputs: [...reads].sort((p, q) => p - q),
-  };
 }

@@ -6,6 +6,7 @@
 import { shapeEval } from "../ir/dims.js";
 import type { Graph } from "../ir/graph.js";
 import type { Kernel } from "../ir/passes/fuse.js";
+import { subKernel } from "./sub-kernel.js";
 
 export interface HostGather {
   /** The gather node, now a buffer the host fills. */
@@ -37,12 +38,9 @@ export function hostGathers(
     gathers.push({ node: id, table, ids, row: size(table) / shape[0], rows: shape[0] });
   }
   if (!gathers.length) return undefined;
-  const moved = new Set(gathers.map((h) => h.node));
-  const nodes = kernel.nodes.filter((id) => !moved.has(id));
-  const reads = new Set<number>(moved);
-  for (const id of nodes) for (const i of g.nodes[id].inputs) if (buffers.has(i)) reads.add(i);
+  const moved = gathers.map((h) => h.node);
   return {
-    kernel: { ...kernel, nodes, inputs: [...reads].sort((p, q) => p - q) },
+    kernel: subKernel(g, kernel, kernel.output, new Set([...buffers, ...moved])),
     gathers,
   };
 }
