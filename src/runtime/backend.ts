@@ -27,6 +27,11 @@ export interface Backend {
   async: boolean;
   /** Matmuls run on gptc's WebAssembly GEMM instead of as gpu.js kernels. */
   gemm: boolean;
+  /**
+   * Every other kernel runs as gptc's own WebAssembly (codegen/wasm/kernel.ts),
+   * gpu.js only for what that compiler does not take.
+   */
+  wasmKernels: boolean;
   describe: string;
 }
 
@@ -46,7 +51,7 @@ function headlessGlWorks(): boolean {
 
 export async function createBackend(
   name: BackendName | "auto",
-  opts: { quiet?: boolean; threads?: boolean; gemm?: boolean } = {},
+  opts: { quiet?: boolean; threads?: boolean; gemm?: boolean; wasmKernels?: boolean } = {},
 ): Promise<Backend> {
   const { GPU } = gpujs();
   let chosen: BackendName;
@@ -62,6 +67,7 @@ export async function createBackend(
         gpu: new GPU({ mode: "cpu" }),
         async: false,
         gemm: false,
+        wasmKernels: false,
         describe: "cpu (plain JavaScript)",
       };
       break;
@@ -74,7 +80,8 @@ export async function createBackend(
         gpu: new GPU({ mode: "webasm" }),
         async: threads,
         gemm: opts.gemm ?? true,
-        describe: `webasm (WebAssembly SIMD${threads ? ", threads" : ""}${opts.gemm === false ? ", gpu.js matmuls" : ""})`,
+        wasmKernels: opts.wasmKernels ?? true,
+        describe: `webasm (WebAssembly SIMD${threads ? ", threads" : ""}${opts.gemm === false ? ", gpu.js matmuls" : ""}${opts.wasmKernels === false ? ", gpu.js kernels" : ""})`,
       };
       break;
     }
@@ -89,6 +96,7 @@ export async function createBackend(
         gpu: new GPU({ mode: "headlessgl" }),
         async: false,
         gemm: false,
+        wasmKernels: false,
         describe: "headlessgl (GLSL through the gl package)",
       };
       break;
@@ -110,6 +118,7 @@ export async function createBackend(
         gpu: new GPU({ mode: "webgpu" }),
         async: true,
         gemm: false,
+        wasmKernels: false,
         describe: "webgpu (WGSL compute shaders)",
       };
       break;

@@ -10,19 +10,29 @@ import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
 import { gpujs, type Backend } from "./backend.js";
 import { gemmEngine, type Gemm } from "./gemm.js";
+import { Unsupported } from "../codegen/wasm/kernel.js";
+import { WasmKernel } from "./wasm-kernel.js";
+
+/** A kernel function: gpu.js's, or on webasm gptc's own WebAssembly (`wasm`). */
+export interface KernelFn {
+  source: KernelSource;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  fn?: any;
+  wasm?: WasmKernel;
+}
 
 export interface CompiledKernel {
-  /** The gpu.js kernel: the whole fused kernel, or for a GEMM its epilogue (if any). */
+  /** The kernel: the whole fused kernel, or for a GEMM its epilogue (if any). */
   source?: KernelSource;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   fn?: any;
+  wasm?: WasmKernel;
   /** Matmul kernels on webasm: the product runs on gptc's WebAssembly GEMM. */
   gemm?: GemmPlan;
   /** Rows gathered on the host before the kernel runs (see codegen/host-gather). */
   gathers?: HostGather[];
-  /** gpu.js kernels writing GEMM operands that are no view of a buffer. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  prologue?: { source: KernelSource; fn: any }[];
+  /** Kernels writing GEMM operands that are no view of a buffer. */
+  prologue?: KernelFn[];
 }
 
 function kernelFlops(s: Schedule, nodes: number[], bindings: Record<string, number>): number {
@@ -75,8 +85,28 @@ export class Executor {
     this.onDevice = backend.name === "headlessgl" || backend.name === "webgpu";
     // webasm vectorizes along thread.x: give it the last axis (2-D output).
     const layout = backend.name === "webasm" ? "2d" : "1d";
-    const build = (kernel: Kernel) => {
-      const source = kernelSource(schedule.graph, kernel, bindings, layout, {
+    const g = schedule.graph;
+    const size = (id: number) =>
+      Math.max(
+        1,
+        shapeEval(g.nodes[id].type.shape, bindings).reduce((p, q) => p * q, 1),
+      );
+    const build = (kernel: Kernel): KernelFn => {
+      if (backend.wasmKernels) {
+        const source = kernelSource(g, kernel, bindings, layout);
+        const argSizes = [
+          ...source.inputs.map(size),
+          ...source.extras.map((e) => (e.kind === "order" ? size(e.ids) : e.rows + 1)),
+          ...Object.values(source.constants).map((c) => c.length),
+        ];
+        try {
+          this.gemmEngine ??= gemmEngine();
+          return { source, wasm: new WasmKernel(source, argSizes, this.gemmEngine) };
+        } catch (e) {
+          if (!(e instanceof Unsupported)) throw e;
+        }
+      }
+      const source = kernelSource(g, kernel, bindings, layout, {
         inlineExp: backend.name === "webasm",
       });
       const fn = backend.gpu.createKernel(source.source, {
@@ -132,29 +162,35 @@ export class Executor {
     const live = new Map<number, any>(feeds);
     const result = new Map<number, Float32Array>();
     const tables = new Map<string, ReturnType<typeof indexTables>>();
+    const indexTable = (e: KernelSource["extras"][number]) => {
+      // Built once per run and ids buffer: a scatter kernel takes both tables.
+      const key = `${e.ids}:${e.rows}`;
+      let t = tables.get(key);
+      if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
+      return t[e.kind];
+    };
     const take = (id: number, name: string) => {
       const v = live.get(id);
       if (v === undefined) throw new Error(`internal: buffer %${id} missing for kernel ${name}`);
       return v;
     };
     for (let index = 0; index < this.kernels.length; index++) {
-      const { source, fn, gemm, prologue, gathers } = this.kernels[index];
+      const { source, fn, wasm, gemm, prologue, gathers } = this.kernels[index];
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      const call = async (source: KernelSource, fn: any) => {
+      const call = async ({ source, fn, wasm }: KernelFn) => {
+        if (wasm) {
+          const args: Float32Array[] = [];
+          for (const id of source.inputs) args.push(await toArray(take(id, source.name), -1));
+          for (const e of source.extras) args.push(indexTable(e));
+          return wasm.call(args);
+        }
         const args = source.inputs.map((id, k) => {
           const v = take(id, source.name);
           const dims = source.inputDims[k];
           return dims ? gpujs().input(v, dims) : v;
         });
-        for (const e of source.extras) {
-          // Built once per run and ids buffer: a scatter kernel takes both tables.
-          const key = `${e.ids}:${e.rows}`;
-          let t = tables.get(key);
-          if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
-          args.push(t[e.kind]);
-        }
+        for (const e of source.extras) args.push(indexTable(e));
         let out = fn(...args);
         if (out && typeof out.then === "function") out = await out;
         return source.dims.length === 2 ? flatten(out, source.outputSize) : out;
@@ -162,7 +198,7 @@ export class Executor {
       let out;
       if (gemm) {
         // Operands written out contiguously live only for this product.
-        for (const p of prologue!) live.set(p.source.output, await call(p.source, p.fn));
+        for (const p of prologue!) live.set(p.source.output, await call(p));
         const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
         const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
         out = this.gemmEngine!.run(gemm, a, b);
@@ -174,13 +210,14 @@ export class Executor {
           h.node,
           gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
         );
-      if (source && fn) {
-        out = await call(source, fn);
+      if (source && (fn || wasm)) {
+        out = await call({ source, fn, wasm });
         if (gemm) live.delete(gemm.product);
       }
       for (const h of gathers ?? []) live.delete(h.node);
       if (this.profiler)
         this.profiler.kernel(this.families[index], performance.now() - started, this.flops[index]);
+
       const size = this.sizes[index];
       live.set(kernel.output, out);
       if (this.checkNumerics) this.scan(index, await toArray(out, size));
@@ -188,7 +225,7 @@ export class Executor {
         const t = this.profiler ? performance.now() : 0;
         // A copy: backends may reuse an output buffer on the next call. A GEMM
         // product without an epilogue is a fresh array of the run's own.
-        const own = gemm !== undefined && !source;
+        const own = (gemm !== undefined && !source) || wasm !== undefined;
         result.set(kernel.output, own ? out : Float32Array.from(await toArray(out, size)));
         if (this.profiler) this.profiler.copy(performance.now() - t);
       }
@@ -220,7 +257,7 @@ export class Executor {
   destroy(): void {
     for (const k of this.kernels) {
       k.fn?.destroy?.();
-      for (const p of k.prologue ?? []) p.fn.destroy?.();
+      for (const p of k.prologue ?? []) p.fn?.destroy?.();
     }
   }
 }

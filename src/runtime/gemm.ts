@@ -81,7 +81,8 @@ const align = (n: number) => Math.ceil(n / 64) * 64;
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 export class Gemm {
-  private readonly memory = new WebAssembly.Memory({
+  /** Also the memory of the webasm backend's generated kernels (runtime/wasm-kernel.ts). */
+  readonly memory = new WebAssembly.Memory({
     initial: 1,
     maximum: MAX_PAGES,
     shared: true,
@@ -173,6 +174,25 @@ export class Gemm {
       [src, ls, ks, h, K, dst],
       [src + 4 * h * ls, ls, ks, n - h, K, dst + h * K * 4],
     );
+  }
+
+  /**
+   * Byte offset of `bytes` of scratch space above the resident packs, valid
+   * until the next call into the engine.
+   */
+  scratch(bytes: number): number {
+    const at = align(this.residentTop);
+    if (at + bytes > MAX_BYTES) {
+      this.epoch++;
+      this.residentTop = 0;
+      if (bytes > MAX_BYTES)
+        throw new RangeError(
+          `a kernel needs ${(bytes / 2 ** 30).toFixed(1)} GiB of WebAssembly memory (at most 4)`,
+        );
+      return this.scratch(bytes);
+    }
+    this.ensure(at + bytes);
+    return at;
   }
 
   private ensure(bytes: number): void {

@@ -1,9 +1,118 @@
 // A minimal WebAssembly binary writer: just the sections and opcodes gptc's
 // own kernels use (i32 address arithmetic, f32 and f32x4 SIMD loads, stores and
-// arithmetic, structured loops). Generated code is bytes from here, never text.
+// arithmetic, f64 scalar arithmetic, structured control, calls to helper
+// functions). Generated code is bytes from here, never text.
 
-export type ValType = "i32" | "f32" | "v128";
-const valType: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
+export type ValType = "i32" | "i64" | "f32" | "f64" | "v128";
+const valType: Record<ValType, number> = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b };
+
+/**
+ * Opcodes without immediates, by their names in the WebAssembly text format
+ * (for `Fn.ins`).
+ */
+export const OP = {
+  select: 0x1b,
+  drop: 0x1a,
+  "i32.eqz": 0x45,
+  "i32.eq": 0x46,
+  "i32.ne": 0x47,
+  "i32.lt_s": 0x48,
+  "i32.lt_u": 0x49,
+  "i32.gt_s": 0x4a,
+  "i32.gt_u": 0x4b,
+  "i32.le_s": 0x4c,
+  "i32.le_u": 0x4d,
+  "i32.ge_s": 0x4e,
+  "i32.ge_u": 0x4f,
+  "f64.eq": 0x61,
+  "f64.ne": 0x62,
+  "f64.lt": 0x63,
+  "f64.gt": 0x64,
+  "f64.le": 0x65,
+  "f64.ge": 0x66,
+  "i32.add": 0x6a,
+  "i32.sub": 0x6b,
+  "i32.mul": 0x6c,
+  "i32.div_s": 0x6d,
+  "i32.rem_s": 0x6f,
+  "i32.and": 0x71,
+  "i32.or": 0x72,
+  "i32.shl": 0x74,
+  "i64.and": 0x83,
+  "i64.or": 0x84,
+  "i64.shl": 0x86,
+  "i64.shr_u": 0x88,
+  "i64.add": 0x7c,
+  "i64.sub": 0x7d,
+  "f64.abs": 0x99,
+  "f64.neg": 0x9a,
+  "f64.ceil": 0x9b,
+  "f64.floor": 0x9c,
+  "f64.trunc": 0x9d,
+  "f64.nearest": 0x9e,
+  "f64.sqrt": 0x9f,
+  "f64.add": 0xa0,
+  "f64.sub": 0xa1,
+  "f64.mul": 0xa2,
+  "f64.div": 0xa3,
+  "f64.min": 0xa4,
+  "f64.max": 0xa5,
+  "f64.copysign": 0xa6,
+  "i32.wrap_i64": 0xa7,
+  "i64.extend_i32_s": 0xac,
+  "f32.demote_f64": 0xb6,
+  "f64.convert_i32_s": 0xb7,
+  "f64.promote_f32": 0xbb,
+  "i64.reinterpret_f64": 0xbd,
+  "f64.reinterpret_i64": 0xbf,
+} as const;
+export type OpName = keyof typeof OP;
+
+/** SIMD instructions without immediates (prefix 0xfd), by their text-format names (for `Fn.v`). */
+export const SIMD = {
+  "i32x4.splat": 0x11,
+  "f32x4.splat": 0x13,
+  "i32x4.eq": 0x37,
+  "i32x4.ne": 0x38,
+  "i32x4.lt_s": 0x39,
+  "i32x4.gt_s": 0x3b,
+  "i32x4.le_s": 0x3d,
+  "i32x4.ge_s": 0x3f,
+  "f32x4.eq": 0x41,
+  "f32x4.ne": 0x42,
+  "f32x4.lt": 0x43,
+  "f32x4.gt": 0x44,
+  "f32x4.le": 0x45,
+  "f32x4.ge": 0x46,
+  "v128.not": 0x4d,
+  "v128.and": 0x4e,
+  "v128.andnot": 0x4f,
+  "v128.or": 0x50,
+  "v128.bitselect": 0x52,
+  "f32x4.ceil": 0x67,
+  "f32x4.floor": 0x68,
+  "f32x4.trunc": 0x69,
+  "f32x4.nearest": 0x6a,
+  "i32x4.neg": 0xa1,
+  "i32x4.shl": 0xab,
+  "i32x4.add": 0xae,
+  "i32x4.sub": 0xb1,
+  "i32x4.mul": 0xb5,
+  "i32x4.min_s": 0xb6,
+  "i32x4.max_s": 0xb8,
+  "f32x4.abs": 0xe0,
+  "f32x4.neg": 0xe1,
+  "f32x4.sqrt": 0xe3,
+  "f32x4.add": 0xe4,
+  "f32x4.sub": 0xe5,
+  "f32x4.mul": 0xe6,
+  "f32x4.div": 0xe7,
+  "f32x4.min": 0xe8,
+  "f32x4.max": 0xe9,
+  "i32x4.trunc_sat_f32x4_s": 0xf8,
+  "f32x4.convert_i32x4_s": 0xfa,
+} as const;
+export type SimdName = keyof typeof SIMD;
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -58,11 +167,78 @@ export class Fn {
   private readonly locals: ValType[] = [];
   readonly params: Local[];
 
+  /** `exportName` "" keeps the function internal (a helper others call). */
   constructor(
     readonly exportName: string,
     readonly paramTypes: ValType[],
+    readonly resultTypes: ValType[] = [],
   ) {
     this.params = paramTypes.map((_, index) => ({ index }));
+  }
+
+  /** An instruction without immediates. */
+  ins(name: OpName): this {
+    return this.op(OP[name]);
+  }
+  /** A SIMD instruction without immediates. */
+  v(name: SimdName): this {
+    return this.simd(SIMD[name]);
+  }
+  /** Lane `k` of an i32x4 / f32x4 out, or (replace) a scalar into it. */
+  lane(op: "i32x4.extract" | "i32x4.replace" | "f32x4.extract" | "f32x4.replace", k: number): this {
+    const code = {
+      "i32x4.extract": 0x1b,
+      "i32x4.replace": 0x1c,
+      "f32x4.extract": 0x1f,
+      "f32x4.replace": 0x20,
+    };
+    return this.simd(code[op], k);
+  }
+  /** A v128 constant of four i32 or four f32 lanes. */
+  v128Const(lanes: Int32Array | Float32Array): this {
+    return this.simd(0x0c, ...new Uint8Array(lanes.buffer, lanes.byteOffset, 16));
+  }
+  tee(l: Local): this {
+    return this.op(0x22, ...uleb(l.index));
+  }
+  f64(v: number): this {
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    return this.op(0x44, ...b);
+  }
+  i64(v: bigint): this {
+    const out: number[] = [];
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
+        out.push(b);
+        break;
+      }
+      out.push(b | 0x80);
+    }
+    return this.op(0x42, ...out);
+  }
+  /** i32.trunc_sat_f64_s: NaN gives 0, out-of-range values saturate (never traps). */
+  i32TruncSatF64(): this {
+    return this.op(0xfc, 0x02);
+  }
+  call(index: number): this {
+    return this.op(0x10, ...uleb(index));
+  }
+  /** `block` (label for a forward `br`) around `body`. */
+  block(body: (f: this) => void): this {
+    this.op(0x02, 0x40);
+    body(this);
+    return this.op(0x0b);
+  }
+  br(depth: number): this {
+    return this.op(0x0c, ...uleb(depth));
+  }
+  brIf(depth: number): this {
+    return this.op(0x0d, ...uleb(depth));
+  }
+  return(): this {
+    return this.op(0x0f);
   }
 
   local(type: ValType): Local {
@@ -70,7 +246,8 @@ export class Fn {
     return { index: this.paramTypes.length + this.locals.length - 1 };
   }
 
-  private op(...bytes: number[]): this {
+  /** Appends raw instruction bytes (structured control the helpers below do not cover). */
+  op(...bytes: number[]): this {
     this.code.push(...bytes);
     return this;
   }
@@ -180,8 +357,9 @@ export class Fn {
     );
   }
 
-  ifElse(then: (f: this) => void, otherwise?: (f: this) => void): this {
-    this.op(0x04, 0x40);
+  /** `if` popping a condition; with `result`, both arms leave a value of that type. */
+  ifElse(then: (f: this) => void, otherwise?: (f: this) => void, result?: ValType): this {
+    this.op(0x04, result ? valType[result] : 0x40);
     then(this);
     if (otherwise) {
       this.op(0x05);
@@ -198,19 +376,44 @@ export class Fn {
   }
 }
 
+/** A function the module imports from `env` (it takes function indices 0, 1, ... before `fns`). */
+export interface FnImport {
+  name: string;
+  params: ValType[];
+  results: ValType[];
+}
+
+const signature = (params: ValType[], results: ValType[]) => [
+  0x60,
+  ...vec(params.map((t) => [valType[t]])),
+  ...vec(results.map((t) => [valType[t]])),
+];
+
 /**
- * A module that imports its memory (`env.memory`, shared when `shared`) and
- * exports every function. Functions return nothing.
+ * A module that imports its memory (`env.memory`, shared when `shared`) and the
+ * functions `imports`, and exports every function with an export name.
  */
 export function moduleBytes(
   fns: Fn[],
   memory: { initial: number; maximum: number; shared: boolean },
+  imported: FnImport[] = [],
 ): Uint8Array<ArrayBuffer> {
-  const types = vec(fns.map((f) => [0x60, ...vec(f.paramTypes.map((t) => [valType[t]])), 0]));
+  const types = vec([
+    ...imported.map((f) => signature(f.params, f.results)),
+    ...fns.map((f) => signature(f.paramTypes, f.resultTypes)),
+  ]);
   const limits = [memory.shared ? 0x03 : 0x01, ...uleb(memory.initial), ...uleb(memory.maximum)];
-  const imports = vec([[...name("env"), ...name("memory"), 0x02, ...limits]]);
-  const funcs = vec(fns.map((_, i) => uleb(i)));
-  const exports = vec(fns.map((f, i) => [...name(f.exportName), 0x00, ...uleb(i)]));
+  const imports = vec([
+    [...name("env"), ...name("memory"), 0x02, ...limits],
+    ...imported.map((f, i) => [...name("env"), ...name(f.name), 0x00, ...uleb(i)]),
+  ]);
+  const first = imported.length;
+  const funcs = vec(fns.map((_, i) => uleb(first + i)));
+  const exports = vec(
+    fns.flatMap((f, i) =>
+      f.exportName ? [[...name(f.exportName), 0x00, ...uleb(first + i)]] : [],
+    ),
+  );
   const code = vec(fns.map((f) => f.body()));
   return new Uint8Array([
     0x00,
