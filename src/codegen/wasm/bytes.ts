@@ -72,6 +72,10 @@ export type OpName = keyof typeof OP;
 export const SIMD = {
   "i32x4.splat": 0x11,
   "f32x4.splat": 0x13,
+  "f64x2.splat": 0x14,
+  "f32x4.demote_f64x2_zero": 0x5e,
+  "f64x2.promote_low_f32x4": 0x5f,
+  "f64x2.add": 0xf0,
   "i32x4.eq": 0x37,
   "i32x4.ne": 0x38,
   "i32x4.lt_s": 0x39,
@@ -185,14 +189,22 @@ export class Fn {
     return this.simd(SIMD[name]);
   }
   /** Lane `k` of an i32x4 / f32x4 out, or (replace) a scalar into it. */
-  lane(op: "i32x4.extract" | "i32x4.replace" | "f32x4.extract" | "f32x4.replace", k: number): this {
+  lane(
+    op: "i32x4.extract" | "i32x4.replace" | "f32x4.extract" | "f32x4.replace" | "f64x2.extract",
+    k: number,
+  ): this {
     const code = {
+      "f64x2.extract": 0x21,
       "i32x4.extract": 0x1b,
       "i32x4.replace": 0x1c,
       "f32x4.extract": 0x1f,
       "f32x4.replace": 0x20,
     };
     return this.simd(code[op], k);
+  }
+  /** i8x16.shuffle of the two vectors on the stack: byte k of the result is byte `lanes[k]` of (a, b). */
+  shuffle(lanes: number[]): this {
+    return this.simd(0x0d, ...lanes);
   }
   /** A v128 constant of four i32 or four f32 lanes. */
   v128Const(lanes: Int32Array | Float32Array): this {

@@ -147,6 +147,73 @@ function mentionsThreadX(n: unknown): boolean {
   );
 }
 
+/** `const` initializers of a kernel body's top level, by name. */
+function constInits(stmts: Statement[]): Map<string, Expression> {
+  const m = new Map<string, Expression>();
+  for (const s of stmts)
+    if (s.type === "VariableDeclaration" && s.kind === "const")
+      for (const d of s.declarations)
+        if (d.id.type === "Identifier" && d.init) m.set(d.id.name, d.init);
+  return m;
+}
+
+/**
+ * The coefficient of `v` in `e` when `e` is linear in it (other names are
+ * constants; consts are looked through), else NaN.
+ */
+function coefficient(e: JsNode, v: string, consts: Map<string, Expression>): number {
+  const n = e as Expression;
+  if (n.type === "Identifier") {
+    if (n.name === v) return 1;
+    const init = consts.get(n.name);
+    return init ? coefficient(init, v, consts) : 0;
+  }
+  if (n.type === "Literal") return 0;
+  if (n.type === "BinaryExpression" && (n.operator === "+" || n.operator === "-")) {
+    const a = coefficient(n.left, v, consts);
+    const b = coefficient(n.right, v, consts);
+    return n.operator === "+" ? a + b : a - b;
+  }
+  if (n.type === "BinaryExpression" && n.operator === "*") {
+    const a = coefficient(n.left, v, consts);
+    const b = coefficient(n.right, v, consts);
+    if (a === 0 && b === 0) return 0;
+    if (b === 0 && n.right.type === "Literal") return a * (n.right.value as number);
+    if (a === 0 && n.left.type === "Literal") return b * (n.left.value as number);
+    return NaN;
+  }
+  const used = new Set<string>();
+  names(n, used, new Set());
+  return [...used].some(
+    (u) => u === v || (consts.has(u) && coefficient(consts.get(u)!, v, consts) !== 0),
+  )
+    ? NaN
+    : 0;
+}
+
+/** Whether `s` is a loop with a buffer read whose index steps by one along the loop variable. */
+function contiguousLoop(s: Statement, body: Statement[]): boolean {
+  if (s.type !== "ForStatement" || s.init?.type !== "VariableDeclaration") return false;
+  const id = s.init.declarations[0]?.id;
+  if (id?.type !== "Identifier") return false;
+  const consts = constInits([...body, ...(s.body.type === "BlockStatement" ? s.body.body : [])]);
+  let found = false;
+  (function walk(n: unknown) {
+    if (!n || typeof n !== "object" || found) return;
+    const m = n as MemberExpression;
+    if (
+      m.type === "MemberExpression" &&
+      m.computed &&
+      coefficient(m.property, id.name, consts) === 1
+    )
+      found = true;
+    for (const c of Object.values(n))
+      if (Array.isArray(c)) c.forEach(walk);
+      else if (c && typeof c === "object") walk(c);
+  })(s.body);
+  return found;
+}
+
 /** Identifiers a statement reads and the names it declares or assigns. */
 function names(n: unknown, used: Set<string>, set: Set<string>): void {
   if (!n || typeof n !== "object") return;
@@ -175,26 +242,50 @@ interface Var {
   init?: Expression;
 }
 
+/** A loop folding one term per iteration into an accumulator (see Compiler.reduction). */
+interface Reduction {
+  acc: string;
+  op: "sum" | "max";
+  term: Expression;
+  /** The loop body's consts, computed per iteration. */
+  decls: Statement[];
+  /** Iterations: r runs 0 .. n - 1. */
+  n: number;
+  r: string;
+}
+
 /** idx = k x + sum of scale * term, every term a scalar (row-invariant) integer. */
 interface Affine {
   k: number;
   terms: { e: Expression; scale: number }[];
 }
 
+/**
+ * What four SIMD lanes run along: the output's column (this.thread.x), or the
+ * variable of a reduction loop (`name`), whose scalar value is the first lane's.
+ */
+interface Lane {
+  name?: string;
+  local: Local;
+  /** Names declared in this vector loop with a vector type. */
+  vvars: Map<string, Var>;
+  types: WeakMap<object, Ty>;
+  /** Names whose value depends on the lane variable. */
+  varying: Set<string>;
+}
+
 class Compiler {
   readonly fn: Fn;
-  /** Emitting the four-lane loop (else the scalar one). */
-  private vec = false;
+  /** The vector loop being emitted (none: scalar code). */
+  private lane?: Lane;
   private readonly vars = new Map<string, Var>();
-  /** Names declared in the vector loop with a vector type. */
-  private readonly vvars = new Map<string, Var>();
   private readonly args = new Map<string, Arg>();
   private readonly consts = new Map<string, Arg>();
   /** Open control constructs, innermost last; "for" marks a loop's outer block (break target). */
   private readonly ctl: ("for" | "loop" | "if" | "block")[] = [];
-  private readonly types = [new WeakMap<object, Ty>(), new WeakMap<object, Ty>()];
-  /** Names whose value depends on the column. */
-  private varying = new Set<string>();
+  private readonly scalarTypes = new WeakMap<object, Ty>();
+  /** Lanes along the output's column. */
+  private readonly columns: Lane;
   private readonly out: Local;
   private readonly x: Local;
   private readonly y: Local;
@@ -237,6 +328,12 @@ class Compiler {
     );
     this.out = f.local("i32");
     this.x = f.local("i32");
+    this.columns = {
+      local: this.x,
+      vvars: new Map(),
+      types: new WeakMap(),
+      varying: new Set(),
+    };
     this.y = f.local("i32");
     this.idx = f.local("i32");
 
@@ -248,6 +345,10 @@ class Compiler {
     const stmts = body.slice(0, -1);
     for (const s of stmts) this.checkNoReturn(s);
     const hoisted = this.rowInvariant(stmts);
+    // A 1-D kernel of row reductions (a softmax's max and sum over the
+    // vocabulary) reads each row contiguously along its loop: the lanes run
+    // along the loop (see vectorReduction), not along the output.
+    if (source.dims.length === 1 && stmts.some((s) => contiguousLoop(s, stmts))) vector = false;
     const inner = stmts.filter((_, k) => !hoisted[k] || source.dims.length !== 2);
 
     // The element loops from the current x: four lanes while a whole vector
@@ -257,12 +358,12 @@ class Compiler {
         f.while(
           (f) => f.get(this.x).i32(4).ins("i32.add").val(end).ins("i32.le_s"),
           (f) => {
-            this.vec = true;
+            this.lane = this.columns;
             inner.forEach((s) => this.statement(s));
             f.get(this.out);
             this.expr(result, "vf32");
             f.v128Store(0);
-            this.vec = false;
+            this.lane = undefined;
             f.inc(this.out, 16).inc(this.x, 4);
           },
         );
@@ -324,7 +425,7 @@ class Compiler {
       names(s, used, set);
       return { used, set, thread: mentionsThreadX(s) };
     });
-    const dep = this.varying;
+    const dep = this.columns.varying;
     let grew = true;
     while (grew) {
       grew = false;
@@ -345,16 +446,20 @@ class Compiler {
   private tmp(): Local {
     return this.scratch.pop() ?? this.fn.local("i32");
   }
+  private readonly dscratch: Local[] = [];
+  private dtmp(): Local {
+    return this.dscratch.pop() ?? this.fn.local("f64");
+  }
   private vtmp(): Local {
     return this.vscratch.pop() ?? this.fn.local("v128");
   }
 
   private lookup(name: string): Var | undefined {
-    return (this.vec && this.vvars.get(name)) || this.vars.get(name);
+    return this.lane?.vvars.get(name) ?? this.vars.get(name);
   }
 
   private declare(name: string, ty: Ty, init?: Expression): Var {
-    const map = isVec(ty) ? this.vvars : this.vars;
+    const map = isVec(ty) ? this.lane!.vvars : this.vars;
     let v = map.get(name);
     if (!v) {
       const type = isVec(ty) ? "v128" : ty === "f64" ? "f64" : "i32";
@@ -374,7 +479,7 @@ class Compiler {
           // An accumulator (let) takes float assignments later.
           const ty =
             s.kind === "let"
-              ? this.vec && this.varying.has(d.id.name)
+              ? this.lane?.varying.has(d.id.name)
                 ? "vf32"
                 : "f64"
               : this.typeOf(d.init);
@@ -453,7 +558,10 @@ class Compiler {
     if (step === undefined) throw new Unsupported("for loop update");
     this.expr(init.declarations[0].init, "i32");
     f.set(v.local);
+    const red = this.lane ? undefined : this.reduction(s, name);
+    if (red) this.vectorReduction(red, v.local);
     // block { loop { if !(test) break; body; r += step; continue } }
+    // (after a vector reduction: its last N mod 4 iterations)
     f.block(() => {
       this.ctl.push("for");
       f.op(0x03, 0x40);
@@ -468,10 +576,123 @@ class Compiler {
     });
   }
 
+  /**
+   * A loop `for (let r = 0; r < N; r++) { const ...; acc = acc + v }` (or
+   * `acc = Math.max(acc, v)`): a reduction whose iterations can run four
+   * lanes at a time. Undefined for any other loop.
+   */
+  private reduction(s: Statement & { type: "ForStatement" }, r: string): Reduction | undefined {
+    const d = (s.init as { declarations: { init: Expression }[] }).declarations[0].init;
+    const test = s.test as Expression;
+    if (d.type !== "Literal" || d.value !== 0) return undefined;
+    if (
+      test.type !== "BinaryExpression" ||
+      test.operator !== "<" ||
+      test.left.type !== "Identifier" ||
+      test.left.name !== r ||
+      test.right.type !== "Literal" ||
+      typeof test.right.value !== "number" ||
+      test.right.value < 8
+    )
+      return undefined;
+    if (s.update?.type !== "UpdateExpression") return undefined;
+    const body = s.body.type === "BlockStatement" ? s.body.body : [s.body];
+    const last = body[body.length - 1];
+    const decls = body.slice(0, -1);
+    if (!decls.every((t) => t.type === "VariableDeclaration" && t.kind === "const"))
+      return undefined;
+    if (last?.type !== "ExpressionStatement") return undefined;
+    const e = last.expression;
+    if (e.type !== "AssignmentExpression" || e.operator !== "=" || e.left.type !== "Identifier")
+      return undefined;
+    const acc = e.left.name;
+    if (this.vars.get(acc)?.ty !== "f64") return undefined;
+    const rhs = e.right;
+    const isAcc = (n: JsNode) =>
+      n.type === "Identifier" && (n as unknown as { name: string }).name === acc;
+    let op: "sum" | "max";
+    let term: Expression;
+    if (rhs.type === "BinaryExpression" && rhs.operator === "+" && isAcc(rhs.left)) {
+      op = "sum";
+      term = rhs.right;
+    } else if (
+      rhs.type === "CallExpression" &&
+      isMath(rhs.callee) &&
+      ((rhs.callee as MemberExpression).property as { name: string }).name === "max" &&
+      rhs.arguments.length === 2 &&
+      isAcc(rhs.arguments[0])
+    ) {
+      op = "max";
+      term = rhs.arguments[1] as Expression;
+    } else return undefined;
+    // The term and the consts must not read the accumulator.
+    const used = new Set<string>();
+    names([...decls, term], used, new Set());
+    if (used.has(acc)) return undefined;
+    return { acc, op, term, decls, n: test.right.value, r };
+  }
+
+  /**
+   * The first N - N mod 4 iterations of a reduction, four at a time: a sum in
+   * two float64x2 accumulators (float32 lanes widened: 50257 terms keep
+   * float64 accuracy), a max in one float32x4; lanes folded into the
+   * accumulator at the end. Leaves `r` at the first iteration still to run.
+   */
+  private vectorReduction(red: Reduction, r: Local): void {
+    const f = this.fn;
+    const used = new Set<string>();
+    const varying = new Set<string>([red.r]);
+    for (const d of red.decls) {
+      const u = new Set<string>();
+      const set = new Set<string>();
+      names(d, u, set);
+      if ([...u].some((n) => varying.has(n))) set.forEach((n) => varying.add(n));
+      u.forEach((n) => used.add(n));
+    }
+    const lane: Lane = { name: red.r, local: r, vvars: new Map(), types: new WeakMap(), varying };
+    const sum = red.op === "sum";
+    const lo = this.vtmp();
+    const hi = this.vtmp();
+    if (sum) {
+      f.f64(0).v("f64x2.splat").tee(lo).set(hi);
+    } else f.v128Const(splatF(-Infinity)).set(lo);
+    const n4 = red.n - (red.n % 4);
+    f.while(
+      (f) => f.get(r).i32(n4).ins("i32.lt_s"),
+      (f) => {
+        this.lane = lane;
+        red.decls.forEach((d) => this.statement(d));
+        const t = this.vtmp();
+        this.expr(red.term, "vf32");
+        if (sum) {
+          // lo += widen(lanes 0, 1); hi += widen(lanes 2, 3)
+          f.tee(t).v("f64x2.promote_low_f32x4").get(lo).v("f64x2.add").set(lo);
+          f.get(t).get(t).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]);
+          f.v("f64x2.promote_low_f32x4").get(hi).v("f64x2.add").set(hi);
+        } else f.get(lo).v("f32x4.max").set(lo);
+        this.vscratch.push(t);
+        this.lane = undefined;
+        f.inc(r, 4);
+      },
+    );
+    const acc = this.vars.get(red.acc)!.local;
+    if (sum) {
+      f.get(lo).get(hi).v("f64x2.add").tee(lo).lane("f64x2.extract", 0);
+      f.get(lo).lane("f64x2.extract", 1);
+      f.ins("f64.add").get(acc).ins("f64.add").set(acc);
+    } else {
+      f.get(acc);
+      for (let k = 0; k < 4; k++)
+        f.get(lo).lane("f32x4.extract", k).ins("f64.promote_f32").ins("f64.max");
+      f.set(acc);
+    }
+    this.vscratch.push(lo, hi);
+  }
+
   // ---- types -------------------------------------------------------------
 
   private typeOf(e: Expression | JsNode): Ty {
-    const cache = this.types[this.vec ? 1 : 0];
+    const cache = this.lane?.types ?? this.scalarTypes;
     const known = cache.get(e);
     if (known) return known;
     const t = this.infer(e as Expression);
@@ -490,13 +711,14 @@ class Compiler {
       }
       case "Identifier": {
         if (e.name === "NaN" || e.name === "Infinity") return "f64";
+        if (this.lane && e.name === this.lane.name) return "vi32";
         const v = this.lookup(e.name);
         if (!v) throw new Unsupported(`unknown name '${e.name}'`);
         return v.ty;
       }
       case "MemberExpression": {
         const axis = this.threadAxis(e);
-        if (axis) return axis === "x" && this.vec ? "vi32" : "i32";
+        if (axis) return axis === "x" && this.lane === this.columns ? "vi32" : "i32";
         const idx: JsNode[] = [e.property];
         if (e.object.type === "MemberExpression" && e.object.computed) idx.push(e.object.property);
         return idx.some((i) => isVec(this.typeOf(i))) ? "vf32" : "f64";
@@ -607,8 +829,8 @@ class Compiler {
         // merges into its destination register, a false dependency that
         // chained every iteration of the vector loop (2x slower softmax).
         const t = this.vtmp();
-        f.op(0xfd, 0x14).op(0xfd, 0x5e).tee(t).get(t);
-        f.op(0xfd, 0x0d, ...[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+        f.v("f64x2.splat").v("f32x4.demote_f64x2_zero").tee(t).get(t);
+        f.shuffle([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
         this.vscratch.push(t);
       } else if (want === "vi32") {
         this.convert(have, "i32");
@@ -639,6 +861,7 @@ class Compiler {
       case "Identifier": {
         if (e.name === "NaN") f.f64(NaN);
         else if (e.name === "Infinity") f.f64(Infinity);
+        else if (this.lane && e.name === this.lane.name) this.iota();
         else f.get(this.lookup(e.name)!.local);
         return;
       }
@@ -730,6 +953,21 @@ class Compiler {
     if (ty === "vi32" && op === "%") {
       // No SIMD remainder: lane by lane.
       return this.laneWise([l, r], "i32", (f) => f.ins("i32.rem_s"));
+    }
+    if (op === "%" && (ty === "f64" || ty === "vf32")) {
+      // JavaScript's % on floats: a - trunc(a / b) * b (the sign of a).
+      const v = ty === "vf32";
+      const a = v ? this.vtmp() : this.dtmp();
+      const b = v ? this.vtmp() : this.dtmp();
+      this.expr(l, ty);
+      f.set(a);
+      this.expr(r, ty);
+      f.set(b);
+      f.get(a).get(a).get(b);
+      if (v) f.v("f32x4.div").v("f32x4.trunc").get(b).v("f32x4.mul").v("f32x4.sub");
+      else f.ins("f64.div").ins("f64.trunc").get(b).ins("f64.mul").ins("f64.sub");
+      (v ? this.vscratch : this.dscratch).push(a, b);
+      return;
     }
     const k = { i32: 0, f64: 1, vi32: 2, vf32: 3 }[ty as "i32"];
     const name = row[k];
@@ -869,11 +1107,7 @@ class Compiler {
     const f = this.fn;
     const axis = this.threadAxis(e);
     if (axis) {
-      if (ty === "vi32")
-        f.get(this.x)
-          .v("i32x4.splat")
-          .v128Const(Int32Array.of(0, 1, 2, 3));
-      if (ty === "vi32") f.v("i32x4.add");
+      if (ty === "vi32") this.iota();
       else f.get(axis === "x" ? this.x : this.y);
       return;
     }
@@ -918,7 +1152,7 @@ class Compiler {
         if (t.scale !== 1) f.i32(t.scale).ins("i32.mul");
         f.ins("i32.add");
       }
-      f.get(this.x).ins("i32.add");
+      f.get(this.lane!.local).ins("i32.add");
       // Clamp the vector's first element into [0, size - 4].
       const i = this.idx;
       f.tee(i)
@@ -942,6 +1176,15 @@ class Compiler {
     }
     f.get(acc);
     this.vscratch.push(v, acc);
+  }
+
+  /** The lane variable's four values: its scalar, +0 .. +3. */
+  private iota(): void {
+    this.fn
+      .get(this.lane!.local)
+      .v("i32x4.splat")
+      .v128Const(Int32Array.of(0, 1, 2, 3));
+    this.fn.v("i32x4.add");
   }
 
   /** Pushes the flat index (i32 or four i32 lanes) of a read. */
@@ -978,9 +1221,11 @@ class Compiler {
   private affine(e: Expression): Affine | undefined {
     const t = this.typeOf(e);
     if (!isVec(t)) return t === "i32" ? { k: 0, terms: [{ e, scale: 1 }] } : undefined;
-    if (isThreadX(e)) return { k: 1, terms: [] };
+    const lane = this.lane!;
+    if (lane === this.columns ? isThreadX(e) : e.type === "Identifier" && e.name === lane.name)
+      return { k: 1, terms: [] };
     if (e.type === "Identifier") {
-      const init = this.vvars.get(e.name)?.init;
+      const init = lane.vvars.get(e.name)?.init;
       return init ? this.affine(init) : undefined;
     }
     if (e.type === "BinaryExpression" && (e.operator === "+" || e.operator === "-")) {
