@@ -9,6 +9,7 @@ import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
 import { gpujs, type Backend } from "./backend.js";
+import { planMemory } from "../ir/passes/memory.js";
 import { gemmEngine, type Gemm } from "./gemm.js";
 import { Unsupported } from "../codegen/wasm/kernel.js";
 import { WasmKernel } from "./wasm-kernel.js";
@@ -150,6 +151,7 @@ export class Executor {
       }
       return fam;
     });
+    if (backend.wasmKernels && this.gemmEngine) this.placeBuffers();
   }
 
   /**
@@ -178,12 +180,19 @@ export class Executor {
       const { source, fn, wasm, gemm, prologue, gathers } = this.kernels[index];
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
-      const call = async ({ source, fn, wasm }: KernelFn) => {
+      // Where this kernel's output lives in the engine memory (webasm), if planned.
+      const slot = this.slots.get(kernel.output);
+      const target =
+        slot === undefined ? undefined : this.gemmEngine!.view(slot, this.sizes[index]);
+      /** `out` is a new array of this run's own (no copy needed to return it). */
+      let fresh = false;
+      const call = async ({ source, fn, wasm }: KernelFn, into?: Float32Array) => {
+        fresh = wasm !== undefined && !into;
         if (wasm) {
           const args: Float32Array[] = [];
           for (const id of source.inputs) args.push(await toArray(take(id, source.name), -1));
           for (const e of source.extras) args.push(indexTable(e));
-          return wasm.call(args);
+          return wasm.call(args, into);
         }
         const args = source.inputs.map((id, k) => {
           const v = take(id, source.name);
@@ -201,7 +210,8 @@ export class Executor {
         for (const p of prologue!) live.set(p.source.output, await call(p));
         const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
         const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
-        out = this.gemmEngine!.run(gemm, a, b);
+        out = this.gemmEngine!.run(gemm, a, b, source ? undefined : target);
+        fresh = !source && !target;
         for (const p of prologue!) live.delete(p.source.output);
         live.set(gemm.product, out);
       }
@@ -211,7 +221,7 @@ export class Executor {
           gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
         );
       if (source && (fn || wasm)) {
-        out = await call({ source, fn, wasm });
+        out = await call({ source, fn, wasm }, target);
         if (gemm) live.delete(gemm.product);
       }
       for (const h of gathers ?? []) live.delete(h.node);
@@ -223,10 +233,9 @@ export class Executor {
       if (this.checkNumerics) this.scan(index, await toArray(out, size));
       if (wanted.has(kernel.output)) {
         const t = this.profiler ? performance.now() : 0;
-        // A copy: backends may reuse an output buffer on the next call. A GEMM
-        // product without an epilogue is a fresh array of the run's own.
-        const own = (gemm !== undefined && !source) || wasm !== undefined;
-        result.set(kernel.output, own ? out : Float32Array.from(await toArray(out, size)));
+        // A copy: backends reuse output buffers (gpu.js's, the arena's) on the
+        // next call; an array made for this call alone is returned as it is.
+        result.set(kernel.output, fresh ? out : Float32Array.from(await toArray(out, size)));
         if (this.profiler) this.profiler.copy(performance.now() - t);
       }
       for (const id of kernel.inputs)
@@ -254,7 +263,31 @@ export class Executor {
     );
   }
 
+  /** Planned offset (bytes, engine memory) of each kernel output on webasm. */
+  private readonly slots = new Map<number, number>();
+  private arena?: number;
+
+  /**
+   * On webasm, every kernel output gets a place in the engine's memory from the
+   * compiler's memory plan (slots reused once their tenant is dead; outputs
+   * the plan keeps apart, the gradients, after them): wasm kernels and GEMMs
+   * write there and read each other's outputs where they are.
+   */
+  private placeBuffers(): void {
+    const plan = planMemory(this.schedule, this.bindings, { training: false });
+    const offsets = new Map(plan.buffers.map((b) => [b.node, b.offset]));
+    let top = plan.activationBytes;
+    this.schedule.kernels.forEach((k, i) => {
+      if (offsets.has(k.output)) return;
+      offsets.set(k.output, top);
+      top += Math.ceil((this.sizes[i] * 4) / 64) * 64;
+    });
+    this.arena = this.gemmEngine!.reserve(top);
+    for (const [node, offset] of offsets) this.slots.set(node, this.arena + offset);
+  }
+
   destroy(): void {
+    if (this.arena !== undefined) this.gemmEngine!.release(this.arena);
     for (const k of this.kernels) {
       k.fn?.destroy?.();
       for (const p of k.prologue ?? []) p.fn?.destroy?.();

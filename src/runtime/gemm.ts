@@ -91,6 +91,11 @@ export class Gemm {
   private readonly packed = new WeakMap<Float32Array, Map<string, Packed>>();
   private residentTop = 0;
   private epoch = 0;
+  /** Executors' arenas (see reserve) sit below this; a new epoch restarts the packs here. */
+  private pinnedTop = 0;
+  private readonly arenas = new Map<number, { bytes: number; free: boolean }>();
+  /** Every SharedArrayBuffer `memory.buffer` has returned (it is a new object after each grow). */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
   private readonly helper?: { worker: Worker; ctl: Int32Array };
 
   /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
@@ -177,6 +182,46 @@ export class Gemm {
   }
 
   /**
+   * A region of `bytes` that stays an executor's until `release`: its buffers
+   * live in this memory between kernels (no copies in and out per kernel).
+   * Resident packs above it are dropped (a new epoch) to make room.
+   */
+  reserve(bytes: number): number {
+    bytes = align(Math.max(bytes, 64));
+    for (const [offset, a] of this.arenas)
+      if (a.free && a.bytes >= bytes) {
+        a.free = false;
+        return offset;
+      }
+    const offset = align(this.residentTop);
+    if (offset + bytes > MAX_BYTES)
+      throw new RangeError(
+        `buffers of ${(bytes / 2 ** 30).toFixed(2)} GiB do not fit in WebAssembly memory (4 GiB)`,
+      );
+    this.ensure(offset + bytes);
+    this.arenas.set(offset, { bytes, free: false });
+    this.pinnedTop = this.residentTop = offset + bytes;
+    return offset;
+  }
+
+  release(offset: number): void {
+    const a = this.arenas.get(offset);
+    if (a) a.free = true;
+  }
+
+  /** A Float32Array over `size` elements of this memory from byte `offset`. */
+  view(offset: number, size: number): Float32Array {
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    return new Float32Array(buffer, offset, size);
+  }
+
+  /** Whether `a` is a view of this memory (its byteOffset is its address). */
+  owns(a: Float32Array): boolean {
+    return this.buffers.has(a.buffer);
+  }
+
+  /**
    * Byte offset of `bytes` of scratch space above the resident packs, valid
    * until the next call into the engine.
    */
@@ -184,8 +229,8 @@ export class Gemm {
     const at = align(this.residentTop);
     if (at + bytes > MAX_BYTES) {
       this.epoch++;
-      this.residentTop = 0;
-      if (bytes > MAX_BYTES)
+      this.residentTop = this.pinnedTop;
+      if (align(this.pinnedTop) + bytes > MAX_BYTES)
         throw new RangeError(
           `a kernel needs ${(bytes / 2 ** 30).toFixed(1)} GiB of WebAssembly memory (at most 4)`,
         );
@@ -222,10 +267,16 @@ export class Gemm {
     });
   }
 
-  /** The product of every matrix pair in the batch, row-major [batch, M, N]. */
-  run(plan: GemmPlan, a: Float32Array, b: Float32Array): Float32Array {
+  /**
+   * The product of every matrix pair in the batch, row-major [batch, M, N],
+   * written into `out` when given. Operands that are views of this memory
+   * (executors' arenas) are packed where they are, not copied in.
+   */
+  run(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array): Float32Array {
     const { M, N, K, batch } = plan;
-    if (K === 0) return new Float32Array(batch * M * N);
+    if (K === 0) return out ? out.fill(0) : new Float32Array(batch * M * N);
+    const ownA = this.owns(a);
+    const ownB = this.owns(b);
     const Mp = roundUp(M, MR);
     const Np = roundUp(N, NR);
     // A pack depends on its own matrix only (not on the other operand's size):
@@ -246,9 +297,12 @@ export class Gemm {
     ];
     const scratch = () => {
       // [A | B | packed A | packed B | C] above the resident packs.
-      const offA = align(this.residentTop);
-      const offB = a === b ? offA : align(offA + a.length * 4);
-      const offAp = align(offB + b.length * 4);
+      let top = align(this.residentTop);
+      const offA = ownA ? a.byteOffset : top;
+      if (!ownA) top = align(top + a.length * 4);
+      const offB = a === b ? offA : ownB ? b.byteOffset : top;
+      if (a !== b && !ownB) top = align(top + b.length * 4);
+      const offAp = top;
       const offBp = align(offAp + operands[0].bytes);
       const offC = align(offBp + operands[1].bytes);
       return { offA, offB, offAp, offBp, offC, end: offC + Mp * Np * 4 };
@@ -256,9 +310,9 @@ export class Gemm {
     let slots = this.place(operands);
     let at = scratch();
     if (at.end > MAX_BYTES) {
-      // Forget every resident pack and start again from the bottom.
+      // Forget every resident pack and start again above the arenas.
       this.epoch++;
-      this.residentTop = 0;
+      this.residentTop = this.pinnedTop;
       slots = this.place(operands);
       at = scratch();
       if (at.end > MAX_BYTES)
@@ -271,10 +325,10 @@ export class Gemm {
     const [sa, sb] = slots;
     const packA = !sa?.current;
     const packB = !sb?.current;
-    if (packA) mem.set(a, at.offA / 4);
-    if (packB && !(a === b && packA)) mem.set(b, at.offB / 4);
+    if (packA && !ownA) mem.set(a, at.offA / 4);
+    if (packB && !ownB && !(a === b && packA)) mem.set(b, at.offB / 4);
 
-    const out = new Float32Array(batch * M * N);
+    out ??= new Float32Array(batch * M * N);
     const ap = sa ? sa.entry.offset : at.offAp;
     const bp = sb ? sb.entry.offset : at.offBp;
     const split = M * N * K >= PARALLEL_MACS;

@@ -33,19 +33,31 @@ export class WasmKernel {
     this.rows = source.dims.length === 2 ? source.dims[1] : source.dims[0];
   }
 
-  /** The output for these arguments (inputs, extras, then the source's constants). */
-  call(args: Float32Array[]): Float32Array {
+  /**
+   * The output for these arguments (inputs, extras, then the source's
+   * constants), written into `out` (a view of the engine's memory) when given,
+   * else returned as a new array. Arguments that are views of the engine's
+   * memory are read where they are; others are copied into scratch space.
+   */
+  call(args: Float32Array[], out?: Float32Array): Float32Array {
+    const engine = this.engine;
+    if (out && !engine.owns(out))
+      throw new Error("internal: kernel output outside the engine memory");
     const all = [...args, ...Object.values(this.source.constants)];
     const offsets: number[] = [];
-    let top = align(this.source.outputSize * 4);
+    let top = out ? 0 : align(this.source.outputSize * 4);
     for (const a of all) {
       offsets.push(top);
-      top = align(top + a.length * 4);
+      if (!engine.owns(a)) top = align(top + a.length * 4);
     }
-    const base = this.engine.scratch(top);
-    const mem = new Float32Array(this.engine.memory.buffer);
-    all.forEach((a, k) => mem.set(a, (base + offsets[k]) / 4));
-    this.run(base, 0, this.rows, ...offsets.map((o) => base + o));
-    return mem.slice(base / 4, base / 4 + this.source.outputSize);
+    const base = engine.scratch(top);
+    const mem = new Float32Array(engine.memory.buffer);
+    const addrs = all.map((a, k) => {
+      if (engine.owns(a)) return a.byteOffset;
+      mem.set(a, (base + offsets[k]) / 4);
+      return base + offsets[k];
+    });
+    this.run(out ? out.byteOffset : base, 0, this.rows, ...addrs);
+    return out ?? mem.slice(base / 4, base / 4 + this.source.outputSize);
   }
 }

@@ -37,6 +37,7 @@ export const OP = {
   "i32.rem_s": 0x6f,
   "i32.and": 0x71,
   "i32.or": 0x72,
+  "i32.xor": 0x73,
   "i32.shl": 0x74,
   "i64.and": 0x83,
   "i64.or": 0x84,

@@ -17,7 +17,10 @@
 // arg1, ...)`: byte addresses, and the range of output rows (2-D) or elements
 // (1-D) to compute, so two threads can split it. A kernel the vector loop
 // cannot take (a break that differs per lane) runs scalar; anything outside the
-// subset throws Unsupported and the kernel stays on gpu.js.
+// subset throws Unsupported and the kernel stays on gpu.js. Integer arithmetic
+// is i32, as index arithmetic over buffers of at most 2^30 floats needs;
+// integer division and remainder only by positive literals (the strides the
+// generator writes), others in float64.
 import { parse } from "acorn";
 import type {
   CallExpression,
@@ -144,6 +147,19 @@ function mentionsThreadX(n: unknown): boolean {
   if (isThreadX(n as JsNode)) return true;
   return Object.values(n).some((v) =>
     Array.isArray(v) ? v.some(mentionsThreadX) : v && typeof v === "object" && mentionsThreadX(v),
+  );
+}
+
+/** A positive integer literal (a divisor wasm's i32 division takes without trapping). */
+function nonzeroLiteral(e: JsNode): boolean {
+  const l = e as { type: string; value?: unknown };
+  return (
+    l.type === "Literal" &&
+    typeof l.value === "number" &&
+    Number.isInteger(l.value) &&
+    l.value > 0 &&
+    l.value < 2 ** 31 &&
+    !/[.eE]/.test((e as { raw?: string }).raw ?? "")
   );
 }
 
@@ -730,8 +746,11 @@ class Compiler {
         if (["<", "<=", ">", ">=", "==", "!=", "===", "!=="].includes(e.operator))
           return v ? "vbool" : "bool";
         const ints = intish(a) && intish(b);
+        // Integer % only by a positive literal (wasm's i32.rem_s traps on 0;
+        // JavaScript gives NaN, as the float path does).
+        const intRem = e.operator !== "%" || nonzeroLiteral(e.right);
         if (["+", "-", "*", "%"].includes(e.operator))
-          return ints ? (v ? "vi32" : "i32") : v ? "vf32" : "f64";
+          return ints && intRem ? (v ? "vi32" : "i32") : v ? "vf32" : "f64";
         if (e.operator === "/") return v ? "vf32" : "f64";
         throw new Unsupported(`operator ${e.operator}`);
       }
@@ -768,12 +787,13 @@ class Compiler {
   }
 
   /** `a / b` with integer operands (under Math.floor: floor division). */
+  /** `a / b` with an integer a and a positive integer literal b (under Math.floor: floor division). */
   private intDivision(e: Expression | JsNode): e is Expression & { type: "BinaryExpression" } {
     return (
       e.type === "BinaryExpression" &&
       (e as { operator: string }).operator === "/" &&
       intish(this.typeOf((e as { left: Expression }).left)) &&
-      intish(this.typeOf((e as { right: Expression }).right))
+      nonzeroLiteral((e as { right: Expression }).right)
     );
   }
 
@@ -1092,14 +1112,19 @@ class Compiler {
     }
   }
 
-  /** floor(a / b) for i32 a, b on the stack: div_s truncates, so step down when the remainder is negative. */
+  /**
+   * floor(a / b) for i32 a, b (b != 0) on the stack: div_s truncates toward
+   * zero, so step down when the remainder is nonzero with the sign opposite b's.
+   */
   private floorDiv(f: Fn): void {
     const a = this.tmp();
     const b = this.tmp();
+    const r = this.tmp();
     f.set(b).set(a);
     f.get(a).get(b).ins("i32.div_s");
-    f.get(a).get(b).ins("i32.rem_s").i32(0).ins("i32.lt_s").ins("i32.sub");
-    this.scratch.push(a, b);
+    f.get(a).get(b).ins("i32.rem_s").tee(r).i32(0).ins("i32.ne");
+    f.get(r).get(b).ins("i32.xor").i32(0).ins("i32.lt_s").ins("i32.and").ins("i32.sub");
+    this.scratch.push(a, b, r);
   }
 
   /** A buffer read `inK[i]`, `inK[row][col]`, `this.constants.c[i]`, or a thread index. */
@@ -1153,15 +1178,27 @@ class Compiler {
         f.ins("i32.add");
       }
       f.get(this.lane!.local).ins("i32.add");
-      // Clamp the vector's first element into [0, size - 4].
-      const i = this.idx;
+      // One load when all four elements are inside the buffer (always, for
+      // generated kernels); else each lane clamped on its own.
+      const i = this.tmp();
       f.tee(i)
         .i32(arg.size - 4)
-        .get(i)
-        .i32(arg.size - 4)
-        .ins("i32.le_u")
-        .ins("select");
-      f.i32(2).i32Shl().get(arg.addr).ins("i32.add").v128Load(0);
+        .ins("i32.le_u");
+      f.ifElse(
+        (f) => f.get(i).i32(2).i32Shl().get(arg.addr).ins("i32.add").v128Load(0),
+        (f) => {
+          const acc = this.vtmp();
+          for (let k = 0; k < 4; k++) {
+            f.get(i).i32(k).ins("i32.add");
+            this.load(arg);
+            this.intoLane(acc, k, "f32x4");
+          }
+          f.get(acc);
+          this.vscratch.push(acc);
+        },
+        "v128",
+      );
+      this.scratch.push(i);
       return;
     }
     // A gather: four scalar loads.
