@@ -189,22 +189,30 @@ export class Session {
     return out.get(loss.id)![0];
   }
 
-  /** Runs the training graph: the loss and the gradient of every weight. */
+  /**
+   * Runs the training graph: the loss and the gradient of every weight (its
+   * other outputs, the logits, are not read back: 100 MB per step at the
+   * bench's size).
+   */
   async lossAndGrads(
     weights: Weights,
     inputs: Record<string, Float32Array>,
     dims: Dims,
-  ): Promise<{ loss: number; grads: Weights; outputs: Record<string, Float32Array> }> {
+  ): Promise<{ loss: number; grads: Weights }> {
     const ex = this.executor("train", dims);
     const g = ex.schedule.graph;
-    const out = await ex.run(this.feeds(g, weights, inputs));
-    const outputs = Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
+    const kept = g.outputs.filter((o) => o.name === "loss" || o.name.startsWith(gradName("")));
+    const out = await ex.run(
+      this.feeds(g, weights, inputs),
+      kept.map((o) => o.id),
+    );
+    const outputs = Object.fromEntries(kept.map((o) => [o.name, out.get(o.id)!]));
     const grads: Weights = new Map();
     for (const key of weights.keys()) {
       const gk = outputs[gradName(key)];
       if (gk) grads.set(key, gk);
     }
-    return { loss: outputs.loss[0], grads, outputs };
+    return { loss: outputs.loss[0], grads };
   }
 
   destroy(): void {
