@@ -658,6 +658,40 @@ describe("the runtime wrapper (WasmKernel in the GEMM engine's shared memory)", 
   });
 });
 
+describe("kernels split across the GEMM engine's helper thread", () => {
+  it("give the same output as on one thread, rows split in two", async () => {
+    // Large enough to be split (>= 2^17 floats moved), rows no multiple of 4.
+    const rows = 301;
+    const cols = 517;
+    const src = kernel(
+      `function (in0, in1) {
+  const x = this.thread.x;
+  const y = this.thread.y;
+  const t0 = in1[y];
+  return Math.exp(in0[y * ${cols} + x] - t0) + y;
+}`,
+      [cols, rows],
+    );
+    const args = [uniform(rows * cols, 31), uniform(rows, 32)];
+    const sizes = args.map((a) => a.length);
+    const two = new Gemm(2);
+    const one = new Gemm(1);
+    try {
+      // The helper thread starts in the background: until then work stays here.
+      const deadline = Date.now() + 10_000;
+      while (!two.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(two.parallel()).toBe(true);
+      const split = new WasmKernel(src, sizes, two).call(args);
+      const alone = new WasmKernel(src, sizes, one).call(args);
+      expect([...split]).toEqual([...alone]);
+      expect(mismatches(split, runJs(src, args), TOL)).toEqual([]);
+    } finally {
+      two.close();
+      one.close();
+    }
+  });
+});
+
 describe("reads outside a buffer are clamped into it", () => {
   /** Every value of the output is one of the buffer's (none a sentinel from a guard). */
   function expectFromBuffer(out: Float32Array, buf: Float32Array): void {

@@ -9,36 +9,52 @@
 // ~500 MB of them per token. Everything else is copied in, packed and
 // multiplied per call, and the M x N result copied out of the padded C.
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
 import { gemmModule, MR, NR } from "../codegen/wasm/gemm.js";
 import { weightVersion } from "./weights.js";
 
 /**
  * A helper thread: the same module over the same shared memory, running one
- * export call per job. Jobs pass through a shared Int32Array (sequence number,
- * done number, export index, 8 arguments, error flag, ready flag) with
- * Atomics.wait/notify, so a call
- * costs microseconds and the main thread never yields to the event loop.
+ * call per job. Jobs pass through a shared Int32Array (sequence number, done
+ * number, job, argument count, arguments, error flag, ready flag) with
+ * Atomics.wait/notify, so a call costs microseconds and the main thread never
+ * yields to the event loop. Jobs 0-2 are the GEMM exports; job 3 loads the
+ * kernel modules posted to the thread's port since the last load
+ * (receiveMessageOnPort: the thread reads its messages without an event loop);
+ * job 4 runs a loaded kernel (argument 0 its slot).
  */
+const MAX_ARGS = 60;
+const ERROR = 4 + MAX_ARGS;
+const READY = ERROR + 1;
 const workerSource = `
-const { workerData } = require("node:worker_threads");
-const { module, memory, control } = workerData;
+const { workerData, receiveMessageOnPort } = require("node:worker_threads");
+const { module, memory, control, port } = workerData;
 const fns = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const names = ["pack_a", "pack_b", "gemm"];
+const kernels = [];
 const ctl = new Int32Array(control);
-Atomics.store(ctl, 12, 1); // ready
+Atomics.store(ctl, ${READY}, 1);
 let seen = 0;
 for (;;) {
   Atomics.wait(ctl, 0, seen);
   seen = Atomics.load(ctl, 0);
   if (seen < 0) break;
   try {
-    fns[names[ctl[2]]](ctl[3], ctl[4], ctl[5], ctl[6], ctl[7], ctl[8], ctl[9], ctl[10]);
+    const job = ctl[2];
+    const args = Array.from(ctl.subarray(4, 4 + ctl[3]));
+    if (job < 3) fns[names[job]](...args);
+    else if (job === 3) {
+      for (let m; (m = receiveMessageOnPort(port)) !== undefined; ) {
+        const env = { memory };
+        for (const name of m.message.imports) env["Math_" + name] = Math[name];
+        kernels[m.message.slot] = new WebAssembly.Instance(m.message.module, { env }).exports.run;
+      }
+    } else kernels[args[0]](...args.slice(1));
   } catch (e) {
     // The main thread is blocked waiting: say so through memory, not a message.
-    ctl[11] = 1;
-    require("node:fs").writeSync(2, "gptc: GEMM helper thread: " + e + "\\n");
+    ctl[${ERROR}] = 1;
+    require("node:fs").writeSync(2, "gptc: WebAssembly helper thread: " + e + "\\n");
   }
   Atomics.store(ctl, 1, seen);
   Atomics.notify(ctl, 1);
@@ -46,6 +62,8 @@ for (;;) {
 `;
 const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2 } as const;
 type ExportName = keyof typeof exportIndex;
+const LOAD = 3;
+const KERNEL = 4;
 /** Below this many multiply-adds a product runs on one thread (a hand-off costs ~10-50 us). */
 const PARALLEL_MACS = 1 << 20;
 
@@ -96,7 +114,10 @@ export class Gemm {
   private readonly arenas = new Map<number, { bytes: number; free: boolean }>();
   /** Every SharedArrayBuffer `memory.buffer` has returned (it is a new object after each grow). */
   private readonly buffers = new WeakSet<ArrayBufferLike>();
-  private readonly helper?: { worker: Worker; ctl: Int32Array };
+  private readonly helper?: { worker: Worker; ctl: Int32Array; port: MessagePort };
+  /** Kernel modules registered (slots), and whether the helper thread has loaded them all. */
+  private kernelSlots = 0;
+  private helperLoaded = true;
 
   /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
   constructor(threads = defaultThreads()) {
@@ -106,18 +127,21 @@ export class Gemm {
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
     if (threads > 1) {
-      const control = new SharedArrayBuffer(4 * 13);
+      const control = new SharedArrayBuffer(4 * (READY + 1));
+      const { port1, port2 } = new MessageChannel();
       const worker = new Worker(workerSource, {
         eval: true,
         // Plain JavaScript: no loaders (a TypeScript loader's startup in the
         // thread can wait on this thread, which may be blocked in Atomics.wait).
         execArgv: [],
-        workerData: { module, memory: this.memory, control },
+        workerData: { module, memory: this.memory, control, port: port2 },
+        transferList: [port2],
       });
       worker.unref(); // never keeps the process alive
+      port1.unref();
       // A thread that cannot start leaves the ready flag unset: the work stays here.
       worker.on("error", () => {});
-      this.helper = { worker, ctl: new Int32Array(control) };
+      this.helper = { worker, ctl: new Int32Array(control), port: port1 };
     }
   }
 
@@ -128,32 +152,85 @@ export class Gemm {
     Atomics.notify(this.helper.ctl, 0);
   }
 
-  /**
-   * Runs `name` twice at once: `mine` here and `theirs` on the helper thread
-   * (or both here without one), and returns when both are done.
-   */
-  private both(name: ExportName, mine: number[], theirs: number[]): void {
-    const fn = this.fns[name] as (...args: number[]) => void;
-    const h = this.helper;
-    // Until the thread has started (it starts in the background), work alone.
-    if (!h || !Atomics.load(h.ctl, 12)) {
-      fn(...mine);
-      fn(...theirs);
-      return;
-    }
+  /** Whether work is split with a helper thread now (it starts in the background). */
+  parallel(): boolean {
+    return this.helperReady();
+  }
+
+  /** Whether a helper thread has started (it starts in the background). */
+  private helperReady(): boolean {
+    return this.helper !== undefined && Atomics.load(this.helper.ctl, READY) === 1;
+  }
+
+  /** Job `job` with `args` on the helper thread while `mine` runs here; returns when both are done. */
+  private handoff(job: number, args: number[], mine: () => void): void {
+    const h = this.helper!;
+    if (args.length > MAX_ARGS)
+      throw new Error(`internal: ${args.length} arguments for the helper`);
     const seq = (Atomics.load(h.ctl, 0) + 1) & 0x3fffffff;
-    h.ctl[2] = exportIndex[name];
-    theirs.forEach((v, k) => (h.ctl[3 + k] = v));
+    h.ctl[2] = job;
+    h.ctl[3] = args.length;
+    args.forEach((v, k) => (h.ctl[4 + k] = v));
     Atomics.store(h.ctl, 0, seq);
     Atomics.notify(h.ctl, 0);
-    fn(...mine);
+    mine();
     for (;;) {
       // Sleep only while the done number is still the one just read (no lost wake-up).
       const done = Atomics.load(h.ctl, 1);
       if (done === seq) break;
       Atomics.wait(h.ctl, 1, done);
     }
-    if (h.ctl[11]) throw new Error(`internal: the GEMM helper thread failed in ${name}`);
+    if (h.ctl[ERROR])
+      throw new Error(`internal: the WebAssembly helper thread failed (job ${job})`);
+  }
+
+  /**
+   * Runs `name` twice at once: `mine` here and `theirs` on the helper thread
+   * (or both here without one), and returns when both are done.
+   */
+  private both(name: ExportName, mine: number[], theirs: number[]): void {
+    const fn = this.fns[name] as (...args: number[]) => void;
+    if (!this.helperReady()) {
+      fn(...mine);
+      fn(...theirs);
+      return;
+    }
+    this.handoff(exportIndex[name], theirs, () => fn(...mine));
+  }
+
+  /**
+   * Registers a kernel module (codegen/wasm/kernel.ts) for the helper thread;
+   * returns its slot for `runKernel`.
+   */
+  registerKernel(module: WebAssembly.Module, imports: string[]): number {
+    const slot = this.kernelSlots++;
+    if (this.helper) {
+      this.helper.port.postMessage({ slot, module, imports });
+      this.helperLoaded = false;
+    }
+    return slot;
+  }
+
+  /**
+   * Runs kernel `run` over rows [0, rows): with `split`, rows [half, rows) on
+   * the helper thread (its copy of the module in `slot`). `args` follow
+   * (out, from, to).
+   */
+  runKernel(
+    slot: number,
+    run: (...args: number[]) => void,
+    out: number,
+    rows: number,
+    args: number[],
+    split: boolean,
+  ): void {
+    if (!split || rows < 2 || !this.helperReady()) return run(out, 0, rows, ...args);
+    if (!this.helperLoaded) {
+      this.handoff(LOAD, [], () => {});
+      this.helperLoaded = true;
+    }
+    const half = Math.ceil(rows / 2);
+    this.handoff(KERNEL, [slot, out, half, rows, ...args], () => run(out, 0, half, ...args));
   }
 
   /**

@@ -1,7 +1,8 @@
 // Runs a fused kernel compiled to WebAssembly (codegen/wasm/kernel.ts) in the
-// GEMM engine's memory: the arguments are copied into scratch space above the
-// resident weight packs, the kernel writes its output there, and the output is
-// copied out.
+// GEMM engine's memory, on both threads for large kernels (the rows split in
+// two). Arguments that are views of that memory (executors' arenas) are read
+// in place, others copied into scratch space above the resident weight packs;
+// the output goes to the executor's arena, or scratch and is copied out.
 import type { KernelSource } from "../codegen/kernel-source.js";
 import { wasmKernel } from "../codegen/wasm/kernel.js";
 import type { Gemm } from "./gemm.js";
@@ -9,11 +10,15 @@ import type { Gemm } from "./gemm.js";
 type Run = (out: number, from: number, to: number, ...args: number[]) => void;
 
 const align = (n: number) => Math.ceil(n / 64) * 64;
+/** Kernels reading and writing fewer floats run on one thread. */
+const PARALLEL_FLOATS = 1 << 17;
 
 export class WasmKernel {
   private readonly run: Run;
   /** Rows (2-D output) or elements (1-D) the export's [from, to) ranges over. */
   private readonly rows: number;
+  private readonly slot: number;
+  private readonly split: boolean;
 
   constructor(
     readonly source: KernelSource,
@@ -28,9 +33,15 @@ export class WasmKernel {
     const env: WebAssembly.ModuleImports = { memory: engine.memory };
     for (const m of imports)
       env[`Math_${m}`] = (Math as unknown as Record<string, WebAssembly.ImportValue>)[m];
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env });
+    const module = new WebAssembly.Module(bytes);
+    const instance = new WebAssembly.Instance(module, { env });
     this.run = instance.exports.run as Run;
     this.rows = source.dims.length === 2 ? source.dims[1] : source.dims[0];
+    this.slot = engine.registerKernel(module, imports);
+    // Worth a hand-off to the helper thread (~10-50 us) when it moves this
+    // many floats: reductions read far more than they write.
+    const floats = source.outputSize + argSizes.reduce((a, b) => a + b, 0);
+    this.split = floats >= PARALLEL_FLOATS;
   }
 
   /**
@@ -57,7 +68,14 @@ export class WasmKernel {
       mem.set(a, (base + offsets[k]) / 4);
       return base + offsets[k];
     });
-    this.run(out ? out.byteOffset : base, 0, this.rows, ...addrs);
+    engine.runKernel(
+      this.slot,
+      this.run,
+      out ? out.byteOffset : base,
+      this.rows,
+      addrs,
+      this.split,
+    );
     return out ?? mem.slice(base / 4, base / 4 + this.source.outputSize);
   }
 }
