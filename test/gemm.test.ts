@@ -16,6 +16,7 @@ import { fuse } from "../src/ir/passes/fuse.js";
 import { Executor } from "../src/runtime/executor.js";
 import { createBackend } from "../src/runtime/backend.js";
 import { Gemm } from "../src/runtime/gemm.js";
+import { relaxedSimd } from "../src/runtime/wasm-features.js";
 import { weightChanged } from "../src/runtime/weights.js";
 import { backend, F32_EPS, relError } from "./helpers/backend.js";
 import { gpt2Tiny } from "./helpers/backend.js";
@@ -138,6 +139,15 @@ function reference(p: GemmPlan, a: Float32Array, b: Float32Array): Float64Array 
 describe("WebAssembly GEMM", () => {
   const gemm = new Gemm();
   const r = rng(5);
+  // Both micro-kernels: separate f32x4 multiplies and adds, and relaxed SIMD's
+  // fused multiply-add (what `new Gemm()` picks where it validates).
+  const kernels: [string, Gemm][] = [["mul+add", new Gemm(undefined, false)]];
+  if (relaxedSimd()) kernels.push(["relaxed_madd", new Gemm(undefined, true)]);
+
+  it("finds relaxed SIMD on this Node.js (enabled by flag on Node 20, default from 22)", () => {
+    // GPTC_RELAXED_SIMD=0 turns it off.
+    expect(relaxedSimd()).toBe(process.env.GPTC_RELAXED_SIMD !== "0");
+  });
   const cases: [number, number, number, boolean, boolean, number][] = [
     [1, 1, 1, false, false, 1],
     [3, 7, 5, false, false, 1],
@@ -148,15 +158,16 @@ describe("WebAssembly GEMM", () => {
     [33, 40, 64, false, false, 4],
   ];
   for (const [M, N, K, aT, bT, batch] of cases)
-    it(`${batch} x [${M}x${K}${aT ? " (transposed)" : ""} @ ${K}x${N}${bT ? " (transposed)" : ""}]`, () => {
-      const p = plan(M, N, K, aT, bT, batch);
-      const a = Float32Array.from({ length: batch * M * K + 3 }, () => r() * 2 - 1);
-      const b = Float32Array.from({ length: K * N + 5 }, () => r() * 2 - 1);
-      const got = gemm.run(p, a, b);
-      expect(got.length).toBe(batch * M * N);
-      // Each output sums K float32 products: error grows like K * eps at worst.
-      expect(relError(got, reference(p, a, b))).toBeLessThan(4 * K * F32_EPS + 1e-6);
-    });
+    for (const [kind, engine] of kernels)
+      it(`${batch} x [${M}x${K}${aT ? " (transposed)" : ""} @ ${K}x${N}${bT ? " (transposed)" : ""}], ${kind}`, () => {
+        const p = plan(M, N, K, aT, bT, batch);
+        const a = Float32Array.from({ length: batch * M * K + 3 }, () => r() * 2 - 1);
+        const b = Float32Array.from({ length: K * N + 5 }, () => r() * 2 - 1);
+        const got = engine.run(p, a, b);
+        expect(got.length).toBe(batch * M * N);
+        // Each output sums K float32 products: error grows like K * eps at worst.
+        expect(relError(got, reference(p, a, b))).toBeLessThan(4 * K * F32_EPS + 1e-6);
+      });
 
   it("both operands in one buffer (Q Kᵀ from one qkv buffer)", () => {
     const buf = Float32Array.from({ length: 6 * 10 }, () => r() * 2 - 1);

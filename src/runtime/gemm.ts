@@ -12,6 +12,7 @@ import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
 import { gemmModule, MR, NR } from "../codegen/wasm/gemm.js";
+import { relaxedSimd } from "./wasm-features.js";
 import { weightVersion } from "./weights.js";
 
 /**
@@ -120,9 +121,10 @@ export class Gemm {
   private helperLoaded = true;
 
   /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
-  constructor(threads = defaultThreads()) {
+  /** `fma`: the micro-kernel's fused multiply-add (relaxed SIMD), where this Node.js has it. */
+  constructor(threads = defaultThreads(), fma = relaxedSimd()) {
     const module = new WebAssembly.Module(
-      gemmModule({ initial: 1, maximum: MAX_PAGES, shared: true }),
+      gemmModule({ initial: 1, maximum: MAX_PAGES, shared: true }, fma),
     );
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;

