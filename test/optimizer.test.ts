@@ -33,7 +33,7 @@ describe("AdamW on the WebAssembly engine", () => {
     const shapes = new Map<string, number[]>([
       ["bias", [7]], // the scalar tail only
       ["matrix", [64, 5]], // decays
-      ["large", [(1 << 17) + 3]], // split across threads, with a tail
+      ["large", [(1 << 20) + 5]], // two chunks of the update, split across threads, a tail
     ]);
     const weights = new Map(
       [...shapes].map(([k, s]) => [

@@ -94,6 +94,9 @@ export function adamwStep(
   }
 }
 
+/** Elements per call of the wasm update. */
+const CHUNK = 1 << 20;
+
 let kernel: { engine: Gemm; slot: number; run: (...args: number[]) => void } | undefined;
 
 /**
@@ -119,16 +122,20 @@ function wasmUpdate(
     kernel = { engine, slot: engine.registerKernel(module, []), run };
   }
   const { engine, slot, run } = kernel;
-  const n = p.length;
-  const bytes = Math.ceil((n * 4) / 64) * 64;
-  const base = engine.scratch(4 * bytes + 64);
-  const at = [0, 1, 2, 3].map((k) => base + k * bytes);
-  const c = base + 4 * bytes;
-  const mem = new Float32Array(engine.memory.buffer);
-  [p, g, m, v].forEach((a, k) => mem.set(a, at[k] / 4));
-  mem.set(constants, c / 4);
-  engine.runKernel(slot, run, 0, n, [...at, c], n >= 1 << 16);
-  p.set(mem.subarray(at[0] / 4, at[0] / 4 + n));
-  m.set(mem.subarray(at[2] / 4, at[2] / 4 + n));
-  v.set(mem.subarray(at[3] / 4, at[3] / 4 + n));
+  // In chunks: the scratch space (never returned to the system) stays small
+  // even for gpt2's 154 MB embedding.
+  for (let start = 0; start < p.length; start += CHUNK) {
+    const n = Math.min(CHUNK, p.length - start);
+    const bytes = Math.ceil((n * 4) / 64) * 64;
+    const base = engine.scratch(4 * bytes + 64);
+    const at = [0, 1, 2, 3].map((k) => base + k * bytes);
+    const c = base + 4 * bytes;
+    const mem = new Float32Array(engine.memory.buffer);
+    [p, g, m, v].forEach((a, k) => mem.set(a.subarray(start, start + n), at[k] / 4));
+    mem.set(constants, c / 4);
+    engine.runKernel(slot, run, 0, n, [...at, c], n >= 1 << 16);
+    p.set(mem.subarray(at[0] / 4, at[0] / 4 + n), start);
+    m.set(mem.subarray(at[2] / 4, at[2] / 4 + n), start);
+    v.set(mem.subarray(at[3] / 4, at[3] / 4 + n), start);
+  }
 }
