@@ -57,6 +57,8 @@ export interface Profiler {
 export interface KernelFamily {
   name: string;
   kind: string;
+  /** What runs it: "wasm" (gptc's kernels), "gpu.js", "GEMM" (+ its epilogue's). */
+  runs: string;
   /** e.g. "512x256 @ 256x768" (batch folded into M). */
   matmul?: string;
 }
@@ -140,7 +142,10 @@ export class Executor {
     );
     this.flops = schedule.kernels.map((k) => kernelFlops(schedule, k.nodes, bindings));
     this.families = schedule.kernels.map((k) => {
-      const fam: KernelFamily = { name: k.name, kind: k.kind };
+      const c = this.kernels[k.index];
+      const epilogue = c.wasm ? "wasm" : c.fn ? "gpu.js" : undefined;
+      const runs = c.gemm ? `GEMM${epilogue ? ` + ${epilogue}` : ""}` : (epilogue ?? "host");
+      const fam: KernelFamily = { name: k.name, kind: k.kind, runs };
       if (k.kind === "matmul" && k.anchor !== undefined) {
         const g = schedule.graph;
         const a = shapeEval(g.nodes[g.nodes[k.anchor].inputs[0]].type.shape, bindings);

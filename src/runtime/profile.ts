@@ -1,5 +1,6 @@
 // `--profile`: where a step's time goes — per kernel family, per matmul shape
-// (with achieved GFLOP/s), and in copies from the backend back to JavaScript.
+// (with achieved GFLOP/s), in copies from the backend back to JavaScript, and
+// the slowest kernels by name (with what runs them: gptc's wasm, gpu.js, GEMM).
 import type { KernelFamily, Profiler } from "./executor.js";
 
 interface Row {
@@ -11,6 +12,7 @@ interface Row {
 export class StepProfile implements Profiler {
   private readonly byKind = new Map<string, Row>();
   private readonly byMatmul = new Map<string, Row>();
+  private readonly byKernel = new Map<string, Row>();
   copyMs = 0;
   kernelMs = 0;
 
@@ -18,6 +20,7 @@ export class StepProfile implements Profiler {
     this.kernelMs += ms;
     add(this.byKind, f.kind, ms, flops);
     if (f.matmul) add(this.byMatmul, f.matmul, ms, flops);
+    add(this.byKernel, `${f.name} (${f.runs})`, ms, flops);
   }
 
   copy(ms: number): void {
@@ -38,6 +41,9 @@ export class StepProfile implements Profiler {
       lines.push(
         `${k.padEnd(34)} ${String(r.calls).padStart(5)} ${r.ms.toFixed(1).padStart(8)} ${(r.flops / 1e6 / Math.max(r.ms, 1e-9)).toFixed(2).padStart(9)}`,
       );
+    lines.push("", `slowest kernels (runs on)                             calls      ms`);
+    for (const [k, r] of [...this.byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, SLOWEST))
+      lines.push(`${k.padEnd(52)} ${String(r.calls).padStart(5)} ${r.ms.toFixed(1).padStart(8)}`);
     return lines.join("\n");
   }
 
@@ -47,9 +53,15 @@ export class StepProfile implements Profiler {
       copyMs: this.copyMs,
       byKind: Object.fromEntries(this.byKind),
       byMatmul: Object.fromEntries(this.byMatmul),
+      slowest: Object.fromEntries(
+        [...this.byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, SLOWEST),
+      ),
     };
   }
 }
+
+/** Kernels listed by name in the table. */
+const SLOWEST = 12;
 
 function add(m: Map<string, Row>, key: string, ms: number, flops: number): void {
   const r = m.get(key) ?? { ms: 0, flops: 0, calls: 0 };
