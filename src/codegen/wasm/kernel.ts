@@ -1151,4 +1151,3 @@ class Compiler {
     return undefined;
   }
 }
-
