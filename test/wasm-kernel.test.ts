@@ -658,6 +658,29 @@ describe("the runtime wrapper (WasmKernel in the GEMM engine's shared memory)", 
   });
 });
 
+describe("executor buffers in the engine memory", () => {
+  it("a plan past what the 4 GiB memory holds keeps its outputs as JavaScript arrays", async () => {
+    const webasm = await createBackend("webasm", { quiet: true });
+    // 2^30 floats: 4 GiB of output, more than the memory can reserve. Built, not run.
+    const big = new Graph("big");
+    const x = big.op("input", [], { name: "x", shape: shapeOf(1 << 15, 1 << 15), dtype: "f32" });
+    big.output("y", big.op("exp", [x]));
+    const ex = new Executor(fuse(big), {}, webasm);
+    expect(ex.kernels[0].wasm).toBeDefined();
+    ex.destroy();
+    // The engine still serves a small executor, whose output lands in its arena.
+    const g = new Graph("small");
+    const s = g.op("input", [], { name: "s", shape: shapeOf(5), dtype: "f32" });
+    g.output("y", g.op("exp", [s]));
+    const small = new Executor(fuse(g), {}, webasm);
+    const out = (await small.run(new Map([[s, Float32Array.of(0, 1, 2, 3, 4)]]))).get(
+      g.outputs[0].id,
+    )!;
+    out.forEach((v, i) => expect(Math.abs(v - Math.exp(i)) / Math.exp(i)).toBeLessThan(1e-6));
+    small.destroy();
+  });
+});
+
 describe("kernels split across the GEMM engine's helper thread", () => {
   it("give the same output as on one thread, rows split in two", async () => {
     // Large enough to be split (>= 2^17 floats moved), rows no multiple of 4.

@@ -287,7 +287,14 @@ export class Executor {
       offsets.set(k.output, top);
       top += Math.ceil((this.sizes[i] * 4) / 64) * 64;
     });
-    this.arena = this.gemmEngine!.reserve(top);
+    try {
+      this.arena = this.gemmEngine!.reserve(top);
+    } catch (e) {
+      // Activations past what the 4 GiB memory has left (a large model at a
+      // long context): outputs stay JavaScript arrays, copied in per kernel.
+      if (e instanceof RangeError) return;
+      throw e;
+    }
     for (const [node, offset] of offsets) this.slots.set(node, this.arena + offset);
   }
 

@@ -72,6 +72,8 @@ const PAGE = 65536;
 /** wasm32 addresses reach 4 GiB. */
 const MAX_PAGES = 65536;
 const MAX_BYTES = MAX_PAGES * PAGE;
+/** Executors' arenas together stay within half the memory: packs and scratch keep the rest. */
+const ARENA_BYTES = MAX_BYTES / 2;
 
 interface GemmExports {
   /** Both: (src, lineStride, kStride, lines, K, dst); see codegen/wasm/gemm.ts. */
@@ -268,24 +270,42 @@ export class Gemm {
   reserve(bytes: number): number {
     bytes = align(Math.max(bytes, 64));
     for (const [offset, a] of this.arenas)
-      if (a.free && a.bytes >= bytes) {
+      if (a.free && a.bytes >= bytes && a.bytes <= 2 * bytes) {
         a.free = false;
         return offset;
       }
-    const offset = align(this.residentTop);
-    if (offset + bytes > MAX_BYTES)
+    const held = [...this.arenas.values()].reduce((n, a) => n + (a.free ? 0 : a.bytes), 0);
+    let offset = align(this.residentTop);
+    if (held + bytes > ARENA_BYTES || align(this.pinnedTop) + bytes > MAX_BYTES)
       throw new RangeError(
-        `buffers of ${(bytes / 2 ** 30).toFixed(2)} GiB do not fit in WebAssembly memory (4 GiB)`,
+        `buffers of ${(bytes / 2 ** 30).toFixed(2)} GiB do not fit beside the others in WebAssembly memory`,
       );
+    if (offset + bytes > MAX_BYTES) {
+      // Drop the resident packs to make room above the other arenas.
+      this.epoch++;
+      this.residentTop = this.pinnedTop;
+      offset = align(this.residentTop);
+    }
     this.ensure(offset + bytes);
     this.arenas.set(offset, { bytes, free: false });
     this.pinnedTop = this.residentTop = offset + bytes;
     return offset;
   }
 
+  /** Gives an arena back; the topmost free ones return their space to scratch and packs. */
   release(offset: number): void {
     const a = this.arenas.get(offset);
-    if (a) a.free = true;
+    if (!a) return;
+    a.free = true;
+    for (;;) {
+      const top = [...this.arenas].reduce<[number, { bytes: number; free: boolean }] | undefined>(
+        (best, e) => (!best || e[0] > best[0] ? e : best),
+        undefined,
+      );
+      if (!top || !top[1].free) break;
+      this.arenas.delete(top[0]);
+      this.pinnedTop = [...this.arenas].reduce((end, [o, x]) => Math.max(end, o + x.bytes), 0);
+    }
   }
 
   /** A Float32Array over `size` elements of this memory from byte `offset`. */
