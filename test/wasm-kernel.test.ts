@@ -28,7 +28,7 @@ import { Graph } from "../src/ir/graph.js";
 import { fuse } from "../src/ir/passes/fuse.js";
 import { createBackend } from "../src/runtime/backend.js";
 import { Executor, indexTables } from "../src/runtime/executor.js";
-import { Gemm } from "../src/runtime/gemm.js";
+import { Gemm, gemmEngine } from "../src/runtime/gemm.js";
 import { WasmKernel } from "../src/runtime/wasm-kernel.js";
 import { gpt2Tiny } from "./helpers/backend.js";
 import { randInt, rng } from "./helpers/ir.js";
@@ -655,6 +655,86 @@ describe("the runtime wrapper (WasmKernel in the GEMM engine's shared memory)", 
     } finally {
       engine.close();
     }
+  });
+});
+
+// Found by a review of the compiler and runtime (each failed before its fix).
+describe("review findings", () => {
+  it("a product of two integer values does not wrap at 2^31 (float(arange(n))^3)", () => {
+    const src = kernel(
+      `function () {
+  const i = this.thread.x;
+  const t0 = (i * i);
+  return (t0 * i);
+}`,
+      [2048],
+    );
+    expectAgrees(src, [], TOL);
+  });
+
+  it("a kernel with more inputs than the helper hand-off carries runs (concat of 60)", async () => {
+    const webasm = await createBackend("webasm", { quiet: true });
+    const g = new Graph("concat");
+    const ins = Array.from({ length: 60 }, (_, k) =>
+      g.op("input", [], { name: `x${k}`, shape: shapeOf(4, 1024), dtype: "f32" }),
+    );
+    g.output("y", g.op("concat", ins, { axis: 0 }));
+    const ex = new Executor(fuse(g), {}, webasm);
+    // Once the engine's helper thread runs, a kernel this large would be split.
+    const engine = gemmEngine();
+    const deadline = Date.now() + 10_000;
+    while (!engine.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(engine.parallel()).toBe(true);
+    const feeds = new Map(ins.map((id, k) => [id, new Float32Array(4096).fill(k)]));
+    const y = (await ex.run(feeds)).get(g.outputs[0].id)!;
+    for (let k = 0; k < 60; k++) expect(y[4096 * k + 7]).toBe(k);
+    ex.destroy();
+  });
+
+  it("an empty output does not share its arena slot with a live buffer", async () => {
+    const webasm = await createBackend("webasm", { quiet: true });
+    const g = new Graph("empty");
+    const x = g.op("input", [], { name: "x", shape: shapeOf(4, 8), dtype: "f32" });
+    const a = g.op("exp", [x]);
+    g.output("c", g.op("neg", [g.op("slice", [a], { axis: 1, start: 3, end: 3 })]));
+    g.output("b", g.op("add", [a, g.op("const", [], { value: 1 })]));
+    const ex = new Executor(fuse(g), {}, webasm);
+    const xs = Float32Array.from({ length: 32 }, (_, i) => i / 10);
+    const b = (await ex.run(new Map([[x, xs]]))).get(g.outputs[1].id)!;
+    xs.forEach((v, i) => expect(Math.abs(b[i] - (Math.exp(v) + 1))).toBeLessThan(1e-5));
+    ex.destroy();
+  });
+
+  it("a feed shorter than its shape is refused, not read past its end", async () => {
+    const webasm = await createBackend("webasm", { quiet: true });
+    const g = new Graph("short");
+    const x = g.op("input", [], { name: "x", shape: shapeOf(4, 8), dtype: "f32" });
+    g.output("y", g.op("neg", [x]));
+    const ex = new Executor(fuse(g), {}, webasm);
+    await expect(ex.run(new Map([[x, new Float32Array(16)]]))).rejects.toThrow(
+      "input 'x' has 16 values; its shape needs 32",
+    );
+    ex.destroy();
+  });
+
+  it("after close() the engine works on one thread (no hand-off to a stopped thread)", async () => {
+    const two = new Gemm(2);
+    const deadline = Date.now() + 10_000;
+    while (!two.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    two.close();
+    expect(two.parallel()).toBe(false);
+    const rows = 301;
+    const src = kernel(
+      `function (in0) {
+  const x = this.thread.x;
+  const y = this.thread.y;
+  return in0[y * 517 + x] * 2.0;
+}`,
+      [517, rows],
+    );
+    const args = [uniform(rows * 517, 41)];
+    const got = new WasmKernel(src, [rows * 517], two).call(args);
+    expect(mismatches(got, runJs(src, args), TOL)).toEqual([]);
   });
 });
 

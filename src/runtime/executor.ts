@@ -165,6 +165,16 @@ export class Executor {
    */
   async run(feeds: Map<number, Float32Array>, want?: number[]): Promise<Map<number, Float32Array>> {
     const wanted = new Set(want ?? this.schedule.graph.outputs.map((o) => o.id));
+    const g = this.schedule.graph;
+    for (const [id, v] of feeds) {
+      const n = g.nodes[id];
+      const size = shapeEval(n.type.shape, this.bindings).reduce((p, q) => p * q, 1);
+      // Kernels read what the shape says; a shorter buffer would be read past its end.
+      if (v.length < size)
+        throw new RangeError(
+          `${n.op} '${n.attrs.name ?? `%${id}`}' has ${v.length} values; its shape needs ${size}`,
+        );
+    }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>(feeds);
     const result = new Map<number, Float32Array>();

@@ -133,6 +133,7 @@ export class Gemm {
     if (threads > 1) {
       const control = new SharedArrayBuffer(4 * (READY + 1));
       const { port1, port2 } = new MessageChannel();
+      const ctl = new Int32Array(control);
       const worker = new Worker(workerSource, {
         eval: true,
         // Plain JavaScript: no loaders (a TypeScript loader's startup in the
@@ -145,13 +146,17 @@ export class Gemm {
       port1.unref();
       // A thread that cannot start leaves the ready flag unset: the work stays here.
       worker.on("error", () => {});
-      this.helper = { worker, ctl: new Int32Array(control), port: port1 };
+      // A thread that ended takes no more work (a hand-off would wait forever).
+      worker.on("exit", () => Atomics.store(ctl, READY, 0));
+      this.helper = { worker, ctl, port: port1 };
     }
   }
 
   /** Stops the helper thread. */
   close(): void {
     if (!this.helper) return;
+    // No more hand-offs: work stays on this thread after closing.
+    Atomics.store(this.helper.ctl, READY, 0);
     Atomics.store(this.helper.ctl, 0, -1);
     Atomics.notify(this.helper.ctl, 0);
   }
@@ -184,8 +189,10 @@ export class Gemm {
       if (done === seq) break;
       Atomics.wait(h.ctl, 1, done);
     }
-    if (h.ctl[ERROR])
+    if (h.ctl[ERROR]) {
+      h.ctl[ERROR] = 0;
       throw new Error(`internal: the WebAssembly helper thread failed (job ${job})`);
+    }
   }
 
   /**
@@ -228,7 +235,9 @@ export class Gemm {
     args: number[],
     split: boolean,
   ): void {
-    if (!split || rows < 2 || !this.helperReady()) return run(out, 0, rows, ...args);
+    // (A kernel with more arguments than the hand-off carries stays here.)
+    if (!split || rows < 2 || args.length + 4 > MAX_ARGS || !this.helperReady())
+      return run(out, 0, rows, ...args);
     if (!this.helperLoaded) {
       this.handoff(LOAD, [], () => {});
       this.helperLoaded = true;

@@ -54,6 +54,18 @@ export function mentionsThreadX(n: unknown): boolean {
   );
 }
 
+/** An integer literal as index arithmetic writes it (no "." or exponent; values are written 2.0). */
+export function integerLiteral(e: JsNode): boolean {
+  const l = e as { type: string; value?: unknown; raw?: string };
+  return (
+    l.type === "Literal" &&
+    typeof l.value === "number" &&
+    Number.isInteger(l.value) &&
+    Math.abs(l.value) < 2 ** 31 &&
+    !/[.eE]/.test(l.raw ?? "")
+  );
+}
+
 /** A positive integer literal (a divisor wasm's i32 division takes without trapping). */
 export function nonzeroLiteral(e: JsNode): boolean {
   const l = e as { type: string; value?: unknown };

@@ -38,6 +38,7 @@ import {
   mathCalls,
   mentionsThreadX,
   names,
+  integerLiteral,
   nonzeroLiteral,
 } from "./kernel-analysis.js";
 import {
@@ -613,8 +614,11 @@ class Compiler {
         // Integer % only by a positive literal (wasm's i32.rem_s traps on 0;
         // JavaScript gives NaN, as the float path does).
         const intRem = e.operator !== "%" || nonzeroLiteral(e.right);
+        // Integer * only by an integer literal (a stride: index arithmetic);
+        // a product of two values (float(arange(n))^2) would wrap at 2^31.
+        const intMul = e.operator !== "*" || integerLiteral(e.left) || integerLiteral(e.right);
         if (["+", "-", "*", "%"].includes(e.operator))
-          return ints && intRem ? (v ? "vi32" : "i32") : v ? "vf32" : "f64";
+          return ints && intRem && intMul ? (v ? "vi32" : "i32") : v ? "vf32" : "f64";
         if (e.operator === "/") return v ? "vf32" : "f64";
         throw new Unsupported(`operator ${e.operator}`);
       }

@@ -37,8 +37,12 @@ export function planMemory(
   opts: { training: boolean },
 ): MemoryPlan {
   const g = s.graph;
+  // At least one element: every backend allocates one for an empty tensor.
   const bytes = (id: number) =>
-    shapeEval(g.nodes[id].type.shape, bindings).reduce((a, b) => a * b, 1) * bytesPerElement;
+    Math.max(
+      1,
+      shapeEval(g.nodes[id].type.shape, bindings).reduce((a, b) => a * b, 1),
+    ) * bytesPerElement;
   const last = new Map<number, number>();
   for (const k of s.kernels) for (const i of k.inputs) last.set(i, k.index);
   const end = s.kernels.length;
