@@ -3,7 +3,7 @@
 // GEMM path splits a matmul kernel this way (operand prologues, the epilogue
 // after the product) and host gathers turn a gather into a buffer.
 import type { Graph } from "../ir/graph.js";
-import type { Kernel } from "../ir/passes/fuse.js";
+import { computedFrom, type Kernel } from "../ir/passes/fuse.js";
 
 export function subKernel(
   g: Graph,
@@ -12,28 +12,16 @@ export function subKernel(
   buffers: ReadonlySet<number>,
   role?: string,
 ): Kernel {
-  const nodes = new Set<number>();
-  const reads = new Set<number>();
-  const stack = [output];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (buffers.has(id)) {
-      reads.add(id);
-      continue;
-    }
-    if (nodes.has(id)) continue;
-    nodes.add(id);
-    stack.push(...g.nodes[id].inputs);
-  }
+  const { nodes, inputs } = computedFrom(g, output, buffers);
   const anchor =
-    kernel.anchor !== undefined && nodes.has(kernel.anchor) ? kernel.anchor : undefined;
+    kernel.anchor !== undefined && nodes.includes(kernel.anchor) ? kernel.anchor : undefined;
   return {
     index: kernel.index,
     name: role ? `${kernel.name}_${role}` : kernel.name,
     kind: anchor === undefined ? "elementwise" : kernel.kind,
     output,
     anchor,
-    nodes: [...nodes].sort((p, q) => p - q),
-    inputs: [...reads].sort((p, q) => p - q),
+    nodes,
+    inputs,
   };
 }

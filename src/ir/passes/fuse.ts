@@ -180,20 +180,7 @@ function buildKernels(g: Graph, materialized: Set<number>): Kernel[] {
   for (const id of [...materialized].sort((a, b) => a - b)) {
     const node = g.nodes[id];
     if (node.op === "input" || node.op === "weight") continue;
-    const nodes = new Set<number>([id]);
-    const inputs = new Set<number>();
-    const stack = [...node.inputs];
-    while (stack.length) {
-      const i = stack.pop()!;
-      if (materialized.has(i)) {
-        inputs.add(i);
-        continue;
-      }
-      if (nodes.has(i)) continue;
-      nodes.add(i);
-      stack.push(...g.nodes[i].inputs);
-    }
-    const sorted = [...nodes].sort((a, b) => a - b);
+    const { nodes: sorted, inputs } = computedFrom(g, id, materialized);
     const anchor = sorted.find((i) => anchorKind[g.nodes[i].op]);
     const kind: KernelKind = anchor === undefined ? "elementwise" : anchorKind[g.nodes[anchor].op]!;
     const ops = [
@@ -208,10 +195,38 @@ function buildKernels(g: Graph, materialized: Set<number>): Kernel[] {
       output: id,
       anchor,
       nodes: sorted,
-      inputs: [...inputs].sort((a, b) => a - b),
+      inputs,
     });
   }
   return kernels;
+}
+
+/**
+ * What a kernel writing `output` computes when the nodes in `buffers` are read
+ * from buffers: the nodes from `output` back to those buffers, and the buffers
+ * it reaches (both sorted by id). Fusion cuts the graph at materialized nodes
+ * this way; codegen cuts a kernel again (codegen/sub-kernel.ts).
+ */
+export function computedFrom(
+  g: Graph,
+  output: number,
+  buffers: ReadonlySet<number>,
+): { nodes: number[]; inputs: number[] } {
+  const nodes = new Set<number>([output]);
+  const inputs = new Set<number>();
+  const stack = [...g.nodes[output].inputs];
+  while (stack.length) {
+    const i = stack.pop()!;
+    if (buffers.has(i)) {
+      inputs.add(i);
+      continue;
+    }
+    if (nodes.has(i)) continue;
+    nodes.add(i);
+    stack.push(...g.nodes[i].inputs);
+  }
+  const byId = (a: number, b: number) => a - b;
+  return { nodes: [...nodes].sort(byId), inputs: [...inputs].sort(byId) };
 }
 
 /** One line per kernel: what it computes, from which ops, reading which buffers. */
