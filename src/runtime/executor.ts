@@ -10,7 +10,7 @@ import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
 import { gpujs, type Backend } from "./backend.js";
 import { planMemory } from "../ir/passes/memory.js";
-import { gemmEngine, type Gemm } from "./gemm.js";
+import { align, gemmEngine, type Gemm } from "./gemm.js";
 import { Unsupported } from "../codegen/wasm/kernel.js";
 import { WasmKernel } from "./wasm-kernel.js";
 
@@ -295,7 +295,7 @@ export class Executor {
     this.schedule.kernels.forEach((k, i) => {
       if (offsets.has(k.output)) return;
       offsets.set(k.output, top);
-      top += Math.ceil((this.sizes[i] * 4) / 64) * 64;
+      top += align(this.sizes[i] * 4);
     });
     try {
       this.arena = this.gemmEngine!.reserve(top);

@@ -98,7 +98,17 @@ interface Packed {
   epoch: number;
 }
 
-const align = (n: number) => Math.ceil(n / 64) * 64;
+/** Byte offsets and sizes in the memory are kept at multiples of 64 (a cache line). */
+export const align = (n: number) => Math.ceil(n / 64) * 64;
+
+/** The memory type of modules over an engine's memory (what codegen/wasm's builders take). */
+export const engineMemory = { initial: 1, maximum: MAX_PAGES, shared: true };
+
+/** A kernel module loaded into an engine (see loadKernel). */
+export interface LoadedKernel {
+  slot: number;
+  run: (...args: number[]) => void;
+}
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
 export class Gemm {
@@ -125,9 +135,7 @@ export class Gemm {
   /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
   /** `fma`: the micro-kernel's fused multiply-add (relaxed SIMD), where this Node.js has it. */
   constructor(threads = defaultThreads(), fma = relaxedSimd()) {
-    const module = new WebAssembly.Module(
-      gemmModule({ initial: 1, maximum: MAX_PAGES, shared: true }, fma),
-    );
+    const module = new WebAssembly.Module(gemmModule(engineMemory, fma));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
     if (threads > 1) {
@@ -163,11 +171,6 @@ export class Gemm {
 
   /** Whether work is split with a helper thread now (it starts in the background). */
   parallel(): boolean {
-    return this.helperReady();
-  }
-
-  /** Whether a helper thread has started (it starts in the background). */
-  private helperReady(): boolean {
     return this.helper !== undefined && Atomics.load(this.helper.ctl, READY) === 1;
   }
 
@@ -201,7 +204,7 @@ export class Gemm {
    */
   private both(name: ExportName, mine: number[], theirs: number[]): void {
     const fn = this.fns[name] as (...args: number[]) => void;
-    if (!this.helperReady()) {
+    if (!this.parallel()) {
       fn(...mine);
       fn(...theirs);
       return;
@@ -210,33 +213,38 @@ export class Gemm {
   }
 
   /**
-   * Registers a kernel module (codegen/wasm/kernel.ts) for the helper thread;
-   * returns its slot for `runKernel`.
+   * A module in the kernel calling convention (`run(out, from, to, ...)`, from
+   * codegen/wasm) instantiated over this memory here and posted to the helper
+   * thread; `imports` are the Math functions it imports as env.Math_<name>.
+   * Its slot and run function go to `runKernel`.
    */
-  registerKernel(module: WebAssembly.Module, imports: string[]): number {
+  loadKernel(bytes: Uint8Array<ArrayBuffer>, imports: string[] = []): LoadedKernel {
+    const module = new WebAssembly.Module(bytes);
+    const env: WebAssembly.ModuleImports = { memory: this.memory };
+    for (const m of imports)
+      env[`Math_${m}`] = (Math as unknown as Record<string, WebAssembly.ImportValue>)[m];
+    const run = new WebAssembly.Instance(module, { env }).exports.run as LoadedKernel["run"];
     const slot = this.kernelSlots++;
     if (this.helper) {
       this.helper.port.postMessage({ slot, module, imports });
       this.helperLoaded = false;
     }
-    return slot;
+    return { slot, run };
   }
 
   /**
-   * Runs kernel `run` over rows [0, rows): with `split`, rows [half, rows) on
-   * the helper thread (its copy of the module in `slot`). `args` follow
-   * (out, from, to).
+   * Runs a loaded kernel over rows [0, rows): with `split`, rows [half, rows)
+   * on the helper thread. `args` follow (out, from, to).
    */
   runKernel(
-    slot: number,
-    run: (...args: number[]) => void,
+    { slot, run }: LoadedKernel,
     out: number,
     rows: number,
     args: number[],
     split: boolean,
   ): void {
     // (A kernel with more arguments than the hand-off carries stays here.)
-    if (!split || rows < 2 || args.length + 4 > MAX_ARGS || !this.helperReady())
+    if (!split || rows < 2 || args.length + 4 > MAX_ARGS || !this.parallel())
       return run(out, 0, rows, ...args);
     if (!this.helperLoaded) {
       this.handoff(LOAD, [], () => {});

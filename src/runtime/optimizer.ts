@@ -2,7 +2,7 @@
 // decoupled weight decay on 2-D (and higher) weights only, bias-corrected
 // moments; plus global-norm gradient clipping as torch.nn.utils.clip_grad_norm_.
 import { adamwModule } from "../codegen/wasm/adamw.js";
-import { gemmEngine, type Gemm } from "./gemm.js";
+import { align, engineMemory, gemmEngine, type Gemm, type LoadedKernel } from "./gemm.js";
 import { weightChanged, type Weights } from "./weights.js";
 
 export interface AdamWConfig {
@@ -97,7 +97,7 @@ export function adamwStep(
 /** Elements per call of the wasm update. */
 const CHUNK = 1 << 20;
 
-let kernel: { engine: Gemm; slot: number; run: (...args: number[]) => void } | undefined;
+let loaded: { engine: Gemm; kernel: LoadedKernel } | undefined;
 
 /**
  * The update of one weight on the WebAssembly engine (codegen/wasm/adamw.ts):
@@ -112,28 +112,23 @@ function wasmUpdate(
   v: Float32Array,
   constants: Float32Array,
 ): void {
-  if (!kernel) {
+  if (!loaded) {
     const engine = gemmEngine();
-    const module = new WebAssembly.Module(
-      adamwModule({ initial: 1, maximum: 65536, shared: true }),
-    );
-    const run = new WebAssembly.Instance(module, { env: { memory: engine.memory } }).exports
-      .run as (...args: number[]) => void;
-    kernel = { engine, slot: engine.registerKernel(module, []), run };
+    loaded = { engine, kernel: engine.loadKernel(adamwModule(engineMemory)) };
   }
-  const { engine, slot, run } = kernel;
+  const { engine, kernel } = loaded;
   // In chunks: the scratch space (never returned to the system) stays small
   // even for gpt2's 154 MB embedding.
   for (let start = 0; start < p.length; start += CHUNK) {
     const n = Math.min(CHUNK, p.length - start);
-    const bytes = Math.ceil((n * 4) / 64) * 64;
+    const bytes = align(n * 4);
     const base = engine.scratch(4 * bytes + 64);
     const at = [0, 1, 2, 3].map((k) => base + k * bytes);
     const c = base + 4 * bytes;
     const mem = new Float32Array(engine.memory.buffer);
     [p, g, m, v].forEach((a, k) => mem.set(a.subarray(start, start + n), at[k] / 4));
     mem.set(constants, c / 4);
-    engine.runKernel(slot, run, 0, n, [...at, c], n >= 1 << 16);
+    engine.runKernel(kernel, 0, n, [...at, c], n >= 1 << 16);
     p.set(mem.subarray(at[0] / 4, at[0] / 4 + n), start);
     m.set(mem.subarray(at[2] / 4, at[2] / 4 + n), start);
     v.set(mem.subarray(at[3] / 4, at[3] / 4 + n), start);

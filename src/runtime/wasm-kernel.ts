@@ -5,19 +5,15 @@
 // the output goes to the executor's arena, or scratch and is copied out.
 import type { KernelSource } from "../codegen/kernel-source.js";
 import { wasmKernel } from "../codegen/wasm/kernel.js";
-import type { Gemm } from "./gemm.js";
+import { align, engineMemory, type Gemm, type LoadedKernel } from "./gemm.js";
 
-type Run = (out: number, from: number, to: number, ...args: number[]) => void;
-
-const align = (n: number) => Math.ceil(n / 64) * 64;
 /** Kernels reading and writing fewer floats run on one thread. */
 const PARALLEL_FLOATS = 1 << 17;
 
 export class WasmKernel {
-  private readonly run: Run;
+  private readonly kernel: LoadedKernel;
   /** Rows (2-D output) or elements (1-D) the export's [from, to) ranges over. */
   private readonly rows: number;
-  private readonly slot: number;
   private readonly split: boolean;
 
   constructor(
@@ -25,19 +21,9 @@ export class WasmKernel {
     argSizes: number[],
     private readonly engine: Gemm,
   ) {
-    const { bytes, imports } = wasmKernel(source, argSizes, {
-      initial: 1,
-      maximum: 65536,
-      shared: true,
-    });
-    const env: WebAssembly.ModuleImports = { memory: engine.memory };
-    for (const m of imports)
-      env[`Math_${m}`] = (Math as unknown as Record<string, WebAssembly.ImportValue>)[m];
-    const module = new WebAssembly.Module(bytes);
-    const instance = new WebAssembly.Instance(module, { env });
-    this.run = instance.exports.run as Run;
+    const { bytes, imports } = wasmKernel(source, argSizes, engineMemory);
+    this.kernel = engine.loadKernel(bytes, imports);
     this.rows = source.dims.length === 2 ? source.dims[1] : source.dims[0];
-    this.slot = engine.registerKernel(module, imports);
     // Worth a hand-off to the helper thread (~10-50 us) when it moves this
     // many floats: reductions read far more than they write.
     const floats = source.outputSize + argSizes.reduce((a, b) => a + b, 0);
@@ -68,14 +54,7 @@ export class WasmKernel {
       mem.set(a, (base + offsets[k]) / 4);
       return base + offsets[k];
     });
-    engine.runKernel(
-      this.slot,
-      this.run,
-      out ? out.byteOffset : base,
-      this.rows,
-      addrs,
-      this.split,
-    );
+    engine.runKernel(this.kernel, out ? out.byteOffset : base, this.rows, addrs, this.split);
     return out ?? mem.slice(base / 4, base / 4 + this.source.outputSize);
   }
 }
