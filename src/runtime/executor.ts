@@ -134,6 +134,12 @@ export class Executor {
       return gemm.epilogue ? { gemm, prologue, ...build(gemm.epilogue) } : { gemm, prologue };
     });
     this.last = lastUses(schedule);
+    for (const n of schedule.graph.nodes)
+      if (n.op === "input" || n.op === "weight")
+        this.feedSizes.set(
+          n.id,
+          shapeEval(n.type.shape, bindings).reduce((p, q) => p * q, 1),
+        );
     this.sizes = schedule.kernels.map((k) =>
       Math.max(
         1,
@@ -165,15 +171,15 @@ export class Executor {
    */
   async run(feeds: Map<number, Float32Array>, want?: number[]): Promise<Map<number, Float32Array>> {
     const wanted = new Set(want ?? this.schedule.graph.outputs.map((o) => o.id));
-    const g = this.schedule.graph;
     for (const [id, v] of feeds) {
-      const n = g.nodes[id];
-      const size = shapeEval(n.type.shape, this.bindings).reduce((p, q) => p * q, 1);
       // Kernels read what the shape says; a shorter buffer would be read past its end.
-      if (v.length < size)
+      const size = this.feedSizes.get(id) ?? 0;
+      if (v.length < size) {
+        const n = this.schedule.graph.nodes[id];
         throw new RangeError(
           `${n.op} '${n.attrs.name ?? `%${id}`}' has ${v.length} values; its shape needs ${size}`,
         );
+      }
     }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>(feeds);
@@ -278,6 +284,8 @@ export class Executor {
     );
   }
 
+  /** Element count of each input and weight at these sizes (checked against feeds). */
+  private readonly feedSizes = new Map<number, number>();
   /** Planned offset (bytes, engine memory) of each kernel output on webasm. */
   private readonly slots = new Map<number, number>();
   private arena?: number;
