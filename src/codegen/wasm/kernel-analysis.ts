@@ -146,6 +146,37 @@ export function contiguousLoop(s: Statement, body: Statement[]): boolean {
   return found;
 }
 
+/**
+ * The names that depend on `seeds` (returned with them): a statement that reads
+ * one, or that `touches` accepts, makes every name it assigns depend (every
+ * name a statement assigns is taken to depend on everything it reads).
+ */
+export function dependents(
+  stmts: Statement[],
+  seeds: Set<string>,
+  touches: (s: Statement) => boolean = () => false,
+): Set<string> {
+  const info = stmts.map((s) => {
+    const used = new Set<string>();
+    const set = new Set<string>();
+    names(s, used, set);
+    return { used, set, touched: touches(s) };
+  });
+  const dep = new Set(seeds);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const { used, set, touched } of info)
+      if (touched || [...used].some((n) => dep.has(n)))
+        for (const n of set)
+          if (!dep.has(n)) {
+            dep.add(n);
+            grew = true;
+          }
+  }
+  return dep;
+}
+
 /** Identifiers a statement reads and the names it declares or assigns. */
 export function names(n: unknown, used: Set<string>, set: Set<string>): void {
   if (!n || typeof n !== "object") return;

@@ -33,6 +33,7 @@ import type {
 import type { KernelSource } from "../kernel-source.js";
 import {
   contiguousLoop,
+  dependents,
   isMath,
   isThreadX,
   mathCalls,
@@ -295,33 +296,18 @@ class Compiler {
   }
 
   /**
-   * Which top-level statements do not depend on the column (this.thread.x):
-   * a name depends on it when a statement assigning it reads one that does
-   * (every name a statement assigns is taken to depend on everything it reads).
+   * Which top-level statements do not depend on the column (this.thread.x);
+   * the names that do become the column lanes' varying set.
    */
   private rowInvariant(stmts: Statement[]): boolean[] {
-    const info = stmts.map((s) => {
+    const dep = dependents(stmts, new Set(), mentionsThreadX);
+    dep.forEach((n) => this.columns.varying.add(n));
+    return stmts.map((s) => {
       const used = new Set<string>();
       const set = new Set<string>();
       names(s, used, set);
-      return { used, set, thread: mentionsThreadX(s) };
+      return !mentionsThreadX(s) && ![...used, ...set].some((n) => dep.has(n));
     });
-    const dep = this.columns.varying;
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const { used, set, thread } of info)
-        if (thread || [...used].some((n) => dep.has(n)))
-          for (const n of set)
-            if (!dep.has(n)) {
-              dep.add(n);
-              grew = true;
-            }
-    }
-    return info.map(
-      ({ used, set, thread }) =>
-        !thread && ![...used].some((n) => dep.has(n)) && ![...set].some((n) => dep.has(n)),
-    );
   }
 
   private tmp(): Local {
@@ -521,15 +507,7 @@ class Compiler {
    */
   private vectorReduction(red: Reduction, r: Local): void {
     const f = this.fn;
-    const used = new Set<string>();
-    const varying = new Set<string>([red.r]);
-    for (const d of red.decls) {
-      const u = new Set<string>();
-      const set = new Set<string>();
-      names(d, u, set);
-      if ([...u].some((n) => varying.has(n))) set.forEach((n) => varying.add(n));
-      u.forEach((n) => used.add(n));
-    }
+    const varying = dependents(red.decls, new Set([red.r]));
     const lane: Lane = { name: red.r, local: r, vvars: new Map(), types: new WeakMap(), varying };
     const sum = red.op === "sum";
     const lo = this.vtmp();
