@@ -33,6 +33,12 @@ import { WasmKernel } from "../src/runtime/wasm-kernel.js";
 import { gpt2Tiny } from "./helpers/backend.js";
 import { randInt, rng } from "./helpers/ir.js";
 
+/** Waits (up to 10 s) for an engine's helper thread, which starts in the background. */
+async function untilParallel(engine: Gemm): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!engine.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
 // ---- running one kernel both ways ---------------------------------------------------------
 
 /** A value no input holds: what every guard zone (and an unwritten output) contains. */
@@ -682,8 +688,7 @@ describe("review findings", () => {
     const ex = new Executor(fuse(g), {}, webasm);
     // Once the engine's helper thread runs, a kernel this large would be split.
     const engine = gemmEngine();
-    const deadline = Date.now() + 10_000;
-    while (!engine.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await untilParallel(engine);
     expect(engine.parallel()).toBe(true);
     const feeds = new Map(ins.map((id, k) => [id, new Float32Array(4096).fill(k)]));
     const y = (await ex.run(feeds)).get(g.outputs[0].id)!;
@@ -719,8 +724,7 @@ describe("review findings", () => {
 
   it("after close() the engine works on one thread (no hand-off to a stopped thread)", async () => {
     const two = new Gemm(2);
-    const deadline = Date.now() + 10_000;
-    while (!two.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await untilParallel(two);
     two.close();
     expect(two.parallel()).toBe(false);
     const rows = 301;
@@ -781,8 +785,7 @@ describe("kernels split across the GEMM engine's helper thread", () => {
     const one = new Gemm(1);
     try {
       // The helper thread starts in the background: until then work stays here.
-      const deadline = Date.now() + 10_000;
-      while (!two.parallel() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await untilParallel(two);
       expect(two.parallel()).toBe(true);
       const split = new WasmKernel(src, sizes, two).call(args);
       const alone = new WasmKernel(src, sizes, one).call(args);

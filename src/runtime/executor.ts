@@ -22,12 +22,8 @@ export interface KernelFn {
   wasm?: WasmKernel;
 }
 
-export interface CompiledKernel {
-  /** The kernel: the whole fused kernel, or for a GEMM its epilogue (if any). */
-  source?: KernelSource;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  fn?: any;
-  wasm?: WasmKernel;
+/** The kernel (the whole fused kernel, or for a GEMM its epilogue if any) and how it runs. */
+export interface CompiledKernel extends Partial<KernelFn> {
   /** Matmul kernels on webasm: the product runs on gptc's WebAssembly GEMM. */
   gemm?: GemmPlan;
   /** Rows gathered on the host before the kernel runs (see codegen/host-gather). */
