@@ -169,6 +169,26 @@ describe("WebAssembly GEMM", () => {
         expect(relError(got, reference(p, a, b))).toBeLessThan(4 * K * F32_EPS + 1e-6);
       });
 
+  // Into a view of the engine's memory (an executor's arena): C is written in
+  // place, rows N apart, the last partial 8-column panel through a tile; the
+  // floats around the output must stay as they were.
+  for (const [M, N, K, aT, bT, batch] of [...cases, [6, 50, 300, false, true, 2] as const])
+    for (const [kind, engine] of kernels)
+      it(`in place: ${batch} x [${M}x${K} @ ${K}x${N}], ${kind}`, () => {
+        const p = plan(M, N, K, aT, bT, batch);
+        const a = Float32Array.from({ length: batch * M * K + 3 }, () => r() * 2 - 1);
+        const b = Float32Array.from({ length: K * N + 5 }, () => r() * 2 - 1);
+        const size = batch * M * N;
+        const arena = engine.reserve((size + 32) * 4);
+        const guard = engine.view(arena, size + 32).fill(7);
+        const out = engine.view(arena + 64, size);
+        expect(engine.run(p, a, b, out)).toBe(out);
+        expect(relError(out, reference(p, a, b))).toBeLessThan(4 * K * F32_EPS + 1e-6);
+        expect([...guard.subarray(0, 16)]).toEqual(new Array(16).fill(7));
+        expect([...guard.subarray(16 + size)]).toEqual(new Array(16).fill(7));
+        engine.release(arena);
+      });
+
   it("both operands in one buffer (Q Kᵀ from one qkv buffer)", () => {
     const buf = Float32Array.from({ length: 6 * 10 }, () => r() * 2 - 1);
     // A = rows 0..5 x cols 0..3, B = (cols 5..8)ᵀ: both views of buf.

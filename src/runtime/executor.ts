@@ -227,7 +227,10 @@ export class Executor {
         for (const p of prologue!) live.set(p.source.output, await call(p));
         const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
         const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
-        out = this.gemmEngine!.run(gemm, a, b, source ? undefined : target);
+        // The product goes to the kernel's output, or (an epilogue follows) to
+        // the arena's product slot, where the epilogue reads it in place.
+        const into = source ? this.productView(gemm) : target;
+        out = this.gemmEngine!.run(gemm, a, b, into);
         fresh = !source && !target;
         for (const p of prologue!) live.delete(p.source.output);
         live.set(gemm.product, out);
@@ -285,6 +288,13 @@ export class Executor {
   /** Planned offset (bytes, engine memory) of each kernel output on webasm. */
   private readonly slots = new Map<number, number>();
   private arena?: number;
+  /** Where GEMM products that an epilogue reads live (engine memory, one at a time). */
+  private productSlot?: number;
+
+  private productView(gemm: GemmPlan): Float32Array | undefined {
+    if (this.productSlot === undefined) return undefined;
+    return this.gemmEngine!.view(this.productSlot, gemm.batch * gemm.M * gemm.N);
+  }
 
   /**
    * On webasm, every kernel output gets a place in the engine's memory from the
@@ -301,6 +311,13 @@ export class Executor {
       offsets.set(k.output, top);
       top += align(this.sizes[i] * 4);
     });
+    // One slot for the product of a GEMM with an epilogue: it lives only
+    // until the epilogue has read it.
+    const products = this.kernels.map((c) =>
+      c.gemm && c.source ? c.gemm.batch * c.gemm.M * c.gemm.N : 0,
+    );
+    const productAt = top;
+    top += align(Math.max(0, ...products) * 4);
     try {
       this.arena = this.gemmEngine!.reserve(top);
     } catch (e) {
@@ -310,6 +327,7 @@ export class Executor {
       throw e;
     }
     for (const [node, offset] of offsets) this.slots.set(node, this.arena + offset);
+    if (products.some((n) => n > 0)) this.productSlot = this.arena + productAt;
   }
 
   destroy(): void {

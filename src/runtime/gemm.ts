@@ -7,7 +7,8 @@
 // the array's version, which the optimizer bumps): decoding a token then reads
 // the packed weights straight from memory instead of copying and packing
 // ~500 MB of them per token. Everything else is copied in, packed and
-// multiplied per call, and the M x N result copied out of the padded C.
+// multiplied per call; the M x N result is written where the caller's output
+// lives in this memory (else copied out of a padded C).
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
@@ -411,6 +412,12 @@ export class Gemm {
         bytes: Np * K * 4,
       },
     ];
+    // C straight into `out` (rows N floats apart) when it is a view of this
+    // memory: the 8-column panels that fit, and a last partial panel (N not a
+    // multiple of 8) through a small padded tile. Else a padded C, copied out.
+    const direct = out !== undefined && this.owns(out) && N >= NR;
+    const N8 = direct ? N - (N % NR) : 0;
+    const cBytes = direct ? (N8 < N ? Mp * NR * 4 : 0) : Mp * Np * 4;
     const scratch = () => {
       // [A | B | packed A | packed B | C] above the resident packs.
       let top = align(this.residentTop);
@@ -421,7 +428,7 @@ export class Gemm {
       const offAp = top;
       const offBp = align(offAp + operands[0].bytes);
       const offC = align(offBp + operands[1].bytes);
-      return { offA, offB, offAp, offBp, offC, end: offC + Mp * Np * 4 };
+      return { offA, offB, offAp, offBp, offC, end: offC + cBytes };
     };
     let slots = this.place(operands);
     let at = scratch();
@@ -448,18 +455,32 @@ export class Gemm {
     const ap = sa ? sa.entry.offset : at.offAp;
     const bp = sb ? sb.entry.offset : at.offBp;
     const split = M * N * K >= PARALLEL_MACS;
-    // Columns [0, j) here and [j, Np) on the helper, j on an 8-column panel boundary.
-    const j = roundUp(Math.ceil(Np / 2), NR);
+    /** Columns [j0, j1) of C at byte address c, rows ldc floats apart: half on the helper. */
+    const product = (c: number, ldc: number, j0: number, j1: number) => {
+      // The split on an 8-column panel boundary.
+      const j = j0 + roundUp(Math.ceil((j1 - j0) / 2), NR);
+      if (split && j < j1)
+        this.both("gemm", [ap, bp, c, M, K, ldc, j0, j], [ap, bp, c, M, K, ldc, j, j1]);
+      else this.fns.gemm(ap, bp, c, M, K, ldc, j0, j1);
+    };
     for (let m = 0; m < batch; m++) {
       // A resident operand is the same matrix for the whole batch: packed once.
       if (packA && (!sa || m === 0))
         this.pack("a", at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
       if (packB && (!sb || m === 0))
         this.pack("b", at.offB + 4 * plan.b.offsets[m], plan.b, N, K, bp, split);
-      if (split && j < Np)
-        this.both("gemm", [ap, bp, at.offC, M, K, Np, 0, j], [ap, bp, at.offC, M, K, Np, j, Np]);
-      else this.fns.gemm(ap, bp, at.offC, M, K, Np, 0, Np);
       const c = at.offC / 4;
+      if (direct) {
+        const base = out.byteOffset + m * M * N * 4;
+        product(base, N, 0, N8);
+        if (N8 === N) continue;
+        // The last panel: a tile 8 columns wide (its column j at offC + (j - N8) * 4).
+        this.fns.gemm(ap, bp, at.offC - N8 * 4, M, K, NR, N8, Np);
+        for (let i = 0; i < M; i++)
+          out.set(mem.subarray(c + i * NR, c + i * NR + N - N8), (m * M + i) * N + N8);
+        continue;
+      }
+      product(at.offC, Np, 0, Np);
       if (Np === N) out.set(mem.subarray(c, c + M * N), m * M * N);
       else
         for (let i = 0; i < M; i++)
