@@ -119,6 +119,10 @@ export const SIMD = {
   "f32x4.div": 0xe7,
   "f32x4.min": 0xe8,
   "f32x4.max": 0xe9,
+  // a < b ? b : a (pmax), b < a ? b : a (pmin): one maxps/minps on x64, where
+  // min/max's NaN and -0 rules take seven instructions.
+  "f32x4.pmin": 0xea,
+  "f32x4.pmax": 0xeb,
   "i32x4.trunc_sat_f32x4_s": 0xf8,
   "f32x4.convert_i32x4_s": 0xfa,
   /** a * b + c, fused where the CPU has FMA (relaxed SIMD; see runtime/wasm-features.ts). */
@@ -214,10 +218,16 @@ export class Fn {
   shuffle(lanes: number[]): this {
     return this.simd(0x0d, ...lanes);
   }
-  /** A v128 constant of four i32 or four f32 lanes. */
+  /**
+   * A v128 constant of four i32 or four f32 lanes; with a `pool`, read from
+   * the module's global for it (see ConstantPool).
+   */
   v128Const(lanes: Int32Array | Float32Array): this {
-    return this.simd(0x0c, ...new Uint8Array(lanes.buffer, lanes.byteOffset, 16));
+    const bytes = [...new Uint8Array(lanes.buffer, lanes.byteOffset, 16)];
+    if (!this.pool) return this.simd(0x0c, ...bytes);
+    return this.op(0x23, ...uleb(this.pool.index(bytes)));
   }
+  pool?: ConstantPool;
   tee(l: Local): this {
     return this.op(0x22, ...uleb(l.index));
   }
@@ -396,6 +406,34 @@ export class Fn {
   }
 }
 
+/**
+ * v128 constants kept in mutable globals of the module. V8 folds a v128.const
+ * (or a local holding one) into each use and materializes it there with three
+ * instructions, two of them on the shuffle port, inside loops too: exp's dozen
+ * constants made it port-bound. A mutable global cannot be folded: it is one
+ * load, often an operand of the instruction using it.
+ */
+export class ConstantPool {
+  private readonly values = new Map<string, number>();
+  index(bytes: number[]): number {
+    const key = bytes.join(",");
+    let i = this.values.get(key);
+    if (i === undefined) this.values.set(key, (i = this.values.size));
+    return i;
+  }
+  /** The global section's entries: mutable v128 globals, each set to its constant. */
+  section(): number[][] {
+    return [...this.values.keys()].map((key) => [
+      0x7b,
+      0x01,
+      0xfd,
+      ...uleb(0x0c),
+      ...key.split(",").map(Number),
+      0x0b,
+    ]);
+  }
+}
+
 /** A function the module imports from `env` (it takes function indices 0, 1, ... before `fns`). */
 export interface FnImport {
   name: string;
@@ -417,6 +455,7 @@ export function moduleBytes(
   fns: Fn[],
   memory: { initial: number; maximum: number; shared: boolean },
   imported: FnImport[] = [],
+  pool?: ConstantPool,
 ): Uint8Array<ArrayBuffer> {
   const types = vec([
     ...imported.map((f) => signature(f.params, f.results)),
@@ -447,6 +486,7 @@ export function moduleBytes(
     ...section(1, types),
     ...section(2, imports),
     ...section(3, funcs),
+    ...(pool ? section(6, vec(pool.section())) : []),
     ...section(7, exports),
     ...section(10, code),
   ]);

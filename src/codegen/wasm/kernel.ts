@@ -43,6 +43,7 @@ import {
   nonzeroLiteral,
 } from "./kernel-analysis.js";
 import {
+  ConstantPool,
   Fn,
   moduleBytes,
   type FnImport,
@@ -51,7 +52,7 @@ import {
   type OpName,
   type SimdName,
 } from "./bytes.js";
-import { mathHelpers, type HelperName } from "./math.js";
+import { mathHelpers, vexpInline, vtanhInline, type HelperName } from "./math.js";
 
 export class Unsupported extends Error {}
 
@@ -114,7 +115,7 @@ export function wasmKernel(
     if (!(e instanceof Unsupported)) throw e;
     c = new Compiler(source, fnNode, argSizes, imports, helpers.index, false);
   }
-  return { bytes: moduleBytes([c.fn, ...helpers.fns], memory, imported), imports };
+  return { bytes: moduleBytes([c.fn, ...helpers.fns], memory, imported, c.pool), imports };
 }
 
 interface Var {
@@ -158,6 +159,8 @@ interface Lane {
 
 class Compiler {
   readonly fn: Fn;
+  /** The vector constants (exp's polynomial, ...), as the module's globals. */
+  readonly pool = new ConstantPool();
   /** The vector loop being emitted (none: scalar code). */
   private lane?: Lane;
   private readonly vars = new Map<string, Var>();
@@ -198,6 +201,7 @@ class Compiler {
       "i32",
       ...argSizes.map(() => "i32" as const),
     ]));
+    f.pool = this.pool;
     const [outBase, from, to, ...addrs] = f.params;
     params.forEach((p, k) =>
       this.args.set(p, { addr: addrs[k], size: argSizes[k], cols: source.inputDims[k]?.[0] }),
@@ -933,8 +937,10 @@ class Compiler {
       };
       if (args.length === 1 && (simd[m] || m === "exp" || m === "tanh")) {
         this.expr(args[0], "vf32");
-        if (simd[m]) f.v(simd[m]!);
-        else f.call(this.helper(m === "exp" ? "vexp" : "vtanh"));
+        if (simd[m]) return void f.v(simd[m]!);
+        const x = f.local("v128");
+        f.set(x);
+        (m === "exp" ? vexpInline : vtanhInline)(f, x);
         return;
       }
       // log, pow, ...: the scalar function on each lane.

@@ -6,8 +6,8 @@
 // Horner chain of 13 dependent multiply-adds made it latency-bound at ~14 ns.
 import { Fn } from "./bytes.js";
 
-export type HelperName = "exp" | "log" | "tanh" | "vexp" | "vtanh";
-const order: HelperName[] = ["exp", "log", "tanh", "vexp", "vtanh"];
+export type HelperName = "exp" | "log" | "tanh";
+const order: HelperName[] = ["exp", "log", "tanh"];
 
 const LN2_HI = 0.6931471803691238; // ln 2 split so n * LN2_HI is exact for |n| < 2^11
 const LN2_LO = 1.9082149292705877e-10;
@@ -151,6 +151,9 @@ function tanhFn(expIndex: number): Fn {
 }
 
 const splat = (v: number) => Float32Array.of(v, v, v, v);
+/** 1.5 * 2^23: adding it rounds a float32 of magnitude < 2^22 to an integer. */
+const MAGIC = 12582912;
+const MAGIC_BITS = 0x4b400000;
 const FACT = [1, 1, 2, 6, 24, 120, 720, 5040];
 
 /**
@@ -162,11 +165,15 @@ function vexpParts(
   f: Fn,
   t: { index: number },
 ): { q: { index: number }; scale: { index: number } } {
+  const y = f.local("v128");
   const n = f.local("v128");
   const r = f.local("v128");
   const q = f.local("v128");
   const scale = f.local("v128");
-  f.get(t).v128Const(splat(Math.LOG2E)).v("f32x4.mul").v("f32x4.nearest").set(n);
+  // n = round(t / ln 2) by adding 1.5 * 2^23: the sum's ulp is 1, so it rounds
+  // (to nearest even, as f32x4.nearest) and n sits in its low mantissa bits.
+  f.get(t).v128Const(splat(Math.LOG2E)).v("f32x4.mul").v128Const(splat(MAGIC)).v("f32x4.add");
+  f.tee(y).v128Const(splat(MAGIC)).v("f32x4.sub").set(n);
   // Cody-Waite in float32: 0.693359375 has few bits, so n * hi is exact.
   f.get(t).get(n).v128Const(splat(0.693359375)).v("f32x4.mul").v("f32x4.sub");
   f.get(n).v128Const(splat(-2.1219444e-4)).v("f32x4.mul").v("f32x4.sub").set(r);
@@ -178,40 +185,39 @@ function vexpParts(
       .v128Const(splat(1 / FACT[k]))
       .v("f32x4.add");
   f.get(r).v("f32x4.mul").set(q);
-  // 2^n from its bits: (n + 127) << 23 (NaN lanes give 1; q is NaN there already).
-  f.get(n)
-    .v("i32x4.trunc_sat_f32x4_s")
-    .v128Const(Int32Array.of(127, 127, 127, 127));
+  // 2^n from its bits: (n + 127) << 23, n = bits(y) - bits(MAGIC) (NaN lanes
+  // give some power of two; q is NaN there already).
+  const bias = (127 - MAGIC_BITS) | 0;
+  f.get(y).v128Const(Int32Array.of(bias, bias, bias, bias));
   f.v("i32x4.add").i32(23).v("i32x4.shl").set(scale);
   return { q, scale };
 }
 
 /**
  * exp of four float32 lanes: 2^n (1 + q), x clamped to [-87, 88.3] and 0 below
- * -87 (within ~3 float32 ulps; 2.2e38 instead of infinity past 88.3).
+ * -87 (within ~3 float32 ulps; 2.2e38 instead of infinity past 88.3). Emitted
+ * into `f` (the result left on its stack): kernels inline it, since a call per
+ * four lanes cost more than the arithmetic (V8 does not inline wasm calls).
  */
-function vexpFn(): Fn {
-  const f = new Fn("", ["v128"], ["v128"]);
-  const [x] = f.params;
+export function vexpInline(f: Fn, x: { index: number }): void {
   const t = f.local("v128");
-  f.get(x).v128Const(splat(-87)).v("f32x4.max").v128Const(splat(88.3)).v("f32x4.min").set(t);
+  // pmax/pmin with x first: a NaN lane stays NaN.
+  f.get(x).v128Const(splat(-87)).v("f32x4.pmax").v128Const(splat(88.3)).v("f32x4.pmin").set(t);
   const { q, scale } = vexpParts(f, t);
   f.get(q).v128Const(splat(1)).v("f32x4.add").get(scale).v("f32x4.mul");
   f.get(x).v128Const(splat(-87)).v("f32x4.lt").v("v128.andnot");
-  return f;
 }
 
 /**
  * tanh of four float32 lanes: m / (m + 2) with m = e^(2|x|) - 1 = 2^n q +
  * (2^n - 1), accurate near 0 (no 1 - 2/(e+1) cancellation); the sign of x put
- * back by its bit. |x| is capped at 9, where tanh is 1 in float32.
+ * back by its bit. |x| is capped at 9, where tanh is 1 in float32. Emitted
+ * into `f` like vexpInline.
  */
-function vtanhFn(): Fn {
-  const f = new Fn("", ["v128"], ["v128"]);
-  const [x] = f.params;
+export function vtanhInline(f: Fn, x: { index: number }): void {
   const t = f.local("v128");
   const m = f.local("v128");
-  f.get(x).v("f32x4.abs").v128Const(splat(9)).v("f32x4.min").v128Const(splat(2)).v("f32x4.mul");
+  f.get(x).v("f32x4.abs").v128Const(splat(9)).v("f32x4.pmin").v128Const(splat(2)).v("f32x4.mul");
   f.set(t);
   const { q, scale } = vexpParts(f, t);
   f.get(q).get(scale).v("f32x4.mul").get(scale).v128Const(splat(1)).v("f32x4.sub").v("f32x4.add");
@@ -219,11 +225,10 @@ function vtanhFn(): Fn {
   f.get(m).get(m).v128Const(splat(2)).v("f32x4.add").v("f32x4.div");
   f.get(x).v128Const(Int32Array.of(-0x80000000, -0x80000000, -0x80000000, -0x80000000));
   f.v("v128.and").v("v128.or");
-  return f;
 }
 
 /** The helper functions, to be placed at function indices first, first + 1, ... */
 export function mathHelpers(first: number): { fns: Fn[]; index: (name: HelperName) => number } {
   const index = (name: HelperName) => first + order.indexOf(name);
-  return { fns: [expFn(), logFn(), tanhFn(index("exp")), vexpFn(), vtanhFn()], index };
+  return { fns: [expFn(), logFn(), tanhFn(index("exp"))], index };
 }
