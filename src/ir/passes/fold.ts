@@ -5,7 +5,17 @@ import type { Graph } from "../graph.js";
 import { getOp } from "../ops/registry.js";
 import { rebuild } from "./rebuild.js";
 
+/** Whether `perm` swaps the last two axes and keeps the others. */
+function swapsLastTwo(perm: number[]): boolean {
+  const r = perm.length;
+  return r >= 2 && perm.every((p, i) => p === (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+}
+
 export function fold(g: Graph): Graph {
+  // Consumers of each node (outputs count): a rewrite may replace a node's only use.
+  const uses = new Map<number, number>();
+  for (const m of g.nodes) for (const i of m.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+  for (const o of g.outputs) uses.set(o.id, (uses.get(o.id) ?? 0) + 1);
   return rebuild(g, (n, inputs, out) => {
     const node = (i: number) => out.node(i);
     const constValue = (i: number): number | undefined => {
@@ -66,6 +76,22 @@ export function fold(g: Graph): Graph {
           const composed = perm.map((p) => inner[p]);
           if (composed.every((p, i) => p === i)) return node(a).inputs[0];
           return out.op("permute", [node(a).inputs[0]], { perm: composed }, n.span);
+        }
+        // (A B)ᵀ = Bᵀ Aᵀ, the same products summed in the same order: the
+        // transposes become operand strides a GEMM reads for free, where a
+        // transposed product is a copy gathering along columns (the tied
+        // embedding's gradient: a [50257, 256] transpose per step).
+        if (node(a).op === "matmul" && uses.get(n.inputs[0]) === 1 && swapsLastTwo(perm)) {
+          const transposed = (x: number) => {
+            const m = node(x);
+            if (m.op === "permute" && swapsLastTwo(m.attrs.perm as number[])) return m.inputs[0];
+            const r = out.type(x).shape.length;
+            const p = [...Array(r).keys()];
+            [p[r - 2], p[r - 1]] = [p[r - 1], p[r - 2]];
+            return out.op("permute", [x], { perm: p }, n.span);
+          };
+          const [x, y] = node(a).inputs;
+          return out.op("matmul", [transposed(y), transposed(x)], {}, n.span);
         }
         break;
       }
