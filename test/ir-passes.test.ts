@@ -225,6 +225,41 @@ describe("fold", () => {
     expectSameOutputs("permutes", run(f, { inputs, weights: {} }), run(g, { inputs, weights: {} }));
   });
 
+  it("moves a transpose of a product onto its operands, (A B)ᵀ = Bᵀ Aᵀ, bit for bit", () => {
+    const g = new Graph("u");
+    const a = g.op("input", [], { name: "a", dtype: "f32", shape: shapeOf(2, 3, 5) });
+    const b = g.op("input", [], { name: "b", dtype: "f32", shape: shapeOf(4, 5) });
+    const ab = g.op("matmul", [a, g.op("permute", [b], { perm: [1, 0] })]);
+    g.output("t", g.op("permute", [ab], { perm: [0, 2, 1] }));
+    const f = dce(fold(g));
+    expectValid("fold", f);
+    const out = f.node(f.outputs[0].id);
+    expect(out.op).toBe("matmul");
+    expect(f.type(out.id).shape).toEqual(shapeOf(2, 4, 3));
+    // (bᵀ)ᵀ is b itself (no permute stacked on a permute); aᵀ a new permute of a.
+    expect(f.node(out.inputs[0]).attrs.name).toBe("b");
+    expect(f.node(out.inputs[1]).attrs.perm).toEqual([0, 2, 1]);
+    expect(f.node(f.node(out.inputs[1]).inputs[0]).attrs.name).toBe("a");
+    const r = rng(3);
+    const inputs = { a: t([2, 3, 5], () => r() - 0.5), b: t([4, 5], () => r() - 0.5) };
+    expect(run(f, { inputs, weights: {} }).t.data).toEqual(run(g, { inputs, weights: {} }).t.data);
+  });
+
+  it("keeps a transposed product whose product is used elsewhere (no second matmul)", () => {
+    const g = new Graph("u");
+    const a = g.op("input", [], { name: "a", dtype: "f32", shape: shapeOf(3, 4) });
+    const ab = g.op("matmul", [a, g.op("permute", [a], { perm: [1, 0] })]);
+    g.output("ab", ab);
+    g.output("t", g.op("permute", [ab], { perm: [1, 0] }));
+    // A permute other than the last two axes' swap is left too.
+    const a3 = g.op("input", [], { name: "c", dtype: "f32", shape: shapeOf(2, 3, 3) });
+    g.output("p", g.op("permute", [g.op("matmul", [a3, a3])], { perm: [1, 0, 2] }));
+    const f = dce(fold(g));
+    expect(ops(f).filter((o) => o === "matmul")).toHaveLength(2);
+    expect(f.node(f.outputs[1].id).op).toBe("permute");
+    expect(f.node(f.outputs[2].id).op).toBe("permute");
+  });
+
   it("reshape of reshape is one reshape; reshape and expand to the same shape vanish", () => {
     const g = new Graph("u");
     const x = g.op("input", [], { name: "x", dtype: "f32", shape: shapeOf("B", "T", 4) });
