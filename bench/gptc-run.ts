@@ -7,7 +7,7 @@ import { compileGraphs } from "../src/ir/pipeline.js";
 import { compileModel } from "../src/cli/artifacts.js";
 import { createBackend, type BackendName } from "../src/runtime/backend.js";
 import { generateCached } from "../src/runtime/generate.js";
-import { adamwStep, newAdamWState } from "../src/runtime/optimizer.js";
+import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
 import { StepProfile } from "../src/runtime/profile.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
@@ -48,9 +48,12 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
   const session = new Session(compileGraphs(l), backend);
   const profile = profileOn ? new StepProfile() : undefined;
   const specs = weightSpecs(l.graph);
-  const weights = initWeights(specs, 1);
   const shapes = new Map(specs.map((s) => [s.key, s.shape]));
-  const adam = newAdamWState(weights);
+  let weights = initWeights(specs, 1);
+  let adam = newAdamWState(weights);
+  // As `gptc train` does: weights and moments in the engine's memory where they fit.
+  const placed = inEngine(backend, weights, adam);
+  if (placed) ({ weights, state: adam } = placed);
   const vocab = Number(set.vocab ?? 50257);
   const rng = new Rng(7);
   const times: number[] = [];
@@ -60,7 +63,7 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
     const targets = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
     if (s === 1 && profile) session.profiler = profile; // after the compile-heavy first step
     const t0 = performance.now();
-    const r = await session.lossAndGrads(weights, { tokens, targets }, { B, T });
+    const r = await session.lossAndGrads(weights, { tokens, targets }, { B, T }, { views: true });
     adamwStep(weights, r.grads, shapes, adam, {
       lr: 1e-4,
       beta1: 0.9,

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { configValues, type Lowered } from "../ir/lower.js";
 import { hasCheckpoint, loadCheckpoint, type ModelRef } from "../runtime/checkpoint.js";
 import { loadDataset } from "../runtime/data.js";
-import { newAdamWState } from "../runtime/optimizer.js";
+import { inEngine, newAdamWState } from "../runtime/optimizer.js";
 import { Session } from "../runtime/session.js";
 import { StepProfile } from "../runtime/profile.js";
 import { tokenizerFromJSON } from "../runtime/tokenizer.js";
@@ -206,13 +206,17 @@ export function registerTrain(program: Command): void {
         );
       const specs = weightSpecs(lowered.graph);
       const shapes = new Map(specs.map((s) => [s.key, s.shape]));
-      const weights = resumed
+      let weights = resumed
         ? checkShapes(resumed.weights, specs)
         : flags.init
           ? loadWeightsFile(flags.init, specs)
           : initWeights(specs, options.seed);
-      const adam = resumed?.adam ?? newAdamWState(weights);
+      let adam = resumed?.adam ?? newAdamWState(weights);
       const backend = await openBackend(flags);
+      // On webasm, weights and moments move into the engine's memory where they
+      // fit: no copies in and out of it per step.
+      const placed = inEngine(backend, weights, adam);
+      if (placed) ({ weights, state: adam } = placed);
       const session = new Session(graphs, backend);
       const profile = flags.profile ? new StepProfile() : undefined;
       session.profiler = profile;

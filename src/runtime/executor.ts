@@ -130,6 +130,7 @@ export class Executor {
       return gemm.epilogue ? { gemm, prologue, ...build(gemm.epilogue) } : { gemm, prologue };
     });
     this.last = lastUses(schedule);
+    this.outputs = new Set(schedule.graph.outputs.map((o) => o.id));
     for (const n of schedule.graph.nodes)
       if (n.op === "input" || n.op === "weight")
         this.feedSizes.set(
@@ -164,8 +165,15 @@ export class Executor {
   /**
    * Runs every kernel. `feeds` holds the inputs and weights by node id; returns
    * the buffers of the requested nodes (graph outputs by default) as Float32Arrays.
+   * With `views`, requested graph outputs that live in the engine's memory
+   * (webasm) are returned as views of it, valid until this executor runs
+   * again, instead of copies.
    */
-  async run(feeds: Map<number, Float32Array>, want?: number[]): Promise<Map<number, Float32Array>> {
+  async run(
+    feeds: Map<number, Float32Array>,
+    want?: number[],
+    { views = false }: { views?: boolean } = {},
+  ): Promise<Map<number, Float32Array>> {
     const wanted = new Set(want ?? this.schedule.graph.outputs.map((o) => o.id));
     for (const [id, v] of feeds) {
       // Kernels read what the shape says; a shorter buffer would be read past its end.
@@ -254,8 +262,11 @@ export class Executor {
       if (wanted.has(kernel.output)) {
         const t = this.profiler ? performance.now() : 0;
         // A copy: backends reuse output buffers (gpu.js's, the arena's) on the
-        // next call; an array made for this call alone is returned as it is.
-        result.set(kernel.output, fresh ? out : Float32Array.from(await toArray(out, size)));
+        // next call; an array made for this call alone is returned as it is,
+        // and so is a graph output's arena slot when views are asked for (the
+        // memory plan keeps those to the end of the run).
+        const keep = fresh || (views && target !== undefined && this.outputs.has(kernel.output));
+        result.set(kernel.output, keep ? out : Float32Array.from(await toArray(out, size)));
         if (this.profiler) this.profiler.copy(performance.now() - t);
       }
       for (const id of kernel.inputs)
@@ -283,6 +294,8 @@ export class Executor {
     );
   }
 
+  /** The graph's outputs (their arena slots are kept to the end of a run). */
+  private readonly outputs: Set<number>;
   /** Element count of each input and weight at these sizes (checked against feeds). */
   private readonly feedSizes = new Map<number, number>();
   /** Planned offset (bytes, engine memory) of each kernel output on webasm. */

@@ -74,7 +74,7 @@ const PAGE = 65536;
 const MAX_PAGES = 65536;
 const MAX_BYTES = MAX_PAGES * PAGE;
 /** Executors' arenas together stay within half the memory: packs and scratch keep the rest. */
-const ARENA_BYTES = MAX_BYTES / 2;
+export const ARENA_BYTES = MAX_BYTES / 2;
 
 interface GemmExports {
   /** Both: (src, lineStride, kStride, lines, K, dst); see codegen/wasm/gemm.ts. */

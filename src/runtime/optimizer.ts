@@ -2,7 +2,15 @@
 // decoupled weight decay on 2-D (and higher) weights only, bias-corrected
 // moments; plus global-norm gradient clipping as torch.nn.utils.clip_grad_norm_.
 import { adamwModule } from "../codegen/wasm/adamw.js";
-import { align, engineMemory, gemmEngine, type Gemm, type LoadedKernel } from "./gemm.js";
+import {
+  align,
+  ARENA_BYTES,
+  engineMemory,
+  gemmEngine,
+  type Gemm,
+  type LoadedKernel,
+} from "./gemm.js";
+import type { Backend } from "./backend.js";
 import { weightChanged, type Weights } from "./weights.js";
 
 export interface AdamWConfig {
@@ -94,16 +102,25 @@ export function adamwStep(
   }
 }
 
-/** Elements per call of the wasm update. */
+/** Elements per call of the wasm update (arrays copied in and out). */
 const CHUNK = 1 << 20;
 
 let loaded: { engine: Gemm; kernel: LoadedKernel } | undefined;
 
+function adamwKernel(): { engine: Gemm; kernel: LoadedKernel } {
+  if (!loaded) {
+    const engine = gemmEngine();
+    loaded = { engine, kernel: engine.loadKernel(adamwModule(engineMemory)) };
+  }
+  return loaded;
+}
+
 /**
  * The update of one weight on the WebAssembly engine (codegen/wasm/adamw.ts):
  * four float32 lanes at a time on both threads, as torch computes it in
- * float32. The four arrays are copied into the engine's scratch memory and
- * p, m, v back (16.3M weights: ~30 ms, where a JavaScript loop took 120-250).
+ * float32. Arrays in the engine's memory (see inEngine) are updated where
+ * they are; others are copied into its scratch memory and p, m, v back
+ * (16.3M weights: ~30 ms, where a JavaScript loop took 120-250).
  */
 function wasmUpdate(
   p: Float32Array,
@@ -112,11 +129,14 @@ function wasmUpdate(
   v: Float32Array,
   constants: Float32Array,
 ): void {
-  if (!loaded) {
-    const engine = gemmEngine();
-    loaded = { engine, kernel: engine.loadKernel(adamwModule(engineMemory)) };
+  const { engine, kernel } = adamwKernel();
+  if ([p, g, m, v].every((a) => engine.owns(a))) {
+    const c = engine.scratch(64);
+    new Float32Array(engine.memory.buffer).set(constants, c / 4);
+    const at = [p, g, m, v].map((a) => a.byteOffset);
+    engine.runKernel(kernel, 0, p.length, [...at, c], p.length >= 1 << 16);
+    return;
   }
-  const { engine, kernel } = loaded;
   // In chunks: the scratch space (never returned to the system) stays small
   // even for gpt2's 154 MB embedding.
   for (let start = 0; start < p.length; start += CHUNK) {
@@ -133,4 +153,46 @@ function wasmUpdate(
     m.set(mem.subarray(at[2] / 4, at[2] / 4 + n), start);
     v.set(mem.subarray(at[3] / 4, at[3] / 4 + n), start);
   }
+}
+
+/**
+ * Weights and their AdamW moments moved into the WebAssembly engine's memory
+ * (webasm with its kernels): kernels, GEMM packing and the update read them where they
+ * are, with no copies in and out per step. Only where the three together take
+ * at most `budget` bytes (default a quarter of what executors' arenas may
+ * hold, the rest left to activations and gradients: the bench model's 196 MB
+ * fits, gpt2-124M's 1.5 GB does not and stays in JavaScript arrays). Returns
+ * new maps of views, or undefined when it does not fit; the arrays given are
+ * left as they were.
+ */
+export function inEngine(
+  backend: Backend,
+  weights: Weights,
+  state: AdamWState,
+  budget = ARENA_BYTES / 4,
+): { weights: Weights; state: AdamWState } | undefined {
+  // Only where the engine runs the kernels (webasm; not its gpu.js-only form).
+  if (!backend.wasmKernels) return undefined;
+  const keys = [...weights.keys()];
+  const total = keys.reduce((n, k) => n + 3 * align(weights.get(k)!.length * 4), 0);
+  if (total > budget) return undefined;
+  const engine = gemmEngine();
+  let at: number;
+  try {
+    at = engine.reserve(total);
+  } catch (e) {
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
+  const place = (a: Float32Array) => {
+    const view = engine.view(at, a.length);
+    view.set(a);
+    at += align(a.length * 4);
+    return view;
+  };
+  const moved = (src: Weights) => new Map(keys.map((k) => [k, place(src.get(k)!)]));
+  return {
+    weights: moved(weights),
+    state: { step: state.step, m: moved(state.m), v: moved(state.v) },
+  };
 }

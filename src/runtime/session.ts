@@ -192,12 +192,15 @@ export class Session {
   /**
    * Runs the training graph: the loss and the gradient of every weight (its
    * other outputs, the logits, are not read back: 100 MB per step at the
-   * bench's size).
+   * bench's size). With `views`, gradients are views of the executor's memory
+   * where it has one (webasm), valid until the next training run of this
+   * session: no 65 MB copy per bench step. Scaling them in place is fine.
    */
   async lossAndGrads(
     weights: Weights,
     inputs: Record<string, Float32Array>,
     dims: Dims,
+    opts: { views?: boolean } = {},
   ): Promise<{ loss: number; grads: Weights }> {
     const ex = this.executor("train", dims);
     const g = ex.schedule.graph;
@@ -205,6 +208,7 @@ export class Session {
     const out = await ex.run(
       this.feeds(g, weights, inputs),
       kept.map((o) => o.id),
+      opts,
     );
     const outputs = Object.fromEntries(kept.map((o) => [o.name, out.get(o.id)!]));
     const grads: Weights = new Map();

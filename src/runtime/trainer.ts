@@ -121,10 +121,13 @@ export class Trainer {
     let grads: Weights | undefined;
     for (let a = 0; a < accum; a++) {
       const { inputs, targets } = sampleBatch(this.t.data.train, batch, seq, this.rng);
+      // One micro-batch: its gradients are used where the executor left them;
+      // with more, the first's are summed into and must outlive the next run.
       const r = await this.t.session.lossAndGrads(
         this.t.weights,
         { tokens: inputs, targets },
         { B: batch, T: seq },
+        { views: accum === 1 },
       );
       if (!Number.isFinite(r.loss))
         throw new TrainError(
