@@ -156,6 +156,9 @@ describe("WebAssembly GEMM", () => {
     [17, NC + 13, 33, true, true, 3],
     [2, 2 * NC + 8, 2 * KC + 7, false, true, 1],
     [33, 40, 64, false, false, 4],
+    // One row panel (decoding): the whole depth in one block, deeper than KC.
+    [1, 24, 2 * KC + 7, false, true, 1],
+    [4, 9, KC + 3, true, false, 2],
   ];
   for (const [M, N, K, aT, bT, batch] of cases)
     for (const [kind, engine] of kernels)

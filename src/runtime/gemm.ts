@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
-import { gemmModule, MR, NR } from "../codegen/wasm/gemm.js";
+import { gemmModule, KC, MR, NR } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
 import { weightVersion } from "./weights.js";
 
@@ -89,6 +89,7 @@ interface GemmExports {
     ldc: number,
     j0: number,
     j1: number,
+    depth: number,
   ): void;
 }
 
@@ -455,13 +456,17 @@ export class Gemm {
     const ap = sa ? sa.entry.offset : at.offAp;
     const bp = sb ? sb.entry.offset : at.offBp;
     const split = M * N * K >= PARALLEL_MACS;
+    // Depth blocks keep a block of B in cache while every row panel of A
+    // passes over it. One panel of rows (decoding: one row) reuses nothing:
+    // the whole depth at once makes packed B a single sequential stream.
+    const depth = M <= MR ? K : KC;
     /** Columns [j0, j1) of C at byte address c, rows ldc floats apart: half on the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
       // The split on an 8-column panel boundary.
       const j = j0 + roundUp(Math.ceil((j1 - j0) / 2), NR);
-      if (split && j < j1)
-        this.both("gemm", [ap, bp, c, M, K, ldc, j0, j], [ap, bp, c, M, K, ldc, j, j1]);
-      else this.fns.gemm(ap, bp, c, M, K, ldc, j0, j1);
+      const args = [ap, bp, c, M, K, ldc];
+      if (split && j < j1) this.both("gemm", [...args, j0, j, depth], [...args, j, j1, depth]);
+      else this.fns.gemm(ap, bp, c, M, K, ldc, j0, j1, depth);
     };
     for (let m = 0; m < batch; m++) {
       // A resident operand is the same matrix for the whole batch: packed once.
@@ -475,7 +480,7 @@ export class Gemm {
         product(base, N, 0, N8);
         if (N8 === N) continue;
         // The last panel: a tile 8 columns wide (its column j at offC + (j - N8) * 4).
-        this.fns.gemm(ap, bp, at.offC - N8 * 4, M, K, NR, N8, Np);
+        this.fns.gemm(ap, bp, at.offC - N8 * 4, M, K, NR, N8, Np, depth);
         for (let i = 0; i < M; i++)
           out.set(mem.subarray(c + i * NR, c + i * NR + N - N8), (m * M + i) * N + N8);
         continue;

@@ -376,7 +376,7 @@ export class Fn {
   }
 
   /** `for (i = from; i < to; i += step)` over i32 locals/constants. */
-  for(i: Local, from: I32, to: I32, step: number, body: (f: this) => void): this {
+  for(i: Local, from: I32, to: I32, step: I32, body: (f: this) => void): this {
     this.val(from).set(i);
     return this.while(
       (f) => f.get(i).val(to).i32LtS(),

@@ -92,12 +92,12 @@ function packPanels(name: string, W: number): Fn {
 /**
  * C[0:M, 0:Np] = Ap @ Bp with C's rows `ldc` floats apart (C has Mp rows
  * allocated). Columns [j0, j1) only, so threads can split the work by column
- * blocks. The micro-kernel is specialized for the rows a panel holds: a last
+ * blocks; the depth in blocks of `depth` (KC; K for a single row panel). The micro-kernel is specialized for the rows a panel holds: a last
  * panel of 1-3 rows (and decoding's single row) does only its own rows' work.
  */
 function gemm(fma: boolean): Fn {
-  const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
-  const [ap, bp, c, M, K, ldc, j0, j1] = f.params;
+  const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
+  const [ap, bp, c, M, K, ldc, j0, j1, depth] = f.params;
   const jc = f.local("i32");
   const jend = f.local("i32");
   const pc = f.local("i32");
@@ -176,12 +176,12 @@ function gemm(fma: boolean): Fn {
       .get(j1)
       .i32GtS()
       .ifElse((f) => f.get(j1).set(jend));
-    f.for(pc, 0, K, KC, (f) => {
+    f.for(pc, 0, K, depth, (f) => {
       f.get(K).get(pc).i32Sub().set(kc);
       f.get(kc)
-        .i32(KC)
+        .get(depth)
         .i32GtS()
-        .ifElse((f) => f.i32(KC).set(kc));
+        .ifElse((f) => f.get(depth).set(kc));
       f.for(i, 0, M, MR, (f) => {
         f.get(M).get(i).i32Sub().set(rows);
         f.for(j, jc, jend, NR, (f) => {
