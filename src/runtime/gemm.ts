@@ -327,6 +327,30 @@ export class Gemm {
     }
   }
 
+  /**
+   * Arrays of these sizes (zeros) in one arena of this memory, for state that
+   * kernels read in place across runs (weights and moments, KV caches), and
+   * the function that gives the arena back; undefined when it does not fit.
+   */
+  hold(sizes: number[]): { arrays: Float32Array[]; release: () => void } | undefined {
+    const total = sizes.reduce((n, k) => n + align(k * 4), 0);
+    let at: number;
+    try {
+      at = this.reserve(total);
+    } catch (e) {
+      if (e instanceof RangeError) return undefined;
+      throw e;
+    }
+    const base = at;
+    const arrays = sizes.map((k) => {
+      // A reused arena holds what its last tenant left.
+      const view = this.view(at, k).fill(0);
+      at += align(k * 4);
+      return view;
+    });
+    return { arrays, release: () => this.release(base) };
+  }
+
   /** A Float32Array over `size` elements of this memory from byte `offset`. */
   view(offset: number, size: number): Float32Array {
     const buffer = this.memory.buffer;

@@ -2,6 +2,7 @@
 // prompt is processed once and each new token costs one incremental step (two
 // executors: T = prompt length and T = 1, compiled once). generateFull
 // recomputes the whole prefix per token: the reference the cache is checked against.
+import { gemmEngine } from "./gemm.js";
 import { Rng } from "./rng.js";
 import { sampleToken, type SamplingOptions } from "./sampler.js";
 import type { Session } from "./session.js";
@@ -89,35 +90,50 @@ export async function generateCached(
     if (o.context !== undefined) steps = Math.min(steps, o.context - len + 1);
     const C = len + Math.max(0, steps - 1);
     const dims = { B, C };
+    const cacheInputs = session.cacheInputs(dims);
+    // On webasm the caches live in the engine's memory: kernels read them in
+    // place, and each step's updated caches (views of the executor's arena)
+    // are copied into them once, with no new arrays per token.
+    const held = session.backend.wasmKernels
+      ? gemmEngine().hold(cacheInputs.map((c) => c.size))
+      : undefined;
     const caches: Record<string, Float32Array> = {};
-    for (const c of session.cacheInputs(dims)) caches[c.name] = new Float32Array(c.size);
+    cacheInputs.forEach((c, i) => (caches[c.name] = held?.arrays[i] ?? new Float32Array(c.size)));
     let tokens = Float32Array.from(rows.flatMap((r) => prompts[r]));
     let T = len;
     let filled = 0;
     const done = new Array<boolean>(B).fill(false);
-    for (let s = 0; s < steps && done.some((d) => !d); s++) {
-      const out = await session.decode(
-        weights,
-        { tokens, cache_len: Float32Array.of(filled), ...caches },
-        { ...dims, T },
-      );
-      // The session's outputs are already copies of their own: no second copy per token.
-      for (const name of Object.keys(caches)) caches[name] = out[name];
-      const vocab = out.logits.length / (B * T);
-      const next = new Float32Array(B);
-      for (let b = 0; b < B; b++) {
-        const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
-        const id = sampleToken(row, o, rng);
-        next[b] = id;
-        if (done[b]) continue;
-        o.onLogits?.(rows[b], row);
-        results[rows[b]].push(id);
-        o.onToken?.(rows[b], id);
-        if (id === o.stopToken) done[b] = true;
+    try {
+      for (let s = 0; s < steps && done.some((d) => !d); s++) {
+        const out = await session.decode(
+          weights,
+          { tokens, cache_len: Float32Array.of(filled), ...caches },
+          { ...dims, T },
+          { views: held !== undefined },
+        );
+        // Without views the session's outputs are copies of their own: kept as they are.
+        for (const name of Object.keys(caches))
+          if (held) caches[name].set(out[name]);
+          else caches[name] = out[name];
+        const vocab = out.logits.length / (B * T);
+        const next = new Float32Array(B);
+        for (let b = 0; b < B; b++) {
+          const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
+          const id = sampleToken(row, o, rng);
+          next[b] = id;
+          if (done[b]) continue;
+          // A view lives until the next step: the callback gets a copy it may keep.
+          o.onLogits?.(rows[b], held ? row.slice() : row);
+          results[rows[b]].push(id);
+          o.onToken?.(rows[b], id);
+          if (id === o.stopToken) done[b] = true;
+        }
+        filled += T;
+        tokens = next;
+        T = 1;
       }
-      filled += T;
-      tokens = next;
-      T = 1;
+    } finally {
+      held?.release();
     }
   }
   return results;

@@ -176,23 +176,20 @@ export function inEngine(
   const keys = [...weights.keys()];
   const total = keys.reduce((n, k) => n + 3 * align(weights.get(k)!.length * 4), 0);
   if (total > budget) return undefined;
-  const engine = gemmEngine();
-  let at: number;
-  try {
-    at = engine.reserve(total);
-  } catch (e) {
-    if (e instanceof RangeError) return undefined;
-    throw e;
-  }
-  const place = (a: Float32Array) => {
-    const view = engine.view(at, a.length);
-    view.set(a);
-    at += align(a.length * 4);
-    return view;
-  };
-  const moved = (src: Weights) => new Map(keys.map((k) => [k, place(src.get(k)!)]));
+  const sizes = keys.map((k) => weights.get(k)!.length);
+  const held = gemmEngine().hold([...sizes, ...sizes, ...sizes]);
+  if (!held) return undefined;
+  const views = held.arrays;
+  const moved = (src: Weights, part: number) =>
+    new Map(
+      keys.map((k, i) => {
+        const view = views[part * keys.length + i];
+        view.set(src.get(k)!);
+        return [k, view];
+      }),
+    );
   return {
-    weights: moved(weights),
-    state: { step: state.step, m: moved(state.m), v: moved(state.v) },
+    weights: moved(weights, 0),
+    state: { step: state.step, m: moved(state.m, 1), v: moved(state.v, 2) },
   };
 }

@@ -164,15 +164,20 @@ export class Session {
       }));
   }
 
-  /** One decoding step: tokens, cache_len and caches in; logits and updated caches out. */
+  /**
+   * One decoding step: tokens, cache_len and caches in; logits and updated
+   * caches out (with `views`, views of the executor's memory where it has one,
+   * valid until its next run, as in lossAndGrads).
+   */
   async decode(
     weights: Weights,
     inputs: Record<string, Float32Array>,
     dims: Dims,
+    opts: { views?: boolean } = {},
   ): Promise<Record<string, Float32Array>> {
     const ex = this.executor("decode", dims);
     const g = ex.schedule.graph;
-    const out = await ex.run(this.feeds(g, weights, inputs));
+    const out = await ex.run(this.feeds(g, weights, inputs), undefined, opts);
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
   }
 
