@@ -28,6 +28,7 @@ import { Graph } from "../src/ir/graph.js";
 import { fuse } from "../src/ir/passes/fuse.js";
 import { createBackend } from "../src/runtime/backend.js";
 import { Executor, indexTables } from "../src/runtime/executor.js";
+import type { GemmPlan } from "../src/codegen/gemm-plan.js";
 import { Gemm, gemmEngine } from "../src/runtime/gemm.js";
 import { WasmKernel } from "../src/runtime/wasm-kernel.js";
 import { gpt2Tiny } from "./helpers/backend.js";
@@ -766,6 +767,44 @@ describe("executor buffers in the engine memory", () => {
 });
 
 describe("kernels split across the GEMM engine's helper thread", () => {
+  it("products shared in column chunks give one thread's bits (decoding, blocked, in place)", async () => {
+    const two = new Gemm(2);
+    const one = new Gemm(1);
+    try {
+      await untilParallel(two);
+      expect(two.parallel()).toBe(true);
+      // [M, K, N]: one row (16 chunks), several NC-wide chunks, a partial last panel.
+      for (const [M, K, N] of [
+        [1, 300, 3001],
+        [40, 300, 1100],
+        [9, 70, 2053],
+      ]) {
+        const plan: GemmPlan = {
+          a: { buffer: 0, offsets: [0], rowStride: K, colStride: 1, resident: false },
+          b: { buffer: 1, offsets: [0], rowStride: N, colStride: 1, resident: false },
+          batch: 1,
+          M,
+          N,
+          K,
+          product: 2,
+          prologue: [],
+        };
+        const a = uniform(M * K, 51);
+        const b = uniform(K * N, 52);
+        const alone = one.run(plan, a, b);
+        expect([...two.run(plan, a, b)]).toEqual([...alone]);
+        const arena = two.reserve(M * N * 4);
+        const out = two.view(arena, M * N);
+        two.run(plan, a, b, out);
+        expect([...out]).toEqual([...alone]);
+        two.release(arena);
+      }
+    } finally {
+      two.close();
+      one.close();
+    }
+  });
+
   it("give the same output as on one thread, rows split in two", async () => {
     // Large enough to be split (>= 2^17 floats moved), rows no multiple of 4.
     const rows = 301;

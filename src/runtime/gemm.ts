@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
-import { gemmModule, KC, MR, NR } from "../codegen/wasm/gemm.js";
+import { gemmModule, KC, MR, NC, NR } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
 import { weightVersion } from "./weights.js";
 
@@ -24,11 +24,39 @@ import { weightVersion } from "./weights.js";
  * yields to the event loop. Jobs 0-2 are the GEMM exports; job 3 loads the
  * kernel modules posted to the thread's port since the last load
  * (receiveMessageOnPort: the thread reads its messages without an event loop);
- * job 4 runs a loaded kernel (argument 0 its slot).
+ * job 4 shares a range with this thread: both claim chunks of it from a
+ * counter (NEXT) until none is left, so a slower core takes fewer (one of this
+ * machine's two vCPUs runs the same code 20-40% slower than the other at times).
  */
 const MAX_ARGS = 60;
 const ERROR = 4 + MAX_ARGS;
 const READY = ERROR + 1;
+const NEXT = READY + 1;
+/**
+ * Runs fn over chunks of [start, end) claimed from the counter ctl[next]
+ * until none is left; fn gets `rest` with (from, to) inserted at index `at`.
+ * The helper runs this same function (its source is copied into the worker),
+ * so it uses nothing from outside itself.
+ */
+function claim(
+  ctl: Int32Array,
+  next: number,
+  fn: (...args: number[]) => void,
+  at: number,
+  start: number,
+  end: number,
+  step: number,
+  rest: number[],
+): void {
+  for (;;) {
+    const from = start + Atomics.add(ctl, next, 1) * step;
+    if (from >= end) return;
+    const args = rest.slice(0, at);
+    args.push(from, Math.min(from + step, end));
+    for (let k = at; k < rest.length; k++) args.push(rest[k]);
+    fn(...args);
+  }
+}
 const workerSource = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
 const { module, memory, control, port } = workerData;
@@ -36,6 +64,7 @@ const fns = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const names = ["pack_a", "pack_b", "gemm"];
 const kernels = [];
 const ctl = new Int32Array(control);
+const claim = ${claim.toString()};
 Atomics.store(ctl, ${READY}, 1);
 let seen = 0;
 for (;;) {
@@ -52,7 +81,11 @@ for (;;) {
         for (const name of m.message.imports) env["Math_" + name] = Math[name];
         kernels[m.message.slot] = new WebAssembly.Instance(m.message.module, { env }).exports.run;
       }
-    } else kernels[args[0]](...args.slice(1));
+    } else {
+      // [target (export index, or 3 + kernel slot), at, start, end, step, ...rest]
+      const [target, at, start, end, step] = args;
+      claim(ctl, ${NEXT}, target < 3 ? fns[names[target]] : kernels[target - 3], at, start, end, step, args.slice(5));
+    }
   } catch (e) {
     // The main thread is blocked waiting: say so through memory, not a message.
     ctl[${ERROR}] = 1;
@@ -65,7 +98,7 @@ for (;;) {
 const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2 } as const;
 type ExportName = keyof typeof exportIndex;
 const LOAD = 3;
-const KERNEL = 4;
+const SHARE = 4;
 /** Below this many multiply-adds a product runs on one thread (a hand-off costs ~10-50 us). */
 const PARALLEL_MACS = 1 << 20;
 
@@ -141,7 +174,7 @@ export class Gemm {
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
     if (threads > 1) {
-      const control = new SharedArrayBuffer(4 * (READY + 1));
+      const control = new SharedArrayBuffer(4 * (NEXT + 1));
       const { port1, port2 } = new MessageChannel();
       const ctl = new Int32Array(control);
       const worker = new Worker(workerSource, {
@@ -246,14 +279,35 @@ export class Gemm {
     split: boolean,
   ): void {
     // (A kernel with more arguments than the hand-off carries stays here.)
-    if (!split || rows < 2 || args.length + 4 > MAX_ARGS || !this.parallel())
+    if (!split || rows < 2 || args.length + 6 > MAX_ARGS || !this.parallel())
       return run(out, 0, rows, ...args);
     if (!this.helperLoaded) {
       this.handoff(LOAD, [], () => {});
       this.helperLoaded = true;
     }
-    const half = Math.ceil(rows / 2);
-    this.handoff(KERNEL, [slot, out, half, rows, ...args], () => run(out, 0, half, ...args));
+    this.share(3 + slot, run, 1, 0, rows, Math.max(1, Math.ceil(rows / 16)), [out, ...args]);
+  }
+
+  /**
+   * fn over [start, end) in chunks of `step` (fn's arguments: `rest` with
+   * (from, to) inserted at index `at`), claimed by this thread and the helper
+   * as each finishes its last: `target` names fn for the helper (an export's
+   * index, or 3 + a kernel's slot).
+   */
+  private share(
+    target: number,
+    fn: (...args: number[]) => void,
+    at: number,
+    start: number,
+    end: number,
+    step: number,
+    rest: number[],
+  ): void {
+    const ctl = this.helper!.ctl;
+    Atomics.store(ctl, NEXT, 0);
+    this.handoff(SHARE, [target, at, start, end, step, ...rest], () =>
+      claim(ctl, NEXT, fn, at, start, end, step, rest),
+    );
   }
 
   /**
@@ -484,12 +538,22 @@ export class Gemm {
     // passes over it. One panel of rows (decoding: one row) reuses nothing:
     // the whole depth at once makes packed B a single sequential stream.
     const depth = M <= MR ? K : KC;
-    /** Columns [j0, j1) of C at byte address c, rows ldc floats apart: half on the helper. */
+    // Column chunks for the two threads: 16 for one row panel (decoding: B
+    // streams, nothing is reused); else chunks at least NC wide (a chunk runs
+    // the blocked loops over all of A), and 2 (one each) where every chunk
+    // would read a large packed A again.
+    const chunks =
+      operands[0].bytes > 8 << 20
+        ? 2
+        : M <= MR
+          ? 16
+          : Math.max(2, Math.min(16, Math.floor(Np / NC)));
+    /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
-      // The split on an 8-column panel boundary.
-      const j = j0 + roundUp(Math.ceil((j1 - j0) / 2), NR);
-      const args = [ap, bp, c, M, K, ldc];
-      if (split && j < j1) this.both("gemm", [...args, j0, j, depth], [...args, j, j1, depth]);
+      // Chunks of whole 8-column panels.
+      const step = roundUp(Math.ceil((j1 - j0) / chunks), NR);
+      if (split && step < j1 - j0 && this.parallel())
+        this.share(exportIndex.gemm, this.fns.gemm, 6, j0, j1, step, [ap, bp, c, M, K, ldc, depth]);
       else this.fns.gemm(ap, bp, c, M, K, ldc, j0, j1, depth);
     };
     for (let m = 0; m < batch; m++) {
