@@ -254,10 +254,17 @@ describe("fold", () => {
     // A permute other than the last two axes' swap is left too.
     const a3 = g.op("input", [], { name: "c", dtype: "f32", shape: shapeOf(2, 3, 3) });
     g.output("p", g.op("permute", [g.op("matmul", [a3, a3])], { perm: [1, 0, 2] }));
+    // A second use through an alias fold removes (a reshape to the same shape).
+    const d = g.op("input", [], { name: "d", dtype: "f32", shape: shapeOf(3, 4) });
+    const dd = g.op("matmul", [d, g.op("permute", [d], { perm: [1, 0] })]);
+    g.output("dd", dd);
+    const same = g.op("reshape", [dd], { shape: shapeOf(3, 3) });
+    g.output("u", g.op("permute", [same], { perm: [1, 0] }));
     const f = dce(fold(g));
-    expect(ops(f).filter((o) => o === "matmul")).toHaveLength(2);
+    expect(ops(f).filter((o) => o === "matmul")).toHaveLength(3);
     expect(f.node(f.outputs[1].id).op).toBe("permute");
     expect(f.node(f.outputs[2].id).op).toBe("permute");
+    expect(f.node(f.outputs[4].id).op).toBe("permute");
   });
 
   it("reshape of reshape is one reshape; reshape and expand to the same shape vanish", () => {

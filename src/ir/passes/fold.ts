@@ -3,6 +3,7 @@
 import { dimValue, shapeEq, type Dim } from "../dims.js";
 import type { Graph } from "../graph.js";
 import { getOp } from "../ops/registry.js";
+import { liveNodes } from "./dce.js";
 import { rebuild } from "./rebuild.js";
 
 /** Whether `perm` swaps the last two axes and keeps the others. */
@@ -12,10 +13,10 @@ function swapsLastTwo(perm: number[]): boolean {
 }
 
 export function fold(g: Graph): Graph {
-  // Consumers of each node (outputs count): a rewrite may replace a node's only use.
-  const uses = new Map<number, number>();
-  for (const m of g.nodes) for (const i of m.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-  for (const o of g.outputs) uses.set(o.id, (uses.get(o.id) ?? 0) + 1);
+  return transposedProducts(simplify(g));
+}
+
+function simplify(g: Graph): Graph {
   return rebuild(g, (n, inputs, out) => {
     const node = (i: number) => out.node(i);
     const constValue = (i: number): number | undefined => {
@@ -77,25 +78,39 @@ export function fold(g: Graph): Graph {
           if (composed.every((p, i) => p === i)) return node(a).inputs[0];
           return out.op("permute", [node(a).inputs[0]], { perm: composed }, n.span);
         }
-        // (A B)ᵀ = Bᵀ Aᵀ, the same products summed in the same order: the
-        // transposes become operand strides a GEMM reads for free, where a
-        // transposed product is a copy gathering along columns (the tied
-        // embedding's gradient: a [50257, 256] transpose per step).
-        if (node(a).op === "matmul" && uses.get(n.inputs[0]) === 1 && swapsLastTwo(perm)) {
-          const transposed = (x: number) => {
-            const m = node(x);
-            if (m.op === "permute" && swapsLastTwo(m.attrs.perm as number[])) return m.inputs[0];
-            const r = out.type(x).shape.length;
-            const p = [...Array(r).keys()];
-            [p[r - 2], p[r - 1]] = [p[r - 1], p[r - 2]];
-            return out.op("permute", [x], { perm: p }, n.span);
-          };
-          const [x, y] = node(a).inputs;
-          return out.op("matmul", [transposed(y), transposed(x)], {}, n.span);
-        }
         break;
       }
     }
     return undefined;
+  }).graph;
+}
+
+/**
+ * (A B)ᵀ = Bᵀ Aᵀ, the same products summed in the same order: the transposes
+ * become operand strides a GEMM reads for free, where a transposed product is
+ * a copy gathering along columns (the tied embedding's gradient: a
+ * [50257, 256] transpose per step). Only for a product with no other use
+ * (else it would be computed twice); uses are counted over live nodes of the
+ * simplified graph, where aliases (x*1, same-shape reshapes) are resolved.
+ */
+function transposedProducts(g: Graph): Graph {
+  const live = liveNodes(g);
+  const uses = new Map<number, number>();
+  for (const id of live) for (const i of g.nodes[id].inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+  for (const o of g.outputs) uses.set(o.id, (uses.get(o.id) ?? 0) + 1);
+  return rebuild(g, (n, inputs, out) => {
+    if (n.op !== "permute" || !swapsLastTwo(n.attrs.perm as number[])) return undefined;
+    const product = out.node(inputs[0]);
+    if (product.op !== "matmul" || uses.get(n.inputs[0]) !== 1) return undefined;
+    const transposed = (x: number) => {
+      const m = out.node(x);
+      if (m.op === "permute" && swapsLastTwo(m.attrs.perm as number[])) return m.inputs[0];
+      const r = out.type(x).shape.length;
+      const p = [...Array(r).keys()];
+      [p[r - 2], p[r - 1]] = [p[r - 1], p[r - 2]];
+      return out.op("permute", [x], { perm: p }, n.span);
+    };
+    const [x, y] = product.inputs;
+    return out.op("matmul", [transposed(y), transposed(x)], {}, n.span);
   }).graph;
 }
