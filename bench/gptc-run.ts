@@ -75,6 +75,7 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
     loss = r.loss;
   }
   session.destroy();
+  placed?.release();
   return { times, loss, profile };
 }
 

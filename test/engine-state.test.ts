@@ -35,8 +35,8 @@ const data = dataset(tok, tok.encode("the quick brown fox jumps over the lazy do
 async function train(engine: boolean, accum: number, steps = 3): Promise<Weights> {
   let weights = m.init(5);
   let adam = newAdamWState(weights);
+  const placed = engine ? inEngine(webasm, weights, adam) : undefined;
   if (engine) {
-    const placed = inEngine(webasm, weights, adam);
     expect(placed, "gpt2-tiny's state fits").toBeDefined();
     ({ weights, state: adam } = placed!);
   }
@@ -55,7 +55,10 @@ async function train(engine: boolean, accum: number, steps = 3): Promise<Weights
   });
   for (let s = 0; s < steps; s++) await trainer.trainStep();
   session.destroy();
-  return weights;
+  // Copies: the engine's arena is given back (and may be reused) below.
+  const result = new Map([...weights].map(([k, v]) => [k, v.slice()]));
+  placed?.release();
+  return result;
 }
 
 function differing(a: Weights, b: Weights): string[] {
@@ -83,6 +86,8 @@ describe("training state in the engine's memory", () => {
     expect(placed.state.m.get("wte.weight")!.every((x) => x === 0.25)).toBe(true);
     expect([...placed.state.v.values()].every((v) => engine.owns(v))).toBe(true);
     expect(engine.owns(w.get("wte.weight")!)).toBe(false);
+    placed.release();
+    placed.release(); // twice is harmless
   });
 
   it("stays out where it does not fit the budget or the backend has no engine kernels", () => {

@@ -192,6 +192,27 @@ describe("WebAssembly GEMM", () => {
         engine.release(arena);
       });
 
+  it("hold: zeroed arrays in one arena; its release frees it once, never a later tenant", () => {
+    const engine = new Gemm(1);
+    // The held arena (64 + 1216 bytes) reuses this freed one, garbage and all
+    // (an arena above it keeps it from returning to scratch).
+    const dirty = engine.reserve(2048);
+    engine.reserve(4096);
+    engine.view(dirty, 512).fill(9);
+    engine.release(dirty);
+    const held = engine.hold([5, 300])!;
+    expect(held.arrays[0].byteOffset).toBe(dirty);
+    expect(held.arrays.map((a) => a.length)).toEqual([5, 300]);
+    expect(held.arrays.every((a) => a.every((v) => v === 0))).toBe(true);
+    expect(held.arrays.every((a) => engine.owns(a))).toBe(true);
+    held.release();
+    const tenant = engine.reserve(1280);
+    expect(tenant).toBe(dirty);
+    held.release(); // must not free the tenant's arena
+    expect(engine.reserve(1280)).not.toBe(tenant);
+    engine.close();
+  });
+
   it("both operands in one buffer (Q Kᵀ from one qkv buffer)", () => {
     const buf = Float32Array.from({ length: 6 * 10 }, () => r() * 2 - 1);
     // A = rows 0..5 x cols 0..3, B = (cols 5..8)ᵀ: both views of buf.

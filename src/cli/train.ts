@@ -315,6 +315,7 @@ export function registerTrain(program: Command): void {
           seed: options.seed,
         });
       session.destroy();
+      placed?.release();
     });
 }
 

@@ -220,12 +220,16 @@ export class Gemm {
     args.forEach((v, k) => (h.ctl[4 + k] = v));
     Atomics.store(h.ctl, 0, seq);
     Atomics.notify(h.ctl, 0);
-    mine();
-    for (;;) {
-      // Sleep only while the done number is still the one just read (no lost wake-up).
-      const done = Atomics.load(h.ctl, 1);
-      if (done === seq) break;
-      Atomics.wait(h.ctl, 1, done);
+    try {
+      mine();
+    } finally {
+      // Even when this thread's part threw: the helper may still be writing.
+      for (;;) {
+        // Sleep only while the done number is still the one just read (no lost wake-up).
+        const done = Atomics.load(h.ctl, 1);
+        if (done === seq) break;
+        Atomics.wait(h.ctl, 1, done);
+      }
     }
     if (h.ctl[ERROR]) {
       h.ctl[ERROR] = 0;
@@ -268,8 +272,8 @@ export class Gemm {
   }
 
   /**
-   * Runs a loaded kernel over rows [0, rows): with `split`, rows [half, rows)
-   * on the helper thread. `args` follow (out, from, to).
+   * Runs a loaded kernel over rows [0, rows): with `split`, in chunks of rows
+   * shared with the helper thread. `args` follow (out, from, to).
    */
   runKernel(
     { slot, run }: LoadedKernel,
@@ -402,7 +406,13 @@ export class Gemm {
       at += align(k * 4);
       return view;
     });
-    return { arrays, release: () => this.release(base) };
+    let held = true;
+    // Once only: the arena may have a new tenant after that.
+    const release = () => {
+      if (held) this.release(base);
+      held = false;
+    };
+    return { arrays, release };
   }
 
   /** A Float32Array over `size` elements of this memory from byte `offset`. */

@@ -161,16 +161,19 @@ function wasmUpdate(
  * are, with no copies in and out per step. Only where the three together take
  * at most `budget` bytes (default a quarter of what executors' arenas may
  * hold, the rest left to activations and gradients: the bench model's 196 MB
- * fits, gpt2-124M's 1.5 GB does not and stays in JavaScript arrays). Returns
- * new maps of views, or undefined when it does not fit; the arrays given are
- * left as they were.
+ * fits, gpt2-124M's 1.5 GB does not and stays in JavaScript arrays). The
+ * held arena counts against that budget: a training step whose activations
+ * no longer fit beside it keeps them in JavaScript arrays (slower, still
+ * right). Returns new maps of views and the function that gives the arena
+ * back (the views are dead after it), or undefined when it does not fit; the
+ * arrays given are left as they were.
  */
 export function inEngine(
   backend: Backend,
   weights: Weights,
   state: AdamWState,
   budget = ARENA_BYTES / 4,
-): { weights: Weights; state: AdamWState } | undefined {
+): { weights: Weights; state: AdamWState; release: () => void } | undefined {
   // Only where the engine runs the kernels (webasm; not its gpu.js-only form).
   if (!backend.wasmKernels) return undefined;
   const keys = [...weights.keys()];
@@ -191,5 +194,6 @@ export function inEngine(
   return {
     weights: moved(weights, 0),
     state: { step: state.step, m: moved(state.m, 1), v: moved(state.v, 2) },
+    release: held.release,
   };
 }

@@ -1,8 +1,9 @@
 // Runs a fused kernel compiled to WebAssembly (codegen/wasm/kernel.ts) in the
-// GEMM engine's memory, on both threads for large kernels (the rows split in
-// two). Arguments that are views of that memory (executors' arenas) are read
-// in place, others copied into scratch space above the resident weight packs;
-// the output goes to the executor's arena, or scratch and is copied out.
+// GEMM engine's memory, on both threads for large kernels (chunks of rows
+// claimed by each). Arguments that are views of that memory (executors'
+// arenas) are read in place, others copied into scratch space above the
+// resident weight packs; the output goes to the executor's arena, or scratch
+// and is copied out.
 import type { KernelSource } from "../codegen/kernel-source.js";
 import { wasmKernel } from "../codegen/wasm/kernel.js";
 import { align, engineMemory, type Gemm, type LoadedKernel } from "./gemm.js";

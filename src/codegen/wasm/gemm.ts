@@ -11,8 +11,10 @@
 //           8-wide row of B and four broadcast elements of A (multiply-adds
 //           fused where relaxed SIMD is available).
 //
-// C is written padded (rows to a multiple of 4, columns to a multiple of 8);
-// the caller copies out the M x N part. Addresses are bytes, strides elements.
+// C is written for rows below M only (a last panel of 1-3 rows has its own
+// micro-kernel) and for whole 8-column panels: the caller gives C with rows N
+// apart when N is a multiple of 8 (in place), else a padded C or tile to copy
+// from. Addresses are bytes, strides elements.
 import { Fn, moduleBytes, type Local } from "./bytes.js";
 
 export const MR = 4;
@@ -90,10 +92,12 @@ function packPanels(name: string, W: number): Fn {
 }
 
 /**
- * C[0:M, 0:Np] = Ap @ Bp with C's rows `ldc` floats apart (C has Mp rows
- * allocated). Columns [j0, j1) only, so threads can split the work by column
- * blocks; the depth in blocks of `depth` (KC; K for a single row panel). The micro-kernel is specialized for the rows a panel holds: a last
- * panel of 1-3 rows (and decoding's single row) does only its own rows' work.
+ * C[0:M, j0:j1] = Ap @ Bp with C's rows `ldc` floats apart; rows past M are
+ * never written. Columns [j0, j1) only (whole panels), so threads can share
+ * the work by column chunks; the depth in blocks of `depth` (KC; K for a
+ * single row panel). The micro-kernel is specialized for the rows a panel
+ * holds: a last panel of 1-3 rows (and decoding's single row) does only its
+ * own rows' work.
  */
 function gemm(fma: boolean): Fn {
   const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
