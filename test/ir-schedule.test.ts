@@ -296,6 +296,36 @@ describe("memory of gpt2-small", () => {
   });
 });
 
+describe("buffers within one kernel (a GEMM's product before its epilogue)", () => {
+  it("are placed apart from every buffer live at their kernel, reusing dead space", () => {
+    const g = graphsOf("specs/gpt2-tiny.model").training!;
+    const s = fuse(g);
+    const bindings = bindingsFor(g, { B: 2, T: 16 });
+    const matmuls = s.kernels.filter((k) => k.kind === "matmul");
+    const within = new Map(matmuls.map((k) => [k.index, 4096 + 64 * k.index]));
+    const plain = planMemory(s, bindings, { training: true });
+    const p = planMemory(s, bindings, { training: true, within });
+    const inner = p.buffers.filter((b) => b.node < 0);
+    expect(inner.map((b) => -1 - b.node).sort((a, b) => a - b)).toEqual(
+      matmuls.map((k) => k.index),
+    );
+    for (const b of inner) {
+      const k = -1 - b.node;
+      expect([b.first, b.last, b.bytes]).toEqual([k, k, within.get(k)]);
+      expect(b.offset + b.bytes).toBeLessThanOrEqual(p.activationBytes);
+      for (const o of p.buffers)
+        if (o !== b && o.first <= k && k <= o.last)
+          expect(
+            o.offset + o.bytes <= b.offset || b.offset + b.bytes <= o.offset,
+            `k${k}'s buffer overlaps %${o.node}`,
+          ).toBe(true);
+    }
+    // Dead space is reused: far less than one arena more per product.
+    const sum = [...within.values()].reduce((a, b) => a + b, 0);
+    expect(p.activationBytes - plain.activationBytes).toBeLessThan(sum / 4);
+  });
+});
+
 describe("the checks themselves", () => {
   const g = graphsOf("specs/gpt2-tiny.model").forwardOpt;
 

@@ -236,8 +236,8 @@ export class Executor {
         const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
         const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
         // The product goes to the kernel's output, or (an epilogue follows) to
-        // the arena's product slot, where the epilogue reads it in place.
-        const into = source ? this.productView(gemm) : target;
+        // its planned place in the arena, where the epilogue reads it.
+        const into = source ? this.productView(index, gemm) : target;
         out = this.gemmEngine!.run(gemm, a, b, into);
         fresh = !source && !target;
         for (const p of prologue!) live.delete(p.source.output);
@@ -301,12 +301,13 @@ export class Executor {
   /** Planned offset (bytes, engine memory) of each kernel output on webasm. */
   private readonly slots = new Map<number, number>();
   private arena?: number;
-  /** Where GEMM products that an epilogue reads live (engine memory, one at a time). */
-  private productSlot?: number;
+  /** Where each GEMM product that an epilogue reads lives (engine memory), by kernel index. */
+  private readonly productSlots = new Map<number, number>();
 
-  private productView(gemm: GemmPlan): Float32Array | undefined {
-    if (this.productSlot === undefined) return undefined;
-    return this.gemmEngine!.view(this.productSlot, gemm.batch * gemm.M * gemm.N);
+  private productView(index: number, gemm: GemmPlan): Float32Array | undefined {
+    const slot = this.productSlots.get(index);
+    if (slot === undefined) return undefined;
+    return this.gemmEngine!.view(slot, gemm.batch * gemm.M * gemm.N);
   }
 
   /**
@@ -316,7 +317,13 @@ export class Executor {
    * write there and read each other's outputs where they are.
    */
   private placeBuffers(): void {
-    const plan = planMemory(this.schedule, this.bindings, { training: false });
+    // The product of a GEMM with an epilogue lives only until the epilogue has
+    // read it: the plan gives it dead space of its kernel's time.
+    const within = new Map<number, number>();
+    this.kernels.forEach((c, i) => {
+      if (c.gemm && c.source) within.set(i, 4 * c.gemm.batch * c.gemm.M * c.gemm.N);
+    });
+    const plan = planMemory(this.schedule, this.bindings, { training: false, within });
     const offsets = new Map(plan.buffers.map((b) => [b.node, b.offset]));
     let top = plan.activationBytes;
     this.schedule.kernels.forEach((k, i) => {
@@ -324,13 +331,6 @@ export class Executor {
       offsets.set(k.output, top);
       top += align(this.sizes[i] * 4);
     });
-    // One slot for the product of a GEMM with an epilogue: it lives only
-    // until the epilogue has read it.
-    const products = this.kernels.map((c) =>
-      c.gemm && c.source ? c.gemm.batch * c.gemm.M * c.gemm.N : 0,
-    );
-    const productAt = top;
-    top += align(Math.max(0, ...products) * 4);
     try {
       this.arena = this.gemmEngine!.reserve(top);
     } catch (e) {
@@ -339,8 +339,9 @@ export class Executor {
       if (e instanceof RangeError) return;
       throw e;
     }
-    for (const [node, offset] of offsets) this.slots.set(node, this.arena + offset);
-    if (products.some((n) => n > 0)) this.productSlot = this.arena + productAt;
+    for (const [node, offset] of offsets)
+      if (node >= 0) this.slots.set(node, this.arena + offset);
+      else this.productSlots.set(-1 - node, this.arena + offset);
   }
 
   destroy(): void {

@@ -31,10 +31,15 @@ export interface MemoryPlan {
   totalBytes: number;
 }
 
+/**
+ * `within`: bytes a kernel (by index) needs only while it runs (on webasm, a
+ * GEMM's product before its epilogue reads it); planned as buffers of that
+ * kernel alone, with node id -1 - index.
+ */
 export function planMemory(
   s: Schedule,
   bindings: Record<string, number>,
-  opts: { training: boolean },
+  opts: { training: boolean; within?: Map<number, number> },
 ): MemoryPlan {
   const g = s.graph;
   // At least one element: every backend allocates one for an empty tensor.
@@ -60,6 +65,9 @@ export function planMemory(
     const lastUse = outputs.has(k.output) ? end : (last.get(k.output) ?? k.index);
     buffers.push({ node: k.output, bytes: size, first: k.index, last: lastUse, offset: 0 });
   }
+
+  for (const [index, size] of opts.within ?? [])
+    buffers.push({ node: -1 - index, bytes: size, first: index, last: index, offset: 0 });
 
   // Greedy placement: biggest first, lowest offset free during the whole lifetime.
   const placed: PlannedBuffer[] = [];
@@ -122,7 +130,7 @@ export function printMemoryPlan(p: MemoryPlan, s: Schedule): string {
   ];
   for (const b of p.buffers)
     lines.push(
-      `    %${b.node} ${g.nodes[b.node].op} ${b.bytes} k${b.first}..k${b.last} @${b.offset}`,
+      `    ${b.node >= 0 ? `%${b.node} ${g.nodes[b.node].op}` : "(within its kernel)"} ${b.bytes} k${b.first}..k${b.last} @${b.offset}`,
     );
   return lines.join("\n") + "\n";
 }
