@@ -11,9 +11,9 @@ import { adamwStep, clipGradients, inEngine, newAdamWState } from "../src/runtim
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
 import { buildCharTokenizer } from "../src/runtime/tokenizer.js";
-import { learningRate, Trainer } from "../src/runtime/trainer.js";
+import { learningRate } from "../src/runtime/trainer.js";
 import type { Weights } from "../src/runtime/weights.js";
-import { dataset, model, tempDir, trainOptions } from "./helpers/train.js";
+import { dataset, freshTrainer, model, tempDir, trainOptions } from "./helpers/train.js";
 
 let webasm: Backend;
 let cpu: Backend;
@@ -33,26 +33,15 @@ const data = dataset(tok, tok.encode("the quick brown fox jumps over the lazy do
 
 /** `steps` optimizer steps of gpt2-tiny on webasm; `engine`: state moved into its memory. */
 async function train(engine: boolean, accum: number, steps = 3): Promise<Weights> {
-  let weights = m.init(5);
-  let adam = newAdamWState(weights);
-  const placed = engine ? inEngine(webasm, weights, adam) : undefined;
-  if (engine) {
-    expect(placed, "gpt2-tiny's state fits").toBeDefined();
-    ({ weights, state: adam } = placed!);
-  }
+  const init = m.init(5);
+  const adam = newAdamWState(init);
+  const placed = engine ? inEngine(webasm, init, adam) : undefined;
+  if (engine) expect(placed, "gpt2-tiny's state fits").toBeDefined();
   const out = tempDir();
   dirs.push(out);
-  const session = new Session(m.graphs, webasm);
-  const trainer = new Trainer({
-    session,
-    data,
-    weights,
-    shapes: m.shapes,
-    adam,
-    options: trainOptions({ steps, accum, lr: 3e-3 }),
-    out,
-    model: m.ref,
-  });
+  const options = trainOptions({ steps, accum, lr: 3e-3 });
+  const start = placed ? { weights: placed.weights, adam: placed.state } : { weights: init, adam };
+  const { trainer, weights, session } = freshTrainer(m, webasm, data, options, out, start);
   for (let s = 0; s < steps; s++) await trainer.trainStep();
   session.destroy();
   // Copies: the engine's arena is given back (and may be reused) below.

@@ -103,16 +103,17 @@ export function trainOptions(o: Partial<TrainOptions> = {}): TrainOptions {
   };
 }
 
-/** A fresh Trainer (step 0) on `backend`, writing to `out`. */
+/** A fresh Trainer (step 0) on `backend`, writing to `out`; `state`: weights and moments to start from. */
 export function freshTrainer(
   m: Model,
   backend: Backend,
   data: Dataset,
   options: TrainOptions,
   out: string,
+  state?: { weights: Weights; adam: AdamWState },
 ): { trainer: Trainer; weights: Weights; adam: AdamWState; session: Session } {
-  const weights = m.init(options.seed);
-  const adam = newAdamWState(weights);
+  const weights = state?.weights ?? m.init(options.seed);
+  const adam = state?.adam ?? newAdamWState(weights);
   const session = new Session(m.graphs, backend);
   const trainer = new Trainer({
     session,
