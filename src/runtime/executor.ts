@@ -8,6 +8,7 @@ import { kernelSource, type KernelSource } from "../codegen/kernel-source.js";
 import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
+import { size } from "../ir/ops/tensor.js";
 import { gpujs, type Backend } from "./backend.js";
 import { planMemory } from "../ir/passes/memory.js";
 import { align, gemmEngine, type Gemm } from "./gemm.js";
@@ -85,17 +86,15 @@ export class Executor {
     // webasm vectorizes along thread.x: give it the last axis (2-D output).
     const layout = backend.name === "webasm" ? "2d" : "1d";
     const g = schedule.graph;
-    const size = (id: number) =>
-      Math.max(
-        1,
-        shapeEval(g.nodes[id].type.shape, bindings).reduce((p, q) => p * q, 1),
-      );
+    const elements = (id: number) => size(shapeEval(g.nodes[id].type.shape, bindings));
+    // Every backend allocates one element for an empty tensor.
+    const buffer = (id: number) => Math.max(1, elements(id));
     const build = (kernel: Kernel): KernelFn => {
       if (backend.wasmKernels) {
         const source = kernelSource(g, kernel, bindings, layout);
         const argSizes = [
-          ...source.inputs.map(size),
-          ...source.extras.map((e) => (e.kind === "order" ? size(e.ids) : e.rows + 1)),
+          ...source.inputs.map(buffer),
+          ...source.extras.map((e) => (e.kind === "order" ? buffer(e.ids) : e.rows + 1)),
           ...Object.values(source.constants).map((c) => c.length),
         ];
         try {
@@ -131,18 +130,9 @@ export class Executor {
     });
     this.last = lastUses(schedule);
     this.outputs = new Set(schedule.graph.outputs.map((o) => o.id));
-    for (const n of schedule.graph.nodes)
-      if (n.op === "input" || n.op === "weight")
-        this.feedSizes.set(
-          n.id,
-          shapeEval(n.type.shape, bindings).reduce((p, q) => p * q, 1),
-        );
-    this.sizes = schedule.kernels.map((k) =>
-      Math.max(
-        1,
-        shapeEval(schedule.graph.nodes[k.output].type.shape, bindings).reduce((p, q) => p * q, 1),
-      ),
-    );
+    for (const n of g.nodes)
+      if (n.op === "input" || n.op === "weight") this.feedSizes.set(n.id, elements(n.id));
+    this.sizes = schedule.kernels.map((k) => buffer(k.output));
     this.flops = schedule.kernels.map((k) => kernelFlops(schedule, k.nodes, bindings));
     this.families = schedule.kernels.map((k) => {
       const c = this.kernels[k.index];
@@ -206,9 +196,7 @@ export class Executor {
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
       // Where this kernel's output lives in the engine memory (webasm), if planned.
-      const slot = this.slots.get(kernel.output);
-      const target =
-        slot === undefined ? undefined : this.gemmEngine!.view(slot, this.sizes[index]);
+      const target = this.targets[index];
       /** `out` is a new array of this run's own (no copy needed to return it). */
       let fresh = false;
       const call = async ({ source, fn, wasm }: KernelFn, into?: Float32Array) => {
@@ -237,7 +225,7 @@ export class Executor {
         const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
         // The product goes to the kernel's output, or (an epilogue follows) to
         // its planned place in the arena, where the epilogue reads it.
-        const into = source ? this.productView(index, gemm) : target;
+        const into = source ? this.products[index] : target;
         out = this.gemmEngine!.run(gemm, a, b, into);
         fresh = !source && !target;
         for (const p of prologue!) live.delete(p.source.output);
@@ -298,17 +286,14 @@ export class Executor {
   private readonly outputs: Set<number>;
   /** Element count of each input and weight at these sizes (checked against feeds). */
   private readonly feedSizes = new Map<number, number>();
-  /** Planned offset (bytes, engine memory) of each kernel output on webasm. */
-  private readonly slots = new Map<number, number>();
   private arena?: number;
-  /** Where each GEMM product that an epilogue reads lives (engine memory), by kernel index. */
-  private readonly productSlots = new Map<number, number>();
-
-  private productView(index: number, gemm: GemmPlan): Float32Array | undefined {
-    const slot = this.productSlots.get(index);
-    if (slot === undefined) return undefined;
-    return this.gemmEngine!.view(slot, gemm.batch * gemm.M * gemm.N);
-  }
+  /**
+   * By kernel index, on webasm: its output's planned place in the engine's
+   * memory, and the place of a GEMM product its epilogue reads. Views made
+   * once: a shared memory's views stay valid when it grows.
+   */
+  private readonly targets: (Float32Array | undefined)[] = [];
+  private readonly products: (Float32Array | undefined)[] = [];
 
   /**
    * On webasm, every kernel output gets a place in the engine's memory from the
@@ -319,9 +304,10 @@ export class Executor {
   private placeBuffers(): void {
     // The product of a GEMM with an epilogue lives only until the epilogue has
     // read it: the plan gives it dead space of its kernel's time.
+    const productSize = (c: CompiledKernel) => (c.gemm ? c.gemm.batch * c.gemm.M * c.gemm.N : 0);
     const within = new Map<number, number>();
     this.kernels.forEach((c, i) => {
-      if (c.gemm && c.source) within.set(i, 4 * c.gemm.batch * c.gemm.M * c.gemm.N);
+      if (c.gemm && c.source) within.set(i, 4 * productSize(c));
     });
     const plan = planMemory(this.schedule, this.bindings, { training: false, within });
     const offsets = new Map(plan.buffers.map((b) => [b.node, b.offset]));
@@ -339,9 +325,13 @@ export class Executor {
       if (e instanceof RangeError) return;
       throw e;
     }
-    for (const [node, offset] of offsets)
-      if (node >= 0) this.slots.set(node, this.arena + offset);
-      else this.productSlots.set(-1 - node, this.arena + offset);
+    const engine = this.gemmEngine!;
+    this.schedule.kernels.forEach((k, i) => {
+      this.targets[i] = engine.view(this.arena! + offsets.get(k.output)!, this.sizes[i]);
+      const product = offsets.get(-1 - i);
+      if (product !== undefined)
+        this.products[i] = engine.view(this.arena! + product, productSize(this.kernels[i]));
+    });
   }
 
   destroy(): void {
