@@ -388,10 +388,15 @@ export class Gemm {
   /**
    * Arrays of these sizes (zeros) in one arena of this memory, for state that
    * kernels read in place across runs (weights and moments, KV caches), and
-   * the function that gives the arena back; undefined when it does not fit.
+   * the function that gives the arena back; undefined when they take more
+   * than `maxBytes` or do not fit.
    */
-  hold(sizes: number[]): { arrays: Float32Array[]; release: () => void } | undefined {
+  hold(
+    sizes: number[],
+    maxBytes = Infinity,
+  ): { arrays: Float32Array[]; release: () => void } | undefined {
     const total = sizes.reduce((n, k) => n + align(k * 4), 0);
+    if (total > maxBytes) return undefined;
     let at: number;
     try {
       at = this.reserve(total);

@@ -177,10 +177,8 @@ export function inEngine(
   // Only where the engine runs the kernels (webasm; not its gpu.js-only form).
   if (!backend.wasmKernels) return undefined;
   const keys = [...weights.keys()];
-  const total = keys.reduce((n, k) => n + 3 * align(weights.get(k)!.length * 4), 0);
-  if (total > budget) return undefined;
   const sizes = keys.map((k) => weights.get(k)!.length);
-  const held = gemmEngine().hold([...sizes, ...sizes, ...sizes]);
+  const held = gemmEngine().hold([...sizes, ...sizes, ...sizes], budget);
   if (!held) return undefined;
   const views = held.arrays;
   const moved = (src: Weights, part: number) =>
