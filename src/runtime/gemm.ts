@@ -32,9 +32,11 @@ const MAX_ARGS = 60;
 const ERROR = 4 + MAX_ARGS;
 const READY = ERROR + 1;
 const NEXT = READY + 1;
+/** A range [start, end) in chunks of `step`; fn's arguments are `rest` with (from, to) inserted at `at`. */
+type Chunks = [at: number, start: number, end: number, step: number, rest: number[]];
+
 /**
- * Runs fn over chunks of [start, end) claimed from the counter ctl[next]
- * until none is left; fn gets `rest` with (from, to) inserted at index `at`.
+ * Runs fn over chunks claimed from the counter ctl[next] until none is left.
  * The helper runs this same function (its source is copied into the worker),
  * so it uses nothing from outside itself.
  */
@@ -42,11 +44,7 @@ function claim(
   ctl: Int32Array,
   next: number,
   fn: (...args: number[]) => void,
-  at: number,
-  start: number,
-  end: number,
-  step: number,
-  rest: number[],
+  ...[at, start, end, step, rest]: Chunks
 ): void {
   for (;;) {
     const from = start + Atomics.add(ctl, next, 1) * step;
@@ -293,24 +291,16 @@ export class Gemm {
   }
 
   /**
-   * fn over [start, end) in chunks of `step` (fn's arguments: `rest` with
-   * (from, to) inserted at index `at`), claimed by this thread and the helper
-   * as each finishes its last: `target` names fn for the helper (an export's
-   * index, or 3 + a kernel's slot).
+   * fn over `chunks`, claimed by this thread and the helper as each finishes
+   * its last: `target` names fn for the helper (an export's index, or 3 + a
+   * kernel's slot).
    */
-  private share(
-    target: number,
-    fn: (...args: number[]) => void,
-    at: number,
-    start: number,
-    end: number,
-    step: number,
-    rest: number[],
-  ): void {
+  private share(target: number, fn: (...args: number[]) => void, ...chunks: Chunks): void {
     const ctl = this.helper!.ctl;
+    const [at, start, end, step, rest] = chunks;
     Atomics.store(ctl, NEXT, 0);
     this.handoff(SHARE, [target, at, start, end, step, ...rest], () =>
-      claim(ctl, NEXT, fn, at, start, end, step, rest),
+      claim(ctl, NEXT, fn, ...chunks),
     );
   }
 
