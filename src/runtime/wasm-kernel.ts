@@ -42,16 +42,18 @@ export class WasmKernel {
     if (out && !engine.owns(out))
       throw new Error("internal: kernel output outside the engine memory");
     const all = [...args, ...Object.values(this.source.constants)];
+    // Scratch offsets of the arguments to copy in; -1 for those read in place.
     const offsets: number[] = [];
     let top = out ? 0 : align(this.source.outputSize * 4);
     for (const a of all) {
-      offsets.push(top);
-      if (!engine.owns(a)) top = align(top + a.length * 4);
+      const copy = !engine.owns(a);
+      offsets.push(copy ? top : -1);
+      if (copy) top = align(top + a.length * 4);
     }
     const base = engine.scratch(top);
     const mem = new Float32Array(engine.memory.buffer);
     const addrs = all.map((a, k) => {
-      if (engine.owns(a)) return a.byteOffset;
+      if (offsets[k] < 0) return a.byteOffset;
       mem.set(a, (base + offsets[k]) / 4);
       return base + offsets[k];
     });
