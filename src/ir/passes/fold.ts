@@ -2,6 +2,7 @@
 // changes no value, not even a rounding), so the pass preserves meaning bit for bit.
 import { dimValue, shapeEq, type Dim } from "../dims.js";
 import type { Graph } from "../graph.js";
+import { transposeLast } from "../ops/matmul.js";
 import { getOp } from "../ops/registry.js";
 import { liveNodes } from "./dce.js";
 import { rebuild } from "./rebuild.js";
@@ -105,12 +106,15 @@ function transposedProducts(g: Graph): Graph {
     const transposed = (x: number) => {
       const m = out.node(x);
       if (m.op === "permute" && swapsLastTwo(m.attrs.perm as number[])) return m.inputs[0];
-      const r = out.type(x).shape.length;
-      const p = [...Array(r).keys()];
-      [p[r - 2], p[r - 1]] = [p[r - 1], p[r - 2]];
-      return out.op("permute", [x], { perm: p }, n.span);
+      return transposeLast(out, x);
     };
     const [x, y] = product.inputs;
-    return out.op("matmul", [transposed(y), transposed(x)], {}, n.span);
+    // New nodes carry the transpose's source position.
+    out.defaultSpan = n.span;
+    try {
+      return out.op("matmul", [transposed(y), transposed(x)]);
+    } finally {
+      out.defaultSpan = undefined;
+    }
   }).graph;
 }
