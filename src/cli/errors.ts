@@ -1,48 +1,23 @@
-// How the CLI ends: diagnostics and usage errors exit 1 with a clear message;
-// anything else is a bug in gptc and says so (exit 2, stack only with GPTC_DEBUG=1).
+// How the CLI ends: diagnostics and every GptcError (bad input, missing file,
+// a model that does not fit) exit 1 with a clear message; anything else is a
+// bug in gptc and says so (exit 2, stack only with GPTC_DEBUG=1).
 import { DiagnosticError, formatDiagnostics } from "../dsl/diagnostics.js";
 import { SourceSet } from "../dsl/source.js";
-import { WriteError } from "../runtime/atomic.js";
-import { BackendError } from "../runtime/backend.js";
-import { CheckpointError } from "../runtime/checkpoint.js";
-import { DataError } from "../runtime/data.js";
-import { NumericsError } from "../runtime/executor.js";
-import { GenerateError } from "../runtime/generate.js";
-import { SafetensorsError } from "../runtime/safetensors.js";
-import { CapacityError } from "../runtime/session.js";
-import { TokenizerError } from "../runtime/tokenizer.js";
-import { TrainError } from "../runtime/trainer.js";
-import { FixtureError } from "../runtime/verify.js";
-import { WeightError } from "../runtime/weights.js";
+import { GptcError } from "../errors.js";
 
-/** A problem with what the user asked for (bad flag, missing file). */
-export class UsageError extends Error {}
-
-/** Errors about the user's input or machine, raised below the CLI: reported as messages. */
-const userErrors = [
-  BackendError,
-  CapacityError,
-  CheckpointError,
-  DataError,
-  FixtureError,
-  GenerateError,
-  NumericsError,
-  SafetensorsError,
-  TokenizerError,
-  TrainError,
-  WeightError,
-  WriteError,
-];
+export { UsageError } from "../errors.js";
 
 export function reportAndExit(err: unknown, sources?: SourceSet): never {
   if (err instanceof DiagnosticError) {
-    process.stderr.write(formatDiagnostics(err.diagnostics, sources ?? new SourceSet()) + "\n");
+    process.stderr.write(
+      formatDiagnostics(err.diagnostics, sources ?? err.sources ?? new SourceSet()) + "\n",
+    );
     const n = err.diagnostics.filter((d) => d.severity === "error").length;
     if (n > 1) process.stderr.write(`${n} errors\n`);
     process.exit(1);
   }
-  if (err instanceof UsageError || userErrors.some((E) => err instanceof E)) {
-    process.stderr.write(`gptc: error: ${(err as Error).message}\n`);
+  if (err instanceof GptcError) {
+    process.stderr.write(`gptc: error: ${err.message}\n`);
     process.exit(1);
   }
   const e = err as Error;

@@ -1,7 +1,8 @@
 // Diagnostics: every error gptc reports about a user's input. They are values,
 // collected several per file, and rendered as `file:line:col: error: message`
 // followed by the source line and a caret under the offending text.
-import type { Span, SourceSet } from "./source.js";
+import { GptcError } from "../errors.js";
+import { SourceSet, type Span } from "./source.js";
 
 export interface Diagnostic {
   severity: "error" | "warning";
@@ -14,10 +15,18 @@ export interface Diagnostic {
 }
 
 /** Thrown to abort a stage; carries every diagnostic found so far. */
-export class DiagnosticError extends Error {
-  constructor(readonly diagnostics: Diagnostic[]) {
-    super(diagnostics.map((d) => d.message).join("\n"));
-    this.name = "DiagnosticError";
+export class DiagnosticError extends GptcError {
+  constructor(
+    readonly diagnostics: Diagnostic[],
+    /** The texts the spans point into, so the error can be printed with excerpts. */
+    readonly sources?: SourceSet,
+  ) {
+    super("diagnostics", diagnostics.map((d) => d.message).join("\n"));
+  }
+
+  /** Every diagnostic as `file:line:col: error: message` with the source line and a caret. */
+  format(): string {
+    return formatDiagnostics(this.diagnostics, this.sources ?? new SourceSet());
   }
 }
 

@@ -1,5 +1,6 @@
 // Writes a file so that readers see the old content or the new, never a mix:
 // temp file in the same folder, fsync, rename, fsync the folder.
+import { GptcError } from "../errors.js";
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
@@ -7,7 +8,11 @@ import { basename, dirname, join } from "node:path";
  * A file could not be written (full disk, no permission, a folder in the way): reported as a
  * problem of the machine, not as a bug in gptc.
  */
-export class WriteError extends Error {}
+export class WriteError extends GptcError {
+  constructor(message: string) {
+    super("write", message);
+  }
+}
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = join(

@@ -1,6 +1,7 @@
 // Backends: a gpu.js GPU instance in one of the modes gptc supports. `auto`
 // picks the best that works here (headlessgl, then webasm, then cpu) and says
 // which one ran in one log line.
+import { GptcError } from "../errors.js";
 import { createRequire } from "node:module";
 
 export const backendNames = ["webasm", "cpu", "headlessgl", "webgpu"] as const;
@@ -17,7 +18,11 @@ export function gpujs(): GpuModule {
   return gpuModule;
 }
 
-export class BackendError extends Error {}
+export class BackendError extends GptcError {
+  constructor(message: string) {
+    super("backend", message);
+  }
+}
 
 export interface Backend {
   name: BackendName;

@@ -4,6 +4,7 @@
 // any moment leaves the previous checkpoint whole. Next to it, model.safetensors
 // (the weights alone, keys as in the Hugging Face checkpoint), config.json and
 // tokenizer.json are written the same way for other tools.
+import { GptcError } from "../errors.js";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AdamWState } from "./optimizer.js";
@@ -38,7 +39,11 @@ export interface TrainState {
   bestValLoss?: number;
 }
 
-export class CheckpointError extends Error {}
+export class CheckpointError extends GptcError {
+  constructor(message: string) {
+    super("checkpoint", message);
+  }
+}
 
 const M = "optimizer.m.";
 const V = "optimizer.v.";

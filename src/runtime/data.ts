@@ -1,6 +1,7 @@
 // Training data: text files (a file or a folder of them), or the Brown corpus
 // by default; tokenized once and cached on disk, split into train/validation,
 // and sampled as random windows by a seeded generator.
+import { GptcError } from "../errors.js";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -17,7 +18,11 @@ import { brownDocuments } from "./corpus.js";
 import { Rng } from "./rng.js";
 import { buildCharTokenizer, encodeDocuments, gpt2Tokenizer, type Tokenizer } from "./tokenizer.js";
 
-export class DataError extends Error {}
+export class DataError extends GptcError {
+  constructor(message: string) {
+    super("data", message);
+  }
+}
 
 /** Every file under `path` (sorted), read as UTF-8; one document per file. */
 export function readDocuments(path: string): string[] {

@@ -2,6 +2,7 @@
 // from generated source for concrete sizes, called in order. On GL backends the
 // intermediates stay on the device as textures (pipeline mode); only the
 // outputs asked for are read back.
+import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
 import { kernelSource, type KernelSource } from "../codegen/kernel-source.js";
@@ -61,7 +62,11 @@ export interface KernelFamily {
 }
 
 /** A kernel produced NaN or infinity (`--check-numerics`). */
-export class NumericsError extends Error {}
+export class NumericsError extends GptcError {
+  constructor(message: string) {
+    super("numerics", message);
+  }
+}
 
 export class Executor {
   readonly kernels: CompiledKernel[];

@@ -2,6 +2,7 @@
 // prompt is processed once and each new token costs one incremental step (two
 // executors: T = prompt length and T = 1, compiled once). generateFull
 // recomputes the whole prefix per token: the reference the cache is checked against.
+import { GptcError } from "../errors.js";
 import { gemmEngine } from "./gemm.js";
 import { Rng } from "./rng.js";
 import { sampleToken, type SamplingOptions } from "./sampler.js";
@@ -20,7 +21,11 @@ export interface GenerateOptions extends SamplingOptions {
   onLogits?: (row: number, logits: Float32Array) => void;
 }
 
-export class GenerateError extends Error {}
+export class GenerateError extends GptcError {
+  constructor(message: string) {
+    super("generate", message);
+  }
+}
 
 export function checkPromptLengths(prompts: number[][], o: GenerateOptions): void {
   for (const p of prompts) {

@@ -12,6 +12,7 @@
 // out-of-bounds read), and tensor names are only ever used as Map keys, so names such as
 // "__proto__" cannot touch any object's prototype.
 
+import { GptcError } from "../errors.js";
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
@@ -25,10 +26,9 @@ import {
 import { basename, dirname, join } from "node:path";
 
 /** Every problem with a safetensors file or with data given to the writer. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends GptcError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "SafetensorsError";
+    super("safetensors", message, options);
   }
 }
 

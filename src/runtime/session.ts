@@ -1,5 +1,6 @@
 // A compiled model on a backend: executors for the forward and training graphs,
 // built per (batch, seq) on first use and reused after.
+import { GptcError } from "../errors.js";
 import type { CompiledGraphs } from "../ir/pipeline.js";
 import { fuse, type FusionLimits, type Schedule } from "../ir/passes/fuse.js";
 import { planMemory } from "../ir/passes/memory.js";
@@ -13,7 +14,11 @@ import { Executor, type Profiler } from "./executor.js";
 import type { Weights } from "./weights.js";
 
 /** The model does not fit what the backend or the machine can hold. */
-export class CapacityError extends Error {}
+export class CapacityError extends GptcError {
+  constructor(message: string) {
+    super("capacity", message);
+  }
+}
 
 const GiB = 2 ** 30;
 

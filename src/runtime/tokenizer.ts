@@ -1,6 +1,7 @@
 // Tokenizers: GPT-2's byte-pair encoding (r50k_base: the exact GPT-2 ids) and a
 // character-level vocabulary built from the data. Both serialize to JSON so a
 // checkpoint decodes the way it was trained.
+import { GptcError } from "../errors.js";
 import { decode as bpeDecode, encode as bpeEncode } from "gpt-tokenizer/encoding/r50k_base";
 
 export const endOfText = "<|endoftext|>";
@@ -66,7 +67,11 @@ export function buildCharTokenizer(docs: Iterable<string>): Tokenizer {
   return charTokenizer([...set].sort());
 }
 
-export class TokenizerError extends Error {}
+export class TokenizerError extends GptcError {
+  constructor(message: string) {
+    super("tokenizer", message);
+  }
+}
 
 export function tokenizerFromJSON(j: unknown): Tokenizer {
   const v = j as TokenizerJSON;

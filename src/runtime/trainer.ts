@@ -3,6 +3,7 @@
 // warmup + cosine decay, periodic validation, checkpoints, a JSON-lines log and
 // an SVG loss curve. Seeded: the same options on the same backend give the
 // same weights, and a resumed run continues exactly where it stopped.
+import { GptcError } from "../errors.js";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic.js";
@@ -35,7 +36,11 @@ export interface TrainOptions {
   data?: string;
 }
 
-export class TrainError extends Error {}
+export class TrainError extends GptcError {
+  constructor(message: string) {
+    super("train", message);
+  }
+}
 
 /** Linear warmup to `lr`, then cosine decay reaching `minLr` at step index `steps` (nanoGPT's convention). */
 export function learningRate(step: number, o: TrainOptions): number {

@@ -1,6 +1,7 @@
 // `gptc verify`: runs a PyTorch reference fixture (see test/fixtures/tiny/README.md)
 // on a backend and compares every quantity against the float32 tolerances the
 // fixture documents.
+import { GptcError } from "../errors.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CompiledGraphs } from "../ir/pipeline.js";
@@ -49,7 +50,11 @@ export interface FixtureCase {
   loss_after_adamw?: number;
 }
 
-export class FixtureError extends Error {}
+export class FixtureError extends GptcError {
+  constructor(message: string) {
+    super("fixture", message);
+  }
+}
 
 export function readFixtureCase(dir: string): FixtureCase {
   const path = join(dir, "case.json");

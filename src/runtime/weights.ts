@@ -1,6 +1,7 @@
 // Model weights: initialization from the spec, loading a Hugging Face GPT-2
 // checkpoint (with or without the `transformer.` prefix, ignoring attention
 // mask buffers, LM head tied when absent), and saving checkpoints with the same keys.
+import { GptcError } from "../errors.js";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dimValue } from "../ir/dims.js";
@@ -17,7 +18,11 @@ export interface WeightSpec {
   std: number;
 }
 
-export class WeightError extends Error {}
+export class WeightError extends GptcError {
+  constructor(message: string) {
+    super("weights", message);
+  }
+}
 
 const versions = new WeakMap<Float32Array, number>();
 
