@@ -3,7 +3,7 @@
 // cache(), on cpu and webasm, for single prompts and batches of mixed lengths;
 // plus seeded sampling, top-k / top-p, stop tokens and prompts that do not fit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contextOf } from "../src/cli/generate.js";
+import { contextOf } from "../src/api/compile.js";
 import type { BackendName } from "../src/runtime/backend.js";
 import {
   GenerateError,
@@ -127,16 +127,36 @@ describe("generation up to the context (gpt2-tiny, ctx 32)", () => {
   });
   const prompt = (n: number) => Array.from({ length: n }, (_, i) => (i * 11 + 3) % 64);
 
-  it("the cache fills the context and stops there; its tokens are the full run's first ones", async () => {
-    const o = greedy({ context: 32 });
+  it("past the context the window slides; keeping the whole context gives the full run's tokens", async () => {
+    const o = greedy({ context: 32, maxNewTokens: 12 });
     const full = await generateFull(session, w, [prompt(30)], o);
-    const cached = await generateCached(session, w, [prompt(30)], o);
-    // 30 prompt tokens + 3 new ones: the last is chosen from position 31, the last there is.
-    expect(cached[0]).toHaveLength(3);
-    expect(full[0]).toHaveLength(6);
-    expect(cached[0]).toEqual(full[0].slice(0, 3));
-    const exact = await generateCached(session, w, [prompt(32)], o);
-    expect(exact[0]).toEqual((await generateFull(session, w, [prompt(32)], o))[0].slice(0, 1));
+    expect(full[0]).toHaveLength(12);
+    const slides: number[] = [];
+    const exact = await generateCached(session, w, [prompt(30)], {
+      ...o,
+      slideKeep: 32,
+      onSlide: (k) => slides.push(k),
+    });
+    expect(exact[0]).toEqual(full[0]);
+    // 30 + 3 tokens fill the context; each of the other 9 is made after a slide.
+    expect(slides).toEqual(new Array(9).fill(32));
+  });
+
+  it("the default slide keeps half the context: the first tokens equal the full run's, all are made", async () => {
+    const o = greedy({ context: 32, maxNewTokens: 40 });
+    const slides: number[] = [];
+    const cached = await generateCached(session, w, [prompt(30)], {
+      ...o,
+      onSlide: (k) => slides.push(k),
+    });
+    const full = await generateFull(session, w, [prompt(30)], o);
+    expect(cached[0]).toHaveLength(40);
+    expect(cached[0].slice(0, 3)).toEqual(full[0].slice(0, 3));
+    // 3 tokens fill the first window, then windows of 16 kept + 17 new: 3 + 17 + 17 + 3.
+    expect(slides).toEqual([16, 16, 16]);
+    // After a slide the model sees fewer tokens than the full run: the same
+    // weights with a shorter context choose differently somewhere.
+    expect(cached[0]).not.toEqual(full[0]);
   });
 
   it("a prompt longer than the context, or an empty one, is a GenerateError", async () => {

@@ -16,6 +16,14 @@ export interface GenerateOptions extends SamplingOptions {
   stopToken?: number;
   /** Longest sequence the model takes (its context). */
   context?: number;
+  /**
+   * With a KV cache, tokens kept when the context is full and the window
+   * slides (default half the context; `context` re-runs the whole window for
+   * every token, as generateFull does).
+   */
+  slideKeep?: number;
+  /** Called each time the window slides (with the tokens kept). */
+  onSlide?: (kept: number) => void;
   onToken?: (row: number, id: number) => void;
   /** The logits each token was chosen from (last position of the row). */
   onLogits?: (row: number, logits: Float32Array) => void;
@@ -74,7 +82,13 @@ export async function generateFull(
 
 /**
  * Generates with a KV cache. Prompts of equal length share a batch; the cache
- * holds C = prompt + new tokens slots (at most the context).
+ * holds C = prompt + new tokens slots (at most the context). When the context
+ * is full and more tokens are wanted, the window slides: the last `slideKeep`
+ * tokens of each row (default half the context) are run as a new prompt and
+ * decoding goes on from there, so each token sees between `slideKeep` and
+ * `context` tokens before it. With slideKeep = context every token sees the
+ * full context, as generateFull (and nanoGPT's sampler) does, at the cost of a
+ * prompt pass per token.
  */
 export async function generateCached(
   session: Session,
@@ -86,60 +100,108 @@ export async function generateCached(
   if (!session.canDecode) return generateFull(session, weights, prompts, o);
   const rng = new Rng(o.seed);
   const results: number[][] = prompts.map(() => []);
-  // Group rows by prompt length: one batch per group.
+  const keep =
+    o.context === undefined
+      ? 0
+      : Math.max(1, Math.min(o.context, o.slideKeep ?? Math.floor(o.context / 2)));
+  // Group rows by prompt length: one batch per group. A group's rows advance
+  // together (a finished row's tokens are still computed, not kept).
   const groups = new Map<number, number[]>();
   prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
-  for (const [len, rows] of groups) {
-    const B = rows.length;
-    let steps = o.maxNewTokens;
-    if (o.context !== undefined) steps = Math.min(steps, o.context - len + 1);
-    const C = len + Math.max(0, steps - 1);
-    const dims = { B, C };
-    const cacheInputs = session.cacheInputs(dims);
-    // On webasm the caches live in the engine's memory: kernels read them in
-    // place, and each step's updated caches (views of the executor's arena)
-    // are copied into them once, with no new arrays per token.
-    const held = session.backend.wasmKernels
-      ? gemmEngine().hold(cacheInputs.map((c) => c.size))
-      : undefined;
-    const caches: Record<string, Float32Array> = {};
-    cacheInputs.forEach((c, i) => (caches[c.name] = held?.arrays[i] ?? new Float32Array(c.size)));
-    let tokens = Float32Array.from(rows.flatMap((r) => prompts[r]));
-    let T = len;
-    let filled = 0;
-    const done = new Array<boolean>(B).fill(false);
-    try {
-      for (let s = 0; s < steps && done.some((d) => !d); s++) {
-        const out = await session.decode(
-          weights,
-          { tokens, cache_len: Float32Array.of(filled), ...caches },
-          { ...dims, T },
-          { views: held !== undefined },
-        );
-        // Without views the session's outputs are copies of their own: kept as they are.
-        for (const name of Object.keys(caches))
-          if (held) caches[name].set(out[name]);
-          else caches[name] = out[name];
-        const vocab = out.logits.length / (B * T);
-        const next = new Float32Array(B);
-        for (let b = 0; b < B; b++) {
-          const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
-          const id = sampleToken(row, o, rng);
-          next[b] = id;
-          if (done[b]) continue;
-          // A view lives until the next step: the callback gets a copy it may keep.
-          o.onLogits?.(rows[b], held ? row.slice() : row);
+  for (const rows of groups.values()) {
+    const seqs = rows.map((r) => [...prompts[r]]);
+    const done = new Array<boolean>(rows.length).fill(false);
+    let left = o.maxNewTokens;
+    for (let segment = 0; left > 0 && done.some((d) => !d); segment++) {
+      if (segment > 0) o.onSlide?.(keep);
+      const window = seqs.map((q) => (segment === 0 ? q : q.slice(-keep)));
+      const made = await decodeSegment(
+        session,
+        weights,
+        window,
+        left,
+        o,
+        rng,
+        (b, id) => {
+          seqs[b].push(id);
+          if (done[b]) return;
           results[rows[b]].push(id);
           o.onToken?.(rows[b], id);
           if (id === o.stopToken) done[b] = true;
-        }
-        filled += T;
-        tokens = next;
-        T = 1;
-      }
-    } finally {
-      held?.release();
+        },
+        (b, logits) => {
+          if (!done[b]) o.onLogits?.(rows[b], logits);
+        },
+        () => done.every((d) => d),
+      );
+      left -= made;
     }
   }
   return results;
+}
+
+/**
+ * Runs `window` (rows of equal length) as a prompt and decodes one token per
+ * step until the cache reaches the context, `steps` tokens are made, or
+ * `finished()`. Returns the number of tokens made per row.
+ */
+async function decodeSegment(
+  session: Session,
+  weights: Weights,
+  window: number[][],
+  steps: number,
+  o: GenerateOptions,
+  rng: Rng,
+  emit: (row: number, id: number) => void,
+  logitsOf: (row: number, logits: Float32Array) => void,
+  finished: () => boolean,
+): Promise<number> {
+  const B = window.length;
+  const len = window[0].length;
+  if (o.context !== undefined) steps = Math.min(steps, o.context - len + 1);
+  const C = len + Math.max(0, steps - 1);
+  const dims = { B, C };
+  const cacheInputs = session.cacheInputs(dims);
+  // On webasm the caches live in the engine's memory: kernels read them in
+  // place, and each step's updated caches (views of the executor's arena)
+  // are copied into them once, with no new arrays per token.
+  const held = session.backend.wasmKernels
+    ? gemmEngine().hold(cacheInputs.map((c) => c.size))
+    : undefined;
+  const caches: Record<string, Float32Array> = {};
+  cacheInputs.forEach((c, i) => (caches[c.name] = held?.arrays[i] ?? new Float32Array(c.size)));
+  let tokens = Float32Array.from(window.flat());
+  let T = len;
+  let filled = 0;
+  let made = 0;
+  try {
+    for (; made < steps && !finished(); made++) {
+      const out = await session.decode(
+        weights,
+        { tokens, cache_len: Float32Array.of(filled), ...caches },
+        { ...dims, T },
+        { views: held !== undefined },
+      );
+      // Without views the session's outputs are copies of their own: kept as they are.
+      for (const name of Object.keys(caches))
+        if (held) caches[name].set(out[name]);
+        else caches[name] = out[name];
+      const vocab = out.logits.length / (B * T);
+      const next = new Float32Array(B);
+      for (let b = 0; b < B; b++) {
+        const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
+        const id = sampleToken(row, o, rng);
+        next[b] = id;
+        // A view lives until the next step: the callback gets a copy it may keep.
+        logitsOf(b, held ? row.slice() : row);
+        emit(b, id);
+      }
+      filled += T;
+      tokens = next;
+      T = 1;
+    }
+  } finally {
+    held?.release();
+  }
+  return made;
 }
