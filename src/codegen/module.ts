@@ -1,7 +1,6 @@
 // The kernels of a schedule as one JavaScript module, for reading and for use
 // outside gptc (`gptc compile --emit kernels`): every kernel's gpu.js source with
 // its output size and input buffers, formatted with prettier.
-import { format } from "prettier";
 import type { Schedule } from "../ir/passes/fuse.js";
 import { kernelSource } from "./kernel-source.js";
 
@@ -31,6 +30,17 @@ function describe(s: Schedule, id: number): string {
   return `%${id}`;
 }
 
+/**
+ * Lays the module out with prettier when it is installed (a development
+ * dependency: an installed gptc does not carry it, and starts without it);
+ * otherwise the text stays as emitted, the same program.
+ */
 export async function formatJs(text: string): Promise<string> {
-  return format(text, { parser: "babel", printWidth: 100 });
+  let prettier: { format(t: string, o: object): Promise<string> };
+  try {
+    prettier = await import("prettier");
+  } catch {
+    return text;
+  }
+  return prettier.format(text, { parser: "babel", printWidth: 100 });
 }
