@@ -4,7 +4,7 @@
 import { frontend } from "../src/dsl/frontend.js";
 import { lowerProgram } from "../src/ir/lower.js";
 import { compileGraphs } from "../src/ir/pipeline.js";
-import { compileModel } from "../src/cli/artifacts.js";
+import { compileModel } from "../src/api/artifacts.js";
 import { createBackend, type BackendName } from "../src/runtime/backend.js";
 import { generateCached } from "../src/runtime/generate.js";
 import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
@@ -44,7 +44,7 @@ function peakRssMiB(): number {
 
 async function trainSteps(set: Record<string, string>, B: number, T: number, steps: number) {
   const l = lower(set);
-  const backend = await createBackend(backendName, { quiet: true });
+  const backend = await createBackend(backendName);
   const session = new Session(compileGraphs(l), backend);
   const profile = profileOn ? new StepProfile() : undefined;
   const specs = weightSpecs(l.graph);
@@ -116,7 +116,7 @@ async function main(): Promise<Record<string, unknown>> {
     }
     case "generate": {
       const l = lower(smallSets);
-      const backend = await createBackend(backendName, { quiet: true });
+      const backend = await createBackend(backendName);
       const session = new Session(compileGraphs(l, lower(smallSets, true)), backend);
       const weights = initWeights(weightSpecs(l.graph), 1);
       const vocab = quick ? 512 : 50257;

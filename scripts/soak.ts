@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { lowerForGeneration } from "../src/cli/generate.js";
+import { compileRef } from "../src/api/load.js";
 import { specsDir } from "../src/dsl/load.js";
 import { backendNames, createBackend, type BackendName } from "../src/runtime/backend.js";
 import { loadDataset } from "../src/runtime/data.js";
@@ -109,10 +109,10 @@ async function main(): Promise<number> {
     sample("start");
     const data = loadDataset({ tokenizer: "char", minTokens: args.seq + 2 });
     const ref = { spec: join(specsDir, "gpt2-tiny.model"), set: {} };
-    const { lowered, graphs } = lowerForGeneration(ref, data.tokenizer.vocabSize);
+    const { lowered, graphs } = compileRef(ref, data.tokenizer.vocabSize);
     const specs = weightSpecs(lowered.graph);
     const weights = initWeights(specs, 1337);
-    const backend = await createBackend(args.backend, { quiet: true });
+    const backend = await createBackend(args.backend);
     const session = new Session(graphs, backend);
     const options: TrainOptions = {
       steps: args.steps,

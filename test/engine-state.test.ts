@@ -20,8 +20,8 @@ let cpu: Backend;
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  webasm = await createBackend("webasm", { quiet: true });
-  cpu = await createBackend("cpu", { quiet: true });
+  webasm = await createBackend("webasm");
+  cpu = await createBackend("cpu");
 });
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -362,7 +362,7 @@ describe("exp inline in gpu.js kernels on webasm", () => {
     const g = new Graph("exp");
     const x = g.op("input", [], { name: "x", shape: shapeOf(xs.length), dtype: "f32" });
     g.output("y", g.op("exp", [x]));
-    const webasm = await createBackend("webasm", { quiet: true, wasmKernels: false });
+    const webasm = await createBackend("webasm", { wasmKernels: false });
     const ex = new Executor(fuse(g), {}, webasm);
     expect(ex.kernels[0].fn).toBeDefined();
     expect(ex.kernels[0].source!.source).not.toContain("Math.exp");

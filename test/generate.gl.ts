@@ -3,7 +3,7 @@
 // the GL suite CI runs under xvfb (`npx vitest run -c vitest.gl.config.ts`);
 // it fails, never skips, where headlessgl cannot start.
 import { afterAll, describe, expect, it } from "vitest";
-import { contextOf } from "../src/cli/generate.js";
+import { contextOf } from "../src/api/compile.js";
 import { createBackend } from "../src/runtime/backend.js";
 import { generateCached, generateFull, type GenerateOptions } from "../src/runtime/generate.js";
 import { Session } from "../src/runtime/session.js";
@@ -16,7 +16,7 @@ afterAll(() => session?.destroy());
 
 describe("KV cache equals full recompute on headlessgl", () => {
   it("for single prompts and a batch of mixed lengths", async () => {
-    session = new Session(m.graphs, await createBackend("headlessgl", { quiet: true }));
+    session = new Session(m.graphs, await createBackend("headlessgl"));
     const w = boldWeights(m, 3);
     const o: GenerateOptions = {
       maxNewTokens: 5,

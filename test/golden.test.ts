@@ -12,7 +12,7 @@ import {
   renderArtifact,
   artifactFile,
   type ArtifactKind,
-} from "../src/cli/artifacts.js";
+} from "../src/api/artifacts.js";
 
 const update = process.env.GOLDEN_UPDATE === "1";
 const stages: ArtifactKind[] = ["ir", "ir-opt", "ir-train", "kernels", "plan"];

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { WriteError } from "../src/runtime/atomic.js";
 import {
   existsSync,
   mkdirSync,
@@ -52,12 +53,12 @@ function f32(...xs: number[]): Float32Array {
   return new Float32Array(xs);
 }
 
-/** Runs fn, requires a SafetensorsError, and returns its message. */
-function errorOf(fn: () => unknown): string {
+/** Runs fn, requires an error of class `kind` (a SafetensorsError by default), and returns its message. */
+function errorOf(fn: () => unknown, kind: new (...a: never[]) => Error = SafetensorsError): string {
   try {
     fn();
   } catch (e) {
-    expect(e).toBeInstanceOf(SafetensorsError);
+    expect(e).toBeInstanceOf(kind);
     return (e as Error).message;
   }
   throw new Error("expected a SafetensorsError, nothing was thrown");
@@ -512,8 +513,9 @@ describe("readSafetensors / writeSafetensorsAtomic", () => {
     writeSafetensorsAtomic(path, tensors);
     const before = readFileSync(path);
     faults.rename = "EACCES";
-    const message = errorOf(() =>
-      writeSafetensorsAtomic(path, [["v", { shape: [1], data: f32(5) }]]),
+    const message = errorOf(
+      () => writeSafetensorsAtomic(path, [["v", { shape: [1], data: f32(5) }]]),
+      WriteError,
     );
     expect(message).toContain(path);
     expect(message).toContain("EACCES");
@@ -527,8 +529,9 @@ describe("readSafetensors / writeSafetensorsAtomic", () => {
     const before = readFileSync(path);
     faults.write = { code: "ENOSPC", afterBytes: 16 };
     const big = new Float32Array(1000).fill(1);
-    const message = errorOf(() =>
-      writeSafetensorsAtomic(path, [["big", { shape: [1000], data: big }]]),
+    const message = errorOf(
+      () => writeSafetensorsAtomic(path, [["big", { shape: [1000], data: big }]]),
+      WriteError,
     );
     expect(message).toContain("ENOSPC");
     expect(Buffer.compare(readFileSync(path), before)).toBe(0);
@@ -540,7 +543,7 @@ describe("readSafetensors / writeSafetensorsAtomic", () => {
     const target = join(dir, "taken");
     mkdirSync(target);
     writeFileSync(join(target, "keep"), "x");
-    const message = errorOf(() => writeSafetensorsAtomic(target, tensors));
+    const message = errorOf(() => writeSafetensorsAtomic(target, tensors), WriteError);
     expect(message).toContain(target);
     expect(message).toMatch(/EISDIR|ENOTEMPTY|EEXIST/);
     expect(readFileSync(join(target, "keep"), "utf8")).toBe("x");
@@ -548,9 +551,9 @@ describe("readSafetensors / writeSafetensorsAtomic", () => {
 
     const file = join(dir, "plain");
     writeFileSync(file, "x");
-    expect(errorOf(() => writeSafetensorsAtomic(join(file, "m.safetensors"), tensors))).toContain(
-      "ENOTDIR",
-    );
+    expect(
+      errorOf(() => writeSafetensorsAtomic(join(file, "m.safetensors"), tensors), WriteError),
+    ).toContain("ENOTDIR");
     expect(readdirSync(dir).sort()).toEqual(["plain", "taken"]);
   });
 });

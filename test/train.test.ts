@@ -39,7 +39,7 @@ const prevCache = process.env.GPTC_CACHE_DIR;
 
 beforeAll(async () => {
   dirs.push(useTempCache());
-  cpu = await createBackend("cpu", { quiet: true });
+  cpu = await createBackend("cpu");
 });
 afterAll(() => {
   if (prevCache === undefined) delete process.env.GPTC_CACHE_DIR;

@@ -9,7 +9,7 @@ import { compileGraphs } from "../src/ir/pipeline.js";
 import { createBackend } from "../src/runtime/backend.js";
 import { verifyFixture } from "../src/runtime/verify.js";
 import { weightSpecs } from "../src/runtime/weights.js";
-import { readConfig } from "../src/cli/load-model.js";
+import { readConfig } from "../src/api/config.js";
 
 const fixtures = readdirSync("test/fixtures").map((d) => join("test/fixtures", d));
 
@@ -20,7 +20,7 @@ describe.each(["cpu", "webasm"] as const)("gptc verify on %s", (name) => {
       const config = readConfig(join(dir, "config.json"));
       const lowered = lowerProgram(fe.program!, { config });
       const decode = lowerProgram(fe.program!, { config, decode: true });
-      const backend = await createBackend(name, { quiet: true });
+      const backend = await createBackend(name);
       const checks = await verifyFixture({
         dir,
         graphs: compileGraphs(lowered, decode),

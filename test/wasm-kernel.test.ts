@@ -680,7 +680,7 @@ describe("review findings", () => {
   });
 
   it("a kernel with more inputs than the helper hand-off carries runs (concat of 60)", async () => {
-    const webasm = await createBackend("webasm", { quiet: true });
+    const webasm = await createBackend("webasm");
     const g = new Graph("concat");
     const ins = Array.from({ length: 60 }, (_, k) =>
       g.op("input", [], { name: `x${k}`, shape: shapeOf(4, 1024), dtype: "f32" }),
@@ -698,7 +698,7 @@ describe("review findings", () => {
   });
 
   it("an empty output does not share its arena slot with a live buffer", async () => {
-    const webasm = await createBackend("webasm", { quiet: true });
+    const webasm = await createBackend("webasm");
     const g = new Graph("empty");
     const x = g.op("input", [], { name: "x", shape: shapeOf(4, 8), dtype: "f32" });
     const a = g.op("exp", [x]);
@@ -712,7 +712,7 @@ describe("review findings", () => {
   });
 
   it("a feed shorter than its shape is refused, not read past its end", async () => {
-    const webasm = await createBackend("webasm", { quiet: true });
+    const webasm = await createBackend("webasm");
     const g = new Graph("short");
     const x = g.op("input", [], { name: "x", shape: shapeOf(4, 8), dtype: "f32" });
     g.output("y", g.op("neg", [x]));
@@ -745,7 +745,7 @@ describe("review findings", () => {
 
 describe("executor buffers in the engine memory", () => {
   it("a plan past what the 4 GiB memory holds keeps its outputs as JavaScript arrays", async () => {
-    const webasm = await createBackend("webasm", { quiet: true });
+    const webasm = await createBackend("webasm");
     // 2^30 floats: 4 GiB of output, more than the memory can reserve. Built, not run.
     const big = new Graph("big");
     const x = big.op("input", [], { name: "x", shape: shapeOf(1 << 15, 1 << 15), dtype: "f32" });
@@ -930,7 +930,7 @@ async function unary(op: string, xs: number[], mode: "lanes" | "scalar"): Promis
   const g = new Graph(op);
   const x = g.op("input", [], { name: "x", shape: shapeOf(...shape), dtype: "f32" });
   g.output("y", g.op(op, [x]));
-  const webasm = await createBackend("webasm", { quiet: true });
+  const webasm = await createBackend("webasm");
   const ex = new Executor(fuse(g), {}, webasm);
   try {
     expect(ex.kernels[0].wasm, "the kernel runs as gptc's WebAssembly").toBeDefined();

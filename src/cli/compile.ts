@@ -2,26 +2,15 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { addModelFlags } from "./check.js";
 import {
   artifactFile,
   artifactKinds,
-  compileModel,
   formatCompileSummary,
-  renderArtifact,
   type ArtifactKind,
-} from "./artifacts.js";
-import { reportAndExit, UsageError } from "./errors.js";
-import { loadModel, type ModelFlags } from "./load-model.js";
-
-export function positiveInt(name: string) {
-  return (text: string): number => {
-    const v = Number(text);
-    if (!Number.isInteger(v) || v <= 0)
-      throw new UsageError(`${name} must be a positive whole number, got '${text}'`);
-    return v;
-  };
-}
+} from "../api/artifacts.js";
+import { compile } from "../api/compile.js";
+import { UsageError } from "../errors.js";
+import { addModelFlags, compileOptions, positiveInt, type ModelFlags } from "./options.js";
 
 function parseEmit(items: string[]): ArtifactKind[] {
   const kinds = items
@@ -46,15 +35,13 @@ export function registerCompile(program: Command): void {
     .option("--stdout", "print the emitted artifacts instead of writing files")
     .option(
       "--batch <n>",
-      "batch size for the memory plan and FLOP counts",
+      "batch size for the memory plan and FLOP counts (default 4)",
       positiveInt("--batch"),
-      4,
     )
     .option(
       "--seq <n>",
-      "sequence length for the memory plan and FLOP counts",
+      "sequence length for the memory plan and FLOP counts (default min(128, the model's context))",
       positiveInt("--seq"),
-      128,
     )
     .action(
       async (
@@ -63,28 +50,23 @@ export function registerCompile(program: Command): void {
           emit?: string[];
           out?: string;
           stdout?: boolean;
-          batch: number;
-          seq: number;
+          batch?: number;
+          seq?: number;
         },
       ) => {
-        const { program: prog, lowered, sources } = loadModel(spec, flags);
-        let c;
-        try {
-          c = compileModel(lowered, { batch: flags.batch, seq: flags.seq });
-        } catch (e) {
-          reportAndExit(e, sources);
-        }
+        const model = compile({ file: spec }, compileOptions(flags));
+        const sizes = { batch: flags.batch, seq: flags.seq };
         const kinds = flags.emit ? parseEmit(flags.emit) : [...artifactKinds];
         if (flags.stdout) {
-          for (const k of kinds) process.stdout.write(await renderArtifact(k, c, prog));
+          for (const k of kinds) process.stdout.write(await model.artifact(k, sizes));
           return;
         }
-        const out = flags.out ?? join("build", lowered.graph.name);
+        const out = flags.out ?? join("build", model.name);
         mkdirSync(out, { recursive: true });
         for (const k of kinds)
-          writeFileSync(join(out, artifactFile[k]), await renderArtifact(k, c, prog));
+          writeFileSync(join(out, artifactFile[k]), await model.artifact(k, sizes));
         process.stdout.write(
-          `${formatCompileSummary(c)}\nwrote ${kinds.map((k) => artifactFile[k]).join(", ")} to ${out}\n`,
+          `${formatCompileSummary(model.compilation(sizes))}\nwrote ${kinds.map((k) => artifactFile[k]).join(", ")} to ${out}\n`,
         );
       },
     );

@@ -2,22 +2,16 @@
 // at the level of its blocks (as a paper draws it), its IR ops, or its kernels.
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { compile } from "../api/compile.js";
+import { UsageError } from "../errors.js";
 import {
-  blocksDiagram,
   diagramFormats,
   diagramLevels,
-  kernelsDiagram,
-  opsDiagram,
   renderDiagram,
-  type Diagram,
   type DiagramFormat,
   type DiagramLevel,
 } from "../ir/diagram.js";
-import { fuse } from "../ir/passes/fuse.js";
-import { compileGraphs } from "../ir/pipeline.js";
-import { addModelFlags } from "./check.js";
-import { UsageError } from "./errors.js";
-import { loadModel, type ModelFlags } from "./load-model.js";
+import { addModelFlags, compileOptions, type ModelFlags } from "./options.js";
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value))
@@ -39,23 +33,7 @@ export function registerGraph(program: Command): void {
     .action((spec: string, flags: ModelFlags & { format: string; level: string; out?: string }) => {
       const format = oneOf<DiagramFormat>("--format", flags.format, diagramFormats);
       const level = oneOf<DiagramLevel>("--level", flags.level, diagramLevels);
-      const { program: prog, lowered } = loadModel(spec, flags);
-      const name = lowered.graph.name;
-      let diagram: Diagram;
-      if (level === "blocks") {
-        diagram = blocksDiagram({
-          model: prog.model ?? lowered.model,
-          functions: prog.functions,
-          params: lowered.params,
-          title: `${name} (blocks)`,
-        });
-      } else {
-        const { forwardOpt } = compileGraphs(lowered);
-        diagram =
-          level === "ops"
-            ? opsDiagram(forwardOpt, `${name} (forward ops)`)
-            : kernelsDiagram(fuse(forwardOpt), `${name} (forward kernels)`);
-      }
+      const diagram = compile({ file: spec }, compileOptions(flags)).diagramData(level);
       const text = renderDiagram(diagram, format);
       if (!flags.out) {
         process.stdout.write(text);

@@ -2,7 +2,7 @@
 // the static checks. Returns the program, or the diagnostics that stop it.
 import { DiagnosticBag } from "./diagnostics.js";
 import { checkProgram } from "./check.js";
-import { loadProgram, type Program } from "./load.js";
+import { loadProgram, type Program, type SpecReader } from "./load.js";
 import { SourceSet } from "./source.js";
 
 export interface FrontendResult {
@@ -11,11 +11,14 @@ export interface FrontendResult {
   sources: SourceSet;
 }
 
-/** `text` stands for the file's contents when given (a spec built in memory). */
-export function frontend(path: string, text?: string): FrontendResult {
+/**
+ * `text` stands for the file's contents when given (a spec built in memory);
+ * `read` reads the files it imports (the file system by default).
+ */
+export function frontend(path: string, text?: string, read?: SpecReader): FrontendResult {
   const diagnostics = new DiagnosticBag();
   const sources = new SourceSet();
-  const program = loadProgram(path, diagnostics, sources, text);
+  const program = loadProgram(path, diagnostics, sources, text, read);
   if (!diagnostics.hasErrors) {
     try {
       checkProgram(program, diagnostics);

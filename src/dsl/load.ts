@@ -40,6 +40,20 @@ export function displayPath(path: string): string {
   return rel && !rel.startsWith("..") ? rel : path;
 }
 
+/**
+ * Reads a spec file by absolute path: the file system by default; a program
+ * that holds its specs in memory (the library's `files`, a browser) passes its
+ * own. Throws with a short reason ("no such file") when it cannot.
+ */
+export type SpecReader = (absolutePath: string) => string;
+
+/** The file system as a SpecReader. */
+export function readSpecFile(abs: string): string {
+  if (!existsSync(abs)) throw new Error("no such file");
+  if (statSync(abs).isDirectory()) throw new Error("it is a folder, not a file");
+  return readFileSync(abs, "utf8");
+}
+
 function resolveImport(from: string, path: string): string {
   if (path.startsWith("std/")) return resolve(stdlibDir, path.slice(4));
   return resolve(dirname(from), path);
@@ -52,6 +66,7 @@ export function loadProgram(
   sources = new SourceSet(),
   /** Text of the root file, when it is not on disk (its imports still are). */
   rootText?: string,
+  readFile: SpecReader = readSpecFile,
 ): Program {
   const modules: ModuleAst[] = [];
   const loaded = new Map<string, ModuleAst>();
@@ -65,9 +80,7 @@ export function loadProgram(
       return parseModule(rootText, file, diags);
     }
     try {
-      if (!existsSync(abs)) throw new Error("no such file");
-      if (statSync(abs).isDirectory()) throw new Error("it is a folder, not a file");
-      text = readFileSync(abs, "utf8");
+      text = readFile(abs);
     } catch (e) {
       diags.error(`cannot read '${file}': ${(e as Error).message}`, via?.span);
       return undefined;

@@ -21,7 +21,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   );
   let fd: number | undefined;
   try {
-    fd = openSync(tmp, "w", 0o644);
+    fd = openSync(tmp, "wx", 0o644); // "wx": never reuse a file that is already there
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
@@ -30,8 +30,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     fd = undefined;
     renameSync(tmp, path);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
+    try {
+      if (fd !== undefined) closeSync(fd);
+      rmSync(tmp, { force: true });
+    } catch {
+      // Not created (its folder is missing or a file), or already gone: the error below says why.
+    }
     throw new WriteError(
       `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );

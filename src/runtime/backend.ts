@@ -1,8 +1,9 @@
 // Backends: a gpu.js GPU instance in one of the modes gptc supports. `auto`
 // picks the best that works here (headlessgl, then webasm, then cpu) and says
-// which one ran in one log line.
+// which one ran in `describe` (the CLI logs it).
 import { GptcError } from "../errors.js";
 import { createRequire } from "node:module";
+import { engineThreads } from "./gemm.js";
 
 export const backendNames = ["webasm", "cpu", "headlessgl", "webgpu"] as const;
 export type BackendName = (typeof backendNames)[number];
@@ -56,7 +57,12 @@ function headlessGlWorks(): boolean {
 
 export async function createBackend(
   name: BackendName | "auto",
-  opts: { quiet?: boolean; threads?: boolean; gemm?: boolean; wasmKernels?: boolean } = {},
+  opts: {
+    /** webasm: threads of the WebAssembly engine, 1 or 2 (default: the machine's cores, at most 2). */
+    threads?: number;
+    gemm?: boolean;
+    wasmKernels?: boolean;
+  } = {},
 ): Promise<Backend> {
   const { GPU } = gpujs();
   let chosen: BackendName;
@@ -79,14 +85,17 @@ export async function createBackend(
     case "webasm": {
       if (!GPU.isWebAssemblySupported)
         throw new BackendError("WebAssembly is not supported by this Node.js");
-      const threads = opts.threads ?? false;
+      if (opts.threads !== undefined && !engineThreads(opts.threads))
+        throw new BackendError(
+          `the WebAssembly engine already runs with another thread count in this process; threads ${opts.threads} cannot apply`,
+        );
       backend = {
         name: "webasm",
         gpu: new GPU({ mode: "webasm" }),
-        async: threads,
+        async: false,
         gemm: opts.gemm ?? true,
         wasmKernels: opts.wasmKernels ?? true,
-        describe: `webasm (WebAssembly SIMD${threads ? ", threads" : ""}${opts.gemm === false ? ", gpu.js matmuls" : ""}${opts.wasmKernels === false ? ", gpu.js kernels" : ""})`,
+        describe: `webasm (WebAssembly SIMD${opts.gemm === false ? ", gpu.js matmuls" : ""}${opts.wasmKernels === false ? ", gpu.js kernels" : ""})`,
       };
       break;
     }
@@ -133,6 +142,5 @@ export async function createBackend(
         `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
       );
   }
-  if (!opts.quiet) process.stderr.write(`gptc: backend ${backend.describe}\n`);
   return backend;
 }

@@ -21,6 +21,8 @@ import { writeFileAtomic } from "./atomic.js";
 export interface ModelRef {
   /** Absolute path of the spec file. */
   spec: string;
+  /** The spec's text, when it was given as text rather than read from `spec`. */
+  source?: string;
   set: Record<string, string>;
   preset?: string;
   config?: Record<string, unknown>;
@@ -99,14 +101,20 @@ function checkState(file: string, state: TrainState | undefined): asserts state 
     throw new CheckpointError(
       `${file} is not a gptc checkpoint (format ${JSON.stringify(state?.format)})`,
     );
+  // typeof null is "object": an object field must be a real, non-array object.
+  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
   const ok =
-    typeof state.step === "number" &&
+    Number.isInteger(state.step) &&
+    state.step >= 0 &&
     typeof state.batchRng === "number" &&
-    typeof state.model?.spec === "string" &&
-    typeof state.model?.set === "object" &&
-    typeof state.tokenizer === "object" &&
-    state.tokenizer !== null &&
-    typeof state.options === "object";
+    isObject(state.model) &&
+    typeof state.model.spec === "string" &&
+    (state.model.source === undefined || typeof state.model.source === "string") &&
+    isObject(state.model.set) &&
+    Object.values(state.model.set).every((v) => typeof v === "string") &&
+    (state.model.config === undefined || isObject(state.model.config)) &&
+    isObject(state.tokenizer) &&
+    isObject(state.options);
   if (!ok)
     throw new CheckpointError(
       `${file} has a damaged gptc state (step, model, tokenizer or options missing)`,

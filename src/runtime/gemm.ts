@@ -167,7 +167,10 @@ export class Gemm {
 
   /** `threads`: 1 runs everything here; 2 adds one helper thread (the machine's cores by default). */
   /** `fma`: the micro-kernel's fused multiply-add (relaxed SIMD), where this Node.js has it. */
-  constructor(threads = defaultThreads(), fma = relaxedSimd()) {
+  constructor(
+    readonly threads = defaultThreads(),
+    fma = relaxedSimd(),
+  ) {
     const module = new WebAssembly.Module(gemmModule(engineMemory, fma));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
@@ -590,13 +593,30 @@ export class Gemm {
   }
 }
 
-/** GPTC_GEMM_THREADS=1 keeps the GEMM on one thread; by default two where two cores exist. */
+/**
+ * Threads of the engine: set by `engineThreads`, else GPTC_GEMM_THREADS=1 keeps
+ * it on one thread; by default two where two cores exist (it has one helper).
+ */
+let wantedThreads: number | undefined;
 function defaultThreads(): number {
+  if (wantedThreads !== undefined) return wantedThreads;
   const env = Number(process.env.GPTC_GEMM_THREADS);
   return Number.isInteger(env) && env >= 1 ? Math.min(env, 2) : Math.min(2, availableParallelism());
 }
 
 let shared: Gemm | undefined;
+
+/**
+ * Chooses the engine's thread count (1 or 2) before it starts. The engine is
+ * one per process (one WebAssembly memory shared by every executor), so once
+ * it runs its count is fixed: asking for another then returns false.
+ */
+export function engineThreads(threads: number): boolean {
+  const n = Math.max(1, Math.min(2, Math.floor(threads)));
+  if (shared) return shared.threads === n;
+  wantedThreads = n;
+  return true;
+}
 
 /** The process's GEMM engine (one WebAssembly memory for every executor). */
 export function gemmEngine(): Gemm {

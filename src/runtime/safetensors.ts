@@ -13,17 +13,8 @@
 // "__proto__" cannot touch any object's prototype.
 
 import { GptcError } from "../errors.js";
-import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { writeFileAtomic } from "./atomic.js";
+import { readFileSync } from "node:fs";
 
 /** Every problem with a safetensors file or with data given to the writer. */
 export class SafetensorsError extends GptcError {
@@ -462,58 +453,17 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 /**
- * Writes a safetensors file so that readers see either the old file or the complete new one,
- * even after a crash: the bytes go to a temporary file in the same folder (so the rename stays
- * on one file system), which is fsynced and renamed over `path`; then the folder is fsynced
- * so the rename itself is durable. On failure the temporary file is removed, `path` is left as
- * it was, and a SafetensorsError gives the reason (e.g. "ENOSPC: no space left on device").
- * The new file gets mode 0644 (less the umask), not the mode of the file it replaces.
+ * Writes a safetensors file atomically (runtime/atomic.ts): readers see the old
+ * file or the complete new one, even after a crash; a failure leaves `path` as
+ * it was and raises a WriteError giving the reason (e.g. ENOSPC). Invalid
+ * tensors fail before any I/O.
  */
 export function writeSafetensorsAtomic(
   path: string,
   tensors: Iterable<readonly [string, TensorToWrite]>,
   metadata?: Record<string, string>,
 ): void {
-  const bytes = serializeSafetensors(tensors, metadata); // invalid input fails before any I/O
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, "wx", 0o644); // "wx": never reuse a file that is already there
-    for (let done = 0; done < bytes.length;) {
-      done += writeSync(fd, bytes, done, bytes.length - done);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already failing; the original error is the one to report
-      }
-    }
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // not created, or already gone
-    }
-    throw new SafetensorsError(`cannot write ${path}: ${reason(e)}`, { cause: e });
-  }
-  // The data is safe at this point; a folder that cannot be opened or fsynced (some file
-  // systems and platforms refuse) only loses durability of the rename, so it is not an error.
-  try {
-    const dfd = openSync(dir, "r");
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // best effort
-  }
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }
 
 function reason(e: unknown): string {

@@ -66,7 +66,8 @@ export interface TrainerInit {
   shapes: Map<string, number[]>;
   adam: AdamWState;
   options: TrainOptions;
-  out: string;
+  /** The run folder (log.jsonl, loss.svg, checkpoints); without one nothing is written. */
+  out?: string;
   model: ModelRef;
   hfConfig?: Record<string, unknown>;
   /** Resume point; fresh runs start at step 0 with the seed's generator. */
@@ -93,13 +94,18 @@ export class Trainer {
     return this.t.options;
   }
 
-  private get logFile(): string {
-    return join(this.t.out, "log.jsonl");
+  private get logFile(): string | undefined {
+    return this.t.out === undefined ? undefined : join(this.t.out, "log.jsonl");
+  }
+
+  /** The losses so far: step, training loss and (where measured) validation loss. */
+  get losses(): readonly { step: number; loss: number; valLoss?: number }[] {
+    return this.history;
   }
 
   /** On resume, the log keeps only steps the checkpoint has seen (a crash may have logged more). */
   private loadHistory(): void {
-    if (!existsSync(this.logFile)) return;
+    if (!this.logFile || !existsSync(this.logFile)) return;
     const kept: string[] = [];
     for (const line of readFileSync(this.logFile, "utf8").split("\n")) {
       if (!line.trim()) continue;
@@ -201,12 +207,12 @@ export class Trainer {
     };
     if (Number.isFinite(r.gradNorm)) rec.grad_norm = r.gradNorm;
     if (r.valLoss !== undefined) rec.val_loss = r.valLoss;
-    appendFileSync(this.logFile, JSON.stringify(rec) + "\n");
+    if (this.logFile) appendFileSync(this.logFile, JSON.stringify(rec) + "\n");
     this.history.push({ step: r.step, loss: r.loss, valLoss: r.valLoss });
   }
 
   writeCurve(): void {
-    writeFileAtomic(join(this.t.out, "loss.svg"), lossCurveSvg(this.history));
+    if (this.t.out) writeFileAtomic(join(this.t.out, "loss.svg"), lossCurveSvg(this.history));
   }
 
   state(): TrainState {
@@ -222,7 +228,10 @@ export class Trainer {
     };
   }
 
+  /** Writes the checkpoint (and model.safetensors, loss.svg) into the run folder. */
   save(): void {
+    if (!this.t.out)
+      throw new TrainError("this training run has no folder to save a checkpoint in");
     saveCheckpoint(
       this.t.out,
       this.t.weights,

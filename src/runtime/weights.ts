@@ -72,9 +72,21 @@ const ignoredKey = (k: string) => /(^|\.)attn\.(bias|masked_bias)$/.test(k);
 export function loadWeightsFile(path: string, specs: WeightSpec[]): Weights {
   const file =
     existsSync(path) && statSync(path).isDirectory() ? join(path, "model.safetensors") : path;
-  const st = readSafetensors(file);
+  return weightsFromTensors(readSafetensors(file).tensors, specs, file);
+}
+
+/**
+ * The model's weights from named tensors (a safetensors file's, `what` names
+ * it in messages): every key the specs expect with its shape, nothing else.
+ */
+export function weightsFromTensors(
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  specs: WeightSpec[],
+  what: string,
+): Weights {
+  const file = what;
   const found = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [rawKey, t] of st.tensors) {
+  for (const [rawKey, t] of tensors) {
     const key = rawKey.startsWith("transformer.") ? rawKey.slice("transformer.".length) : rawKey;
     found.set(key, t);
   }

@@ -31,7 +31,7 @@ const backends = new Map<string, Promise<Backend>>();
 export function backend(name: BackendName): Promise<Backend> {
   let b = backends.get(name);
   if (!b) {
-    b = createBackend(name, { quiet: true });
+    b = createBackend(name);
     backends.set(name, b);
   }
   return b;

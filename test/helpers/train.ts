@@ -3,7 +3,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { lowerForGeneration } from "../../src/cli/generate.js";
+import { compileRef } from "../../src/api/load.js";
 import type { Lowered } from "../../src/ir/lower.js";
 import type { CompiledGraphs } from "../../src/ir/pipeline.js";
 import type { Backend } from "../../src/runtime/backend.js";
@@ -42,7 +42,7 @@ export interface Model {
 /** specs/NAME.model with `set`, lowered for training and for decoding with a KV cache. */
 export function model(name: string, set: Record<string, string> = {}, vocab?: number): Model {
   const ref: ModelRef = { spec: join(REPO, "specs", `${name}.model`), set };
-  const { lowered, graphs } = lowerForGeneration(ref, vocab);
+  const { lowered, graphs } = compileRef(ref, vocab);
   const specs = weightSpecs(lowered.graph);
   return {
     ref,

@@ -69,8 +69,11 @@ export function bindDims(symbols: string[], batch: number, seq: number): Record<
   return b;
 }
 
-export function compileModel(l: Lowered, opts: { batch: number; seq: number }): Compilation {
-  const graphs = compileGraphs(l);
+export function compileModel(
+  l: Lowered,
+  opts: { batch: number; seq: number },
+  graphs: CompiledGraphs = compileGraphs(l),
+): Compilation {
   const forwardSchedule = fuse(graphs.forwardOpt);
   const trainingSchedule = graphs.training ? fuse(graphs.training) : undefined;
   const bindings = bindDims(l.graph.symbols(), opts.batch, opts.seq);

@@ -1,0 +1,152 @@
+// A training run as `gptc train` makes it: a spec (or a run folder to resume),
+// text tokenized into a dataset, the model compiled for the tokenizer's
+// vocabulary, weights (random, Hugging Face's, or the checkpoint's), and a run
+// folder with checkpoints, log.jsonl and loss.svg.
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UsageError } from "../errors.js";
+import { hasCheckpoint, loadCheckpoint } from "../runtime/checkpoint.js";
+import { loadDataset, type Dataset } from "../runtime/data.js";
+import { tokenizerFromJSON } from "../runtime/tokenizer.js";
+import type { TrainOptions } from "../runtime/trainer.js";
+import { WeightError, type WeightSpec, type Weights } from "../runtime/weights.js";
+import { readConfig } from "./config.js";
+import { compile, type CompiledModel, type CompileOptions, type SpecFile } from "./compile.js";
+import { compileRef } from "./load.js";
+import type { OpenOptions } from "./session.js";
+import {
+  trainOptions as trainOptionsOf,
+  type ModelSession,
+  type SessionTrainOptions,
+  type TrainSummary,
+} from "./session.js";
+
+export interface TrainRunOptions extends Omit<SessionTrainOptions, "resume" | "dataPath"> {
+  /** The model: its text, or `{ file }`. Not needed with `resume`. */
+  spec?: string | SpecFile;
+  /** Overrides, config and preset for `spec`, as `compile` takes them. */
+  compile?: Omit<CompileOptions, "vocabSize">;
+  /** Continue the run saved in this folder (its spec, data, options; `steps` may be raised). */
+  resume?: string;
+  /** Start from Hugging Face weights: model.safetensors, or a folder with it and config.json. */
+  init?: string;
+  /** A UTF-8 text file or a folder of them (default: the Brown corpus). */
+  data?: string;
+  /** "gpt2" (GPT-2's BPE, exact ids; default) or "char" (the characters of the data). */
+  tokenizer?: "gpt2" | "char";
+  backend?: OpenOptions["backend"];
+  threads?: number;
+  /** Called once before the first step: what is about to train. */
+  onStart?: (info: TrainStart) => void;
+}
+
+export interface TrainStart {
+  model: CompiledModel;
+  session: ModelSession;
+  data: Dataset;
+  options: TrainOptions;
+  /** The step a resumed run continues from (0 for a fresh run). */
+  step: number;
+  out?: string;
+  /** Choices made for the caller, said once (e.g. a sequence length fitted to the context). */
+  notes: string[];
+}
+
+export interface TrainRun extends TrainSummary {
+  /** The trained model, open: generate from it, then close it. */
+  session: ModelSession;
+  out?: string;
+}
+
+function checkShapes(weights: Weights, specs: WeightSpec[]): Weights {
+  const problems = specs
+    .filter((s) => weights.get(s.key)?.length !== s.shape.reduce((a, b) => a * b, 1))
+    .map(
+      (s) =>
+        `  ${s.key}: expected [${s.shape.join(", ")}]${weights.has(s.key) ? "" : " (missing)"}`,
+    );
+  if (problems.length)
+    throw new WeightError(`the checkpoint does not fit the spec:\n${problems.join("\n")}`);
+  return weights;
+}
+
+/**
+ * Trains a model and returns it open. With `out`, the run folder gets
+ * checkpoint.safetensors (everything a resume needs), model.safetensors,
+ * config.json, tokenizer.json, log.jsonl and loss.svg.
+ */
+export async function train(o: TrainRunOptions): Promise<TrainRun> {
+  const resumed = o.resume !== undefined ? loadCheckpoint(o.resume) : undefined;
+  const notes: string[] = [];
+  let model: CompiledModel;
+  let data: Dataset;
+  let options: SessionTrainOptions;
+  let out = o.out;
+  if (resumed) {
+    const saved = resumed.state.options as unknown as TrainOptions;
+    options = {
+      ...saved,
+      dataPath: saved.data,
+      ...(o.steps !== undefined ? { steps: o.steps } : {}),
+    };
+    out = o.resume;
+    data = loadDataset({
+      data: saved.data,
+      tokenizer: tokenizerFromJSON(resumed.state.tokenizer),
+      minTokens: saved.seq + 2,
+    });
+    model = compileRef(resumed.state.model, data.tokenizer.vocabSize);
+  } else {
+    if (o.spec === undefined) throw new UsageError("give a spec to train (or resume a run folder)");
+    if (o.tokenizer !== undefined && o.tokenizer !== "gpt2" && o.tokenizer !== "char")
+      throw new UsageError(`tokenizer ${o.tokenizer}: expected gpt2 or char`);
+    if (out !== undefined && hasCheckpoint(out))
+      throw new UsageError(
+        `${out} already holds a checkpoint: use --resume ${out}, or another --out`,
+      );
+    const initConfig =
+      o.init && existsSync(join(o.init, "config.json"))
+        ? readConfig(join(o.init, "config.json"))
+        : undefined;
+    const compileOptions = { ...o.compile, config: o.compile?.config ?? initConfig };
+    // The spec alone says how long a window may be; the data's minimum depends on it.
+    const probe = compile(o.spec, compileOptions);
+    const seq = o.seq ?? Math.min(64, probe.context ?? 64);
+    if (o.seq === undefined && seq < 64)
+      notes.push(`--seq ${seq}: the model's context (the default is 64)`);
+    if (probe.context !== undefined && seq > probe.context)
+      throw new UsageError(
+        `--seq ${seq} is longer than the model's context (${probe.context}); use --seq ${probe.context} or --set ctx=${seq}`,
+      );
+    data = loadDataset({ data: o.data, tokenizer: o.tokenizer ?? "gpt2", minTokens: seq + 2 });
+    // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
+    model = compile(o.spec, { ...compileOptions, vocabSize: data.tokenizer.vocabSize });
+    const { spec: _s, compile: _c, resume: _r, init: _i, data: _d, tokenizer: _t, ...rest } = o;
+    options = { ...rest, seq, dataPath: o.data === undefined ? undefined : resolve(o.data) };
+  }
+  const session = await model.open({
+    backend: o.backend,
+    threads: o.threads,
+    tokenizer: data.tokenizer,
+    weights: resumed ? checkShapes(resumed.weights, model.weights) : o.init,
+    seed: options.seed,
+  });
+  try {
+    if (out !== undefined) mkdirSync(out, { recursive: true });
+    const full = { ...options, out, resume: resumed };
+    o.onStart?.({
+      model,
+      session,
+      data,
+      options: trainOptionsOf(full, model),
+      step: resumed?.state.step ?? 0,
+      out,
+      notes,
+    });
+    const summary = await session.train(data, { ...full, onStep: o.onStep, signal: o.signal });
+    return { ...summary, session, out };
+  } catch (e) {
+    session.close();
+    throw e;
+  }
+}
