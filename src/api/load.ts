@@ -89,6 +89,10 @@ export async function load(path: string, o: LoadOptions = {}): Promise<Loaded> {
     const session = await model.open({ ...o, tokenizer, weights });
     return { session, kind, hasWeights: weights !== undefined };
   } catch (e) {
+    if (e instanceof WeightError && kind === "spec" && o.tokenizer === undefined)
+      throw new WeightError(
+        `${e.message}\n(is this checkpoint from a different spec? The model was compiled for the gpt2 tokenizer's ${tokenizer.vocabSize} ids: weights trained with another tokenizer need --tokenizer RUN/tokenizer.json)`,
+      );
     if (e instanceof WeightError && kind !== "huggingface")
       throw new WeightError(`${e.message}\n(is this checkpoint from a different spec?)`);
     throw e;

@@ -200,10 +200,9 @@ export function checkTokenizer(model: CompiledModel, tok: Tokenizer): void {
   const vocab = modelVocab(model);
   if (vocab === undefined || tok.vocabSize <= vocab) return;
   throw new TokenizerError(
-    `the ${tok.kind} tokenizer has ${tok.vocabSize} ids but ${model.name} has a vocabulary of ${vocab}: ` +
-      (tok.kind === "gpt2"
-        ? "compile the model with vocabSize 50257 (--set vocab=50257), or use the tokenizer it was trained with (--tokenizer char, or a checkpoint folder)"
-        : `compile the model with vocabSize ${tok.vocabSize}, or use the tokenizer it was trained with`),
+    `the ${tok.kind} tokenizer has ${tok.vocabSize} ids but ${model.name}'s vocabulary is ${vocab}: ` +
+      `give the model a vocabulary of ${tok.vocabSize} (e.g. --set vocab=${tok.vocabSize}), ` +
+      "or use the tokenizer it was trained with (its run folder, or --tokenizer RUN/tokenizer.json; `gptc train --tokenizer char` for a small vocabulary)",
   );
 }
 

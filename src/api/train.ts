@@ -14,7 +14,9 @@ import { readConfig } from "./config.js";
 import { compile, type CompiledModel, type CompileOptions, type SpecFile } from "./compile.js";
 import { compileRef } from "./load.js";
 import type { OpenOptions } from "./session.js";
+import { configValues } from "../ir/lower.js";
 import {
+  modelVocab,
   trainOptions as trainOptionsOf,
   type ModelSession,
   type SessionTrainOptions,
@@ -56,6 +58,20 @@ export interface TrainRun extends TrainSummary {
   /** The trained model, open: generate from it, then close it. */
   session: ModelSession;
   out?: string;
+}
+
+/**
+ * GPT-2's tokenizer, unless the model's vocabulary is fixed in the spec (not
+ * read from "vocab_size") and smaller than GPT-2's: then characters, said in a note.
+ */
+function defaultTokenizer(model: CompiledModel, notes: string[]): "gpt2" | "char" {
+  const vocab = modelVocab(model);
+  if (configValues(model.lowered).has("vocab_size") || vocab === undefined || vocab >= 50257)
+    return "gpt2";
+  notes.push(
+    `--tokenizer char: ${model.name}'s vocabulary (${vocab}) is fixed in its spec and smaller than GPT-2's (50257)`,
+  );
+  return "char";
 }
 
 function checkShapes(weights: Weights, specs: WeightSpec[]): Weights {
@@ -118,7 +134,8 @@ export async function train(o: TrainRunOptions): Promise<TrainRun> {
       throw new UsageError(
         `--seq ${seq} is longer than the model's context (${probe.context}); use --seq ${probe.context} or --set ctx=${seq}`,
       );
-    data = loadDataset({ data: o.data, tokenizer: o.tokenizer ?? "gpt2", minTokens: seq + 2 });
+    const tokenizer = o.tokenizer ?? defaultTokenizer(probe, notes);
+    data = loadDataset({ data: o.data, tokenizer, minTokens: seq + 2 });
     // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
     model = compile(o.spec, { ...compileOptions, vocabSize: data.tokenizer.vocabSize });
     const { spec: _s, compile: _c, resume: _r, init: _i, data: _d, tokenizer: _t, ...rest } = o;

@@ -56,6 +56,11 @@ export function registerCompile(program: Command): void {
       ) => {
         const model = compile({ file: spec }, compileOptions(flags));
         const sizes = { batch: flags.batch, seq: flags.seq };
+        const fitted = model.defaultSizes(sizes);
+        if (flags.seq === undefined && fitted.seq < 128)
+          process.stderr.write(
+            `gptc: --seq ${fitted.seq}: the model's context (the default is 128)\n`,
+          );
         const kinds = flags.emit ? parseEmit(flags.emit) : [...artifactKinds];
         if (flags.stdout) {
           for (const k of kinds) process.stdout.write(await model.artifact(k, sizes));

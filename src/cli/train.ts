@@ -21,7 +21,7 @@ import {
 
 interface TrainFlags extends ModelFlags, BackendFlags {
   data?: string;
-  tokenizer: string;
+  tokenizer?: string;
   steps?: number;
   batch: number;
   seq?: number;
@@ -54,8 +54,7 @@ export function registerTrain(program: Command): void {
     .option("--data <path>", "a UTF-8 text file or a folder of them (default: the Brown corpus)")
     .option(
       "--tokenizer <kind>",
-      "gpt2 (GPT-2 BPE, exact ids) or char (characters of the data)",
-      "gpt2",
+      "gpt2 (GPT-2 BPE, exact ids; the default) or char (characters of the data; the default where the spec fixes a smaller vocabulary)",
     )
     .option("--steps <n>", "optimizer steps (default 200)", positiveInt("--steps"))
     .option("--batch <n>", "sequences per micro-batch", positiveInt("--batch"), 8)
@@ -138,7 +137,7 @@ export function registerTrain(program: Command): void {
           resume: flags.resume,
           init: flags.init,
           data: flags.data,
-          tokenizer: flags.tokenizer as "gpt2" | "char",
+          tokenizer: flags.tokenizer as "gpt2" | "char" | undefined,
           backend: backendOf(flags),
           threads: flags.threads,
           // With --resume the saved run's options hold; only --steps may raise its length.
