@@ -326,4 +326,32 @@ describe("a checkpoint write that fails", () => {
     // What `gptc generate DIR` reads: once used unchecked (an internal error on state.model).
     expect(() => readCheckpointState(out)).toThrow(/is not a gptc checkpoint \(format "other"\)/);
   });
+
+  it.each([
+    ["model.set null", { set: null }],
+    ["model.set an array", { set: ["layers=2"] }],
+    ["a --set value that is not text", { set: { layers: 2 } }],
+    ["model.config null", { set: {}, config: null }],
+    ["model.source a number", { set: {}, source: 7 }],
+  ])("a state with %s is refused as damaged by both readers", (_what, model) => {
+    const out = join(dir, `damaged-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(out, { recursive: true });
+    const state = {
+      format: "gptc-checkpoint-1",
+      step: 1,
+      batchRng: 1,
+      tokensSeen: 0,
+      model: { spec: "/x.model", ...model },
+      tokenizer: { kind: "gpt2" },
+      options: {},
+    };
+    writeFileSync(
+      join(out, "checkpoint.safetensors"),
+      serializeSafetensors([["w", { shape: [1], data: new Float32Array(1) }]], {
+        gptc_state: JSON.stringify(state),
+      }),
+    );
+    expect(() => loadCheckpoint(out)).toThrow(/has a damaged gptc state/);
+    expect(() => readCheckpointState(out)).toThrow(/has a damaged gptc state/);
+  });
 });

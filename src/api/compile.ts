@@ -129,6 +129,7 @@ export function compile(source: string | SpecFile, options: CompileOptions = {})
     preset: options.preset,
     config,
     ...(text !== undefined ? { source: text } : {}),
+    ...(options.files ? { files: { ...options.files } } : {}),
   };
   // The middle end (autodiff, the decode lowering) runs on first use: `check` needs none of it.
   const graphs = () =>

@@ -22,6 +22,7 @@ export function compileRef(ref: ModelRef, vocabSize?: number): CompiledModel {
     config: ref.config,
     vocabSize,
     path: ref.spec,
+    files: ref.files,
   });
 }
 

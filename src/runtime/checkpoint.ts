@@ -23,6 +23,8 @@ export interface ModelRef {
   spec: string;
   /** The spec's text, when it was given as text rather than read from `spec`. */
   source?: string;
+  /** Files it imports that were given as text, by path relative to `spec`. */
+  files?: Record<string, string>;
   set: Record<string, string>;
   preset?: string;
   config?: Record<string, unknown>;
@@ -110,6 +112,9 @@ function checkState(file: string, state: TrainState | undefined): asserts state 
     isObject(state.model) &&
     typeof state.model.spec === "string" &&
     (state.model.source === undefined || typeof state.model.source === "string") &&
+    (state.model.files === undefined ||
+      (isObject(state.model.files) &&
+        Object.values(state.model.files).every((v) => typeof v === "string"))) &&
     isObject(state.model.set) &&
     Object.values(state.model.set).every((v) => typeof v === "string") &&
     (state.model.config === undefined || isObject(state.model.config)) &&
