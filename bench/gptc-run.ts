@@ -1,17 +1,14 @@
 // The gptc side of `npm run bench`: one workload per process (so peak RSS is
 // the workload's own), printed as one JSON line.
 //   npx tsx bench/gptc-run.ts train|generate|train124m|compile [--quick] [--backend b] [--profile]
-import { frontend } from "../src/dsl/frontend.js";
-import { lowerProgram } from "../src/ir/lower.js";
-import { compileGraphs } from "../src/ir/pipeline.js";
-import { compileModel } from "../src/api/artifacts.js";
-import { createBackend, type BackendName } from "../src/runtime/backend.js";
-import { generateCached } from "../src/runtime/generate.js";
+// Generation and compilation go through the library's API; the training step
+// drives the runtime's Session and AdamW directly, so that what is timed is
+// the step alone (no batch sampling, clipping or logging).
+import { compile, createBackend, StepProfile, type BackendName } from "../src/index.js";
 import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
-import { StepProfile } from "../src/runtime/profile.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
-import { initWeights, weightSpecs } from "../src/runtime/weights.js";
+import { initWeights } from "../src/runtime/weights.js";
 
 const args = process.argv.slice(2);
 const workload = args[0];
@@ -28,9 +25,8 @@ const smallSets: Record<string, string> = quick
   ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64" }
   : {};
 
-function lower(set: Record<string, string>, decode = false) {
-  const fe = frontend("specs/gpt2-small.model");
-  return lowerProgram(fe.program!, { set, decode });
+function model(set: Record<string, string>, preset?: string) {
+  return compile({ file: "specs/gpt2-small.model" }, { set, preset });
 }
 
 function median(xs: number[]): number {
@@ -43,11 +39,11 @@ function peakRssMiB(): number {
 }
 
 async function trainSteps(set: Record<string, string>, B: number, T: number, steps: number) {
-  const l = lower(set);
+  const m = model(set);
   const backend = await createBackend(backendName);
-  const session = new Session(compileGraphs(l), backend);
+  const session = new Session(m.graphs, backend);
   const profile = profileOn ? new StepProfile() : undefined;
-  const specs = weightSpecs(l.graph);
+  const specs = m.weights;
   const shapes = new Map(specs.map((s) => [s.key, s.shape]));
   let weights = initWeights(specs, 1);
   let adam = newAdamWState(weights);
@@ -115,36 +111,29 @@ async function main(): Promise<Record<string, unknown>> {
       }
     }
     case "generate": {
-      const l = lower(smallSets);
-      const backend = await createBackend(backendName);
-      const session = new Session(compileGraphs(l, lower(smallSets, true)), backend);
-      const weights = initWeights(weightSpecs(l.graph), 1);
+      const m = model(smallSets);
+      const session = await m.open({ backend: backendName, seed: 1 });
       const vocab = quick ? 512 : 50257;
       const rng = new Rng(3);
       const prompt = Array.from({ length: 16 }, () => Math.floor(rng.next() * vocab));
       const newTokens = quick ? 8 : 64;
+      const greedy = { maxNewTokens: newTokens, temperature: 0, stopAtEnd: false };
       // Warm-up: the same run once, as TF.js's side does (cold, then warm). Its
       // executors (prompt and single-token, sized for this cache) are compiled
       // there, and the weights packed; a shorter warm-up would size another cache.
-      await generateCached(session, weights, [prompt], {
-        maxNewTokens: newTokens,
-        temperature: 0,
-        seed: 0,
-      });
+      await session.generate([prompt], greedy);
       const profile = profileOn ? new StepProfile() : undefined;
       session.profiler = profile;
       let firstAt = 0;
       const t0 = performance.now();
-      await generateCached(session, weights, [prompt], {
-        maxNewTokens: newTokens,
-        temperature: 0,
-        seed: 0,
+      await session.generate([prompt], {
+        ...greedy,
         onToken: () => {
           if (!firstAt) firstAt = performance.now();
         },
       });
       const total = performance.now() - t0;
-      session.destroy();
+      session.close();
       // Steady state: the tokens after the first (which includes the prompt pass).
       const steady = (newTokens - 1) / ((performance.now() - firstAt) / 1000);
       return {
@@ -162,9 +151,7 @@ async function main(): Promise<Record<string, unknown>> {
       const out: Record<string, number> = {};
       for (const preset of quick ? [undefined] : [undefined, "xl"]) {
         const t0 = performance.now();
-        const fe = frontend("specs/gpt2-small.model");
-        const l = lowerProgram(fe.program!, { preset });
-        compileModel(l, { batch: 4, seq: 128 });
+        model({}, preset).compilation({ batch: 4, seq: 128 });
         out[preset ?? "small"] = performance.now() - t0;
       }
       return { workload, msSmall: out.small, msXl: out.xl };

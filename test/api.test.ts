@@ -193,7 +193,7 @@ describe("train() and load() with a run folder", () => {
     // The checkpoint keeps the spec's text: no file needed to open it again.
     const { session, kind } = await load(out, { backend: "cpu" });
     expect(kind).toBe("checkpoint");
-    expect(session.tokenizer.vocabSize).toBe(tokenizer.vocabSize);
+    expect(session.tokenizer!.vocabSize).toBe(tokenizer.vocabSize);
     const [g] = await session.generate("the", {
       maxNewTokens: 3,
       temperature: 0,

@@ -249,15 +249,17 @@ export class ModelSession {
     readonly backend: Backend,
     /** The weights by key (views of the engine's memory while training on webasm). */
     public weights: Weights,
-    readonly tokenizer: Tokenizer,
+    /** Turns text into ids and back; absent when none was given and GPT-2's does not fit (ids only). */
+    readonly tokenizer?: Tokenizer,
   ) {
     this.runtime = new Session(model.graphs, backend);
   }
 
   /** Opens `model` on a backend; see OpenOptions. */
   static async open(model: CompiledModel, o: OpenOptions = {}): Promise<ModelSession> {
-    const tokenizer = o.tokenizer ?? gpt2Tokenizer();
-    checkTokenizer(model, tokenizer);
+    const gpt2Fits = (modelVocab(model) ?? 50257) >= 50257;
+    const tokenizer = o.tokenizer ?? (gpt2Fits ? gpt2Tokenizer() : undefined);
+    if (tokenizer) checkTokenizer(model, tokenizer);
     const weights = readWeights(model, o.weights, o.seed ?? 1337);
     const backend = await createBackend(o.backend ?? "auto", { threads: o.threads });
     return new ModelSession(model, backend, weights, tokenizer);
@@ -287,14 +289,21 @@ export class ModelSession {
     return state;
   }
 
+  private tok(): Tokenizer {
+    if (!this.tokenizer)
+      throw new UsageError(
+        `${this.model.name}'s vocabulary does not fit GPT-2's tokenizer: open the session with a tokenizer to give text, or give token ids`,
+      );
+    return this.tokenizer;
+  }
+
   private encodePrompt(p: string | number[]): number[] {
-    const ids =
-      typeof p === "string" ? (p === "" ? [this.tokenizer.eot] : this.tokenizer.encode(p)) : p;
+    const ids = typeof p === "string" ? (p === "" ? [this.tok().eot] : this.tok().encode(p)) : p;
     const vocab = modelVocab(this.model);
     const bad = vocab === undefined ? undefined : ids.find((id) => !(id >= 0 && id < vocab));
     if (bad !== undefined)
       throw new TokenizerError(
-        `token id ${bad} is outside ${this.model.name}'s vocabulary of ${vocab}: the prompt was encoded with another tokenizer (the ${this.tokenizer.kind} tokenizer has ${this.tokenizer.vocabSize} ids)`,
+        `token id ${bad} is outside ${this.model.name}'s vocabulary of ${vocab}: the prompt was encoded with another tokenizer${this.tokenizer ? ` (the ${this.tokenizer.kind} tokenizer has ${this.tokenizer.vocabSize} ids)` : ""}`,
       );
     return ids;
   }
@@ -311,7 +320,7 @@ export class ModelSession {
       topK: o.topK,
       topP: o.topP,
       seed: o.seed ?? 0,
-      stopToken: o.stopAtEnd === false ? undefined : this.tokenizer.eot,
+      stopToken: o.stopAtEnd === false ? undefined : this.tokenizer?.eot,
       context: this.model.context,
       slideKeep: o.slideKeep,
       onSlide: o.onSlide,
@@ -332,17 +341,18 @@ export class ModelSession {
         ? [prompts as string | number[]]
         : (prompts as (string | number[])[]);
     const ids = list.map((p) => this.encodePrompt(p));
-    const texts = ids.map(() => new TextStream(this.tokenizer));
+    const tok = this.tokenizer;
+    const texts = ids.map(() => (tok ? new TextStream(tok) : undefined));
     const rows = await generateCached(
       this.runtime,
       this.weights,
       ids,
       this.generateOptions(o, (row, id) => {
-        const text = texts[row].push(id);
+        const text = texts[row]?.push(id) ?? "";
         o.onToken?.({ id, text, prompt: row });
       }),
     );
-    return rows.map((tokens, i) => ({ tokens, text: texts[i].text }));
+    return rows.map((tokens, i) => ({ tokens, text: texts[i]?.text ?? "" }));
   }
 
   /**
@@ -392,13 +402,12 @@ export class ModelSession {
   async train(data: Dataset, o: SessionTrainOptions = {}): Promise<TrainSummary> {
     if (!this.model.trainable)
       throw new UsageError(`${this.model.name} declares no loss, so it cannot be trained`);
-    if (
-      data.tokenizer.vocabSize !== this.tokenizer.vocabSize ||
-      data.tokenizer.kind !== this.tokenizer.kind
-    )
+    const t = this.tokenizer;
+    if (t && (data.tokenizer.vocabSize !== t.vocabSize || data.tokenizer.kind !== t.kind))
       throw new TokenizerError(
-        `the data was tokenized with the ${data.tokenizer.kind} tokenizer (${data.tokenizer.vocabSize} ids), the session uses the ${this.tokenizer.kind} tokenizer (${this.tokenizer.vocabSize} ids): open the session with the data's tokenizer`,
+        `the data was tokenized with the ${data.tokenizer.kind} tokenizer (${data.tokenizer.vocabSize} ids), the session uses the ${t.kind} tokenizer (${t.vocabSize} ids): open the session with the data's tokenizer`,
       );
+    checkTokenizer(this.model, data.tokenizer);
     const options = trainOptions(o, this.model);
     const adam = this.prepareTraining(o.resume?.adam);
     const trainer = new Trainer({
@@ -461,20 +470,24 @@ export class ModelSession {
   }
 }
 
-/** Decodes a growing list of ids, handing out only whole characters. */
+/**
+ * Decodes ids as they come, handing out only whole characters: ids whose bytes
+ * end inside a character wait for the next (decoding only those, not the
+ * whole text again).
+ */
 class TextStream {
-  private readonly ids: number[] = [];
+  private pending: number[] = [];
   text = "";
   constructor(private readonly tok: Tokenizer) {}
 
   /** Adds an id; returns the text it completes ("" while a character is incomplete). */
   push(id: number): string {
     if (id === this.tok.eot) return "";
-    this.ids.push(id);
-    const all = this.tok.decode(this.ids);
-    if (all.endsWith("\ufffd")) return "";
-    const added = all.slice(this.text.length);
-    this.text = all;
+    this.pending.push(id);
+    const added = this.tok.decode(this.pending);
+    if (added.endsWith("\ufffd")) return "";
+    this.pending = [];
+    this.text += added;
     return added;
   }
 }
