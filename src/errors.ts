@@ -37,6 +37,7 @@ export const errorCodes = {
   write: "a file could not be written",
 } as const;
 
+/** A stable error code: one of the keys of {@link errorCodes} (e.g. "usage", "diagnostics"). */
 export type ErrorCode = keyof typeof errorCodes;
 
 /** Base class of every error about the user's input or machine. */

@@ -13,6 +13,12 @@ import { summarize, type ModelSummary } from "../ir/summary.js";
 import { printGraph } from "../ir/text.js";
 import type { Program } from "../dsl/load.js";
 
+/**
+ * The texts `CompiledModel.artifact()` (and `gptc compile --emit`) can produce:
+ * the spec's AST as JSON, the forward IR as lowered and optimized, the training
+ * IR (forward, loss and gradients), the fused kernels as a listing and as
+ * JavaScript, the memory plan, and the compile summary as JSON.
+ */
 export const artifactKinds = [
   "ast",
   "ir",
@@ -23,8 +29,10 @@ export const artifactKinds = [
   "plan",
   "summary",
 ] as const;
+/** One of {@link artifactKinds}. */
 export type ArtifactKind = (typeof artifactKinds)[number];
 
+/** The file name `gptc compile` writes each artifact to in its output folder. */
 export const artifactFile: Record<ArtifactKind, string> = {
   ast: "ast.json",
   ir: "forward.ir",
@@ -36,28 +44,64 @@ export const artifactFile: Record<ArtifactKind, string> = {
   summary: "summary.json",
 };
 
+/**
+ * The model summary plus costs at one batch size and sequence length: FLOPs,
+ * op and kernel counts, and memory (what the "summary" artifact holds as JSON).
+ */
 export interface CompileSummary extends ModelSummary {
+  /** Sequences per batch (B) the costs are computed for. */
   batch: number;
+  /** Tokens per sequence (T) the costs are computed for. */
   seq: number;
+  /** FLOPs of the optimized forward graph per token (batch × seq tokens), rounded. */
   flopsPerTokenForward: number;
+  /** FLOPs the training graph adds to the forward pass, per token; absent without a loss. */
   flopsPerTokenBackward?: number;
-  forward: { ops: number; kernels: number };
-  training?: { ops: number; kernels: number };
+  /** The optimized forward graph. */
+  forward: {
+    /** Ops computed (sources such as inputs, weights and constants not counted). */
+    ops: number;
+    /** Kernels the ops are fused into. */
+    kernels: number;
+  };
+  /** The training graph (loss and gradients); absent without a loss. */
+  training?: {
+    /** Ops computed (sources such as inputs, weights and constants not counted). */
+    ops: number;
+    /** Kernels the ops are fused into. */
+    kernels: number;
+  };
+  /**
+   * Bytes (float32) of the memory plan: the training schedule's where the model
+   * has a loss, else the forward one's.
+   */
   memory: {
+    /** Peak of the activation arena, with buffers reused once dead. */
     activations: number;
+    /** What the activations would take if no buffer were reused. */
     activationsWithoutReuse: number;
+    /** All weights. */
     weights: number;
+    /** All gradients (0 without training). */
     gradients: number;
+    /** AdamW's two moments per weight (0 without training). */
     optimizer: number;
+    /** Activations, weights, gradients, optimizer state and inputs together. */
     total: number;
   };
 }
 
+/** What the compiler made of a model at one batch size and sequence length. */
 export interface Compilation {
+  /** The forward, optimized, evaluation, training and decode graphs. */
   graphs: CompiledGraphs;
+  /** The optimized forward graph fused into kernels. */
   forwardSchedule: Schedule;
+  /** The training graph fused into kernels; absent when the model declares no loss. */
   trainingSchedule?: Schedule;
+  /** The memory plan (of the training schedule when there is one, else the forward one). */
   plan: MemoryPlan;
+  /** Costs and sizes at these dims, as the "summary" artifact writes them. */
   summary: CompileSummary;
 }
 
@@ -148,6 +192,10 @@ export async function renderArtifact(
   }
 }
 
+/**
+ * The compilation in a few lines, as `gptc compile` prints it: parameters,
+ * FLOPs per token, ops and kernels, and memory at its batch and seq.
+ */
 export function formatCompileSummary(c: Compilation): string {
   const s = c.summary;
   const m = s.memory;

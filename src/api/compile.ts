@@ -31,6 +31,7 @@ export interface SpecFile {
   file: string;
 }
 
+/** How `compile` reads and configures a spec; every field is optional. */
 export interface CompileOptions {
   /** Parameter overrides, as `--set name=value` does: `{ layers: 2, d: 64 }`. */
   set?: Record<string, string | number | boolean>;
@@ -60,7 +61,12 @@ export interface CompileOptions {
 
 /** Sizes for memory plans and FLOP counts: the symbolic dims B and T (others are 1). */
 export interface Sizes {
+  /** Sequences per batch (the symbolic dim B); `compilation()` defaults it to 4. */
   batch: number;
+  /**
+   * Tokens per sequence (the symbolic dim T); `compilation()` defaults it to 128,
+   * or the model's context where that is shorter, and refuses more than the context.
+   */
   seq: number;
 }
 
@@ -181,13 +187,13 @@ export class CompiledModel {
     return this.compiledGraphs;
   }
 
-  /** Input names and types, e.g. `{ name: "tokens", type: "int[B, T]" }`. */
-  get inputs(): { name: string; type: string }[] {
+  /** Input names and types, e.g. `{ name: "tokens", type: "i32[B, T]" }`. */
+  get inputs(): ModelSummary["inputs"] {
     return this.summary.inputs;
   }
 
-  /** Output names and types, e.g. `{ name: "logits", type: "float[B, T, 50257]" }`. */
-  get outputs(): { name: string; type: string }[] {
+  /** Output names and types, e.g. `{ name: "logits", type: "f32[B, T, 50257]" }`. */
+  get outputs(): ModelSummary["outputs"] {
     return this.summary.outputs;
   }
 

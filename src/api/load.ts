@@ -26,6 +26,7 @@ export function compileRef(ref: ModelRef, vocabSize?: number): CompiledModel {
   });
 }
 
+/** How `load` opens a path: OpenOptions (backend, threads, seed) plus these. */
 export interface LoadOptions extends Omit<OpenOptions, "tokenizer" | "weights"> {
   /** Weights for a spec, or instead of a folder's model.safetensors. */
   weights?: WeightsSource;
@@ -41,6 +42,7 @@ export interface LoadOptions extends Omit<OpenOptions, "tokenizer" | "weights"> 
 
 /** What `load` opened, and from where. */
 export interface Loaded {
+  /** The model, open with its weights and tokenizer: generate from it, then close it. */
   session: ModelSession;
   /** "checkpoint" (a gptc run folder), "huggingface" (config.json + model.safetensors) or "spec". */
   kind: "checkpoint" | "huggingface" | "spec";

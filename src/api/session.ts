@@ -30,6 +30,7 @@ export type WeightsSource =
   /** A .safetensors file, or a folder holding model.safetensors. */
   | string;
 
+/** How `CompiledModel.open` opens a session; every field is optional. */
 export interface OpenOptions {
   /** `webasm` (WebAssembly SIMD), `cpu` (plain JavaScript), `headlessgl`, `webgpu`, or `auto` (default). */
   backend?: BackendName | "auto";
@@ -43,6 +44,7 @@ export interface OpenOptions {
   tokenizer?: Tokenizer;
 }
 
+/** How `generate` and `stream` sample; every field is optional. */
 export interface SampleOptions {
   /** Tokens to generate (default 64). */
   maxNewTokens?: number;
@@ -69,12 +71,18 @@ export interface SampleOptions {
 
 /** One generated token, and the text it adds (empty while a multi-byte character is incomplete). */
 export interface GeneratedToken {
+  /** The token's id. */
   id: number;
+  /**
+   * The text it completes: "" while a character is incomplete, for the
+   * end-of-text token, and in a session without a tokenizer.
+   */
   text: string;
   /** Which prompt it continues (0 for a single prompt). */
   prompt: number;
 }
 
+/** The continuation of one prompt. */
 export interface Generation {
   /** The continuation's text (without the prompt). */
   text: string;
@@ -124,22 +132,42 @@ export interface SessionTrainOptions {
   resume?: LoadedCheckpoint;
 }
 
+/**
+ * What `onStep` hears after each optimizer step: `step` (the step just
+ * taken, counting a resumed run's earlier ones), `loss` (the mean training loss
+ * of its micro-batches), `lr` (the learning rate it used), `gradNorm` (the
+ * global gradient norm before clipping; NaN when clipping is off),
+ * `tokensPerSec` (this step's throughput) and, on validation steps, `valLoss`.
+ */
 export interface TrainStepReport extends StepReport {
+  /** The step training stops at (`steps`). */
   totalSteps: number;
   /** Tokens per second since training started in this call. */
   averageTokensPerSec: number;
 }
 
+/** What a call of `train` did. */
 export interface TrainSummary {
   /** The step reached (a resumed run counts its earlier steps). */
   steps: number;
   /** Steps run by this call. */
   stepsRun: number;
+  /** Training loss of the last step run; absent when no step ran. */
   loss?: number;
+  /** The last validation loss measured in this call; absent when none was. */
   valLoss?: number;
-  losses: readonly { step: number; loss: number; valLoss?: number }[];
+  /** Every step's losses, those of a resumed run's earlier steps included (from its log). */
+  losses: readonly {
+    /** The step. */
+    step: number;
+    /** Its training loss. */
+    loss: number;
+    /** Its validation loss, on validation steps. */
+    valLoss?: number;
+  }[];
   /** True when `signal` stopped it early. */
   stopped: boolean;
+  /** Wall-clock seconds this call trained for. */
   seconds: number;
 }
 
@@ -245,7 +273,9 @@ export class ModelSession {
   adam?: AdamWState;
 
   private constructor(
+    /** The model the session runs. */
     readonly model: CompiledModel,
+    /** The backend its kernels run on. */
     readonly backend: Backend,
     /** The weights by key (views of the engine's memory while training on webasm). */
     public weights: Weights,

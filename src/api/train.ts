@@ -23,6 +23,10 @@ import {
   type TrainSummary,
 } from "./session.js";
 
+/**
+ * What `train` trains and how: the model, data and tokenizer, the backend, and
+ * the loop's options (SessionTrainOptions: steps, batch, lr, `out`, ...).
+ */
 export interface TrainRunOptions extends Omit<SessionTrainOptions, "resume" | "dataPath"> {
   /** The model: its text, or `{ file }`. Not needed with `resume`. */
   spec?: string | SpecFile;
@@ -36,27 +40,37 @@ export interface TrainRunOptions extends Omit<SessionTrainOptions, "resume" | "d
   data?: string;
   /** "gpt2" (GPT-2's BPE, exact ids; default) or "char" (the characters of the data). */
   tokenizer?: "gpt2" | "char";
+  /** The backend to train on, as OpenOptions takes it (default "auto"). */
   backend?: OpenOptions["backend"];
+  /** webasm: threads of the WebAssembly engine, as OpenOptions takes it. */
   threads?: number;
   /** Called once before the first step: what is about to train. */
   onStart?: (info: TrainStart) => void;
 }
 
+/** What `train` is about to do, given to `onStart` before the first step. */
 export interface TrainStart {
+  /** The model, compiled for the tokenizer's vocabulary. */
   model: CompiledModel;
+  /** The session that trains it (the one `train` returns). */
   session: ModelSession;
+  /** The training text, tokenized and split into training and validation ids. */
   data: Dataset;
+  /** The loop's options with every default filled in. */
   options: TrainOptions;
   /** The step a resumed run continues from (0 for a fresh run). */
   step: number;
+  /** The run folder, if any (the resumed one with `resume`). */
   out?: string;
   /** Choices made for the caller, said once (e.g. a sequence length fitted to the context). */
   notes: string[];
 }
 
+/** What `train` did, and the trained model. */
 export interface TrainRun extends TrainSummary {
   /** The trained model, open: generate from it, then close it. */
   session: ModelSession;
+  /** The run folder written to, if any (the resumed one with `resume`). */
   out?: string;
 }
 

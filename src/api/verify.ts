@@ -32,6 +32,7 @@ function geluProbe(backend: Backend) {
   };
 }
 
+/** How `verify` runs a fixture; every field is optional. */
 export interface VerifyOptions {
   /** Default "auto"; a Backend already created may be given. */
   backend?: BackendName | "auto" | Backend;
@@ -39,10 +40,13 @@ export interface VerifyOptions {
   spec?: string | SpecFile;
 }
 
+/** The outcome of `verify`: every comparison made, and whether all passed. */
 export interface VerifyResult {
+  /** The fixture folder, as given. */
   dir: string;
-  /** The backend that ran, in words. */
+  /** The name of the backend that ran (e.g. "webasm"). */
   backend: string;
+  /** One per quantity compared, in the order run. */
   checks: Check[];
   /** Every check passed. */
   pass: boolean;

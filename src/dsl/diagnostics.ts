@@ -4,19 +4,29 @@
 import { GptcError } from "../errors.js";
 import { SourceSet, type Span } from "./source.js";
 
+/** One problem found in a spec, with where it is. */
 export interface Diagnostic {
+  /** Errors stop compilation; warnings do not. */
   severity: "error" | "warning";
+  /** What is wrong, in one sentence. */
   message: string;
+  /** Where it is; absent for problems of no particular text (e.g. an unreadable root file). */
   span?: Span;
   /** A suggestion, e.g. "did you mean 'layernorm'?" */
   hint?: string;
   /** Further positions worth showing, e.g. where a duplicate was first declared. */
-  notes?: { message: string; span?: Span }[];
+  notes?: {
+    /** What this position is, e.g. "first defined here". */
+    message: string;
+    /** The position. */
+    span?: Span;
+  }[];
 }
 
 /** Thrown to abort a stage; carries every diagnostic found so far. */
 export class DiagnosticError extends GptcError {
   constructor(
+    /** Every problem found, in the order found. */
     readonly diagnostics: Diagnostic[],
     /** The texts the spans point into, so the error can be printed with excerpts. */
     readonly sources?: SourceSet,
@@ -92,6 +102,11 @@ export function formatDiagnostic(d: Diagnostic, sources: SourceSet): string {
   return out.join("\n");
 }
 
+/**
+ * Diagnostics as `gptc check` prints them: each as `file:line:col: error:
+ * message`, the source line with a caret under the span, its notes and hint;
+ * blank lines between them. `sources` holds the texts the spans point into.
+ */
 export function formatDiagnostics(ds: Diagnostic[], sources: SourceSet): string {
   return ds.map((d) => formatDiagnostic(d, sources)).join("\n\n");
 }

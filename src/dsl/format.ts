@@ -541,11 +541,19 @@ export function formatModule(ast: A.ModuleAst, source: string): string {
   return new Printer(ast, source).print(ast);
 }
 
-/** Parses and formats; on syntax errors returns the diagnostics and no output. */
+/**
+ * Formats a spec's text canonically, as `gptc fmt` does (comments kept); `file`
+ * names it in diagnostics. On syntax errors returns the diagnostics and no output.
+ */
 export function formatSource(
   text: string,
   file: string,
-): { output?: string; diagnostics: Diagnostic[] } {
+): {
+  /** The formatted text (ending in a newline unless empty); absent on syntax errors. */
+  output?: string;
+  /** What the parser reported (errors, when `output` is absent). */
+  diagnostics: Diagnostic[];
+} {
   const diags = new DiagnosticBag();
   const ast = parseModule(text, file, diags);
   if (diags.hasErrors) return { diagnostics: diags.items };

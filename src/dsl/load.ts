@@ -18,10 +18,14 @@ function findSpecs(from: string): string {
     if (dirname(dir) === dir) return resolve(from, "../../specs");
   }
 }
+/** gptc's standard library of spec functions (`import "std/nn.model"` resolves here). */
 export const stdlibDir = resolve(specsDir, "std");
 
+/** A spec and everything it imports, parsed: what the front end hands to lowering. */
 export interface Program {
+  /** The AST of the file compiled. */
   root: ModuleAst;
+  /** Every module read (the root and its imports), each once, imports before their importers. */
   modules: ModuleAst[];
   /** The model to compile: the root file's, or the one it derives from (with a body). */
   model?: ModelDef;
@@ -29,8 +33,11 @@ export interface Program {
   rootModel?: ModelDef;
   /** Parameter values of `model x = base { ... }` chains, base first, so later ones win. */
   derivedValues: ParamValueAst[];
+  /** The functions of every module, by name (names are global across modules). */
   functions: Map<string, FnDef>;
+  /** The root file's presets (`preset medium { ... }`), by name. */
   presets: Map<string, PresetDef>;
+  /** The text of every file read, so diagnostics can quote it. */
   sources: SourceSet;
 }
 

@@ -20,21 +20,32 @@ import { formatType } from "./text.js";
 
 // ---- the diagram model --------------------------------------------------------
 
+/**
+ * What a node stands for, which decides how it is drawn: a model input, a
+ * weight, a block (a function call, or an op of the ops diagram), a small
+ * model-level op (e.g. a residual add), an output, the loss, or a fused kernel.
+ */
 export type NodeShape = "input" | "weight" | "block" | "op" | "output" | "loss" | "kernel";
 
+/** A box in a diagram. */
 export interface DiagramNode {
   /** Generated: n0, n1, ... */
   id: string;
   /** Free text (may hold user names); lines separated by "\n". Escaped when printed. */
   label: string;
+  /** What the node stands for; decides how it is drawn. */
   shape: NodeShape;
   /** The innermost cluster holding the node. */
   cluster?: string;
 }
 
+/** An arrow between two nodes. */
 export interface DiagramEdge {
+  /** Id of the node the value comes from. */
   from: string;
+  /** Id of the node that takes it. */
   to: string;
+  /** Text on the arrow (e.g. "tied weight"). */
   label?: string;
   /** Not data flow proper: a tied weight, or a loop-carried value going round again. */
   dashed?: boolean;
@@ -42,22 +53,36 @@ export interface DiagramEdge {
   back?: boolean;
 }
 
+/** A box around a group of nodes, e.g. the body of a `repeat`. */
 export interface DiagramCluster {
   /** Generated: c0, c1, ... */
   id: string;
+  /** Free text (may hold user names). Escaped when printed. */
   label: string;
+  /** Id of the cluster it sits in; absent at the top level. */
   parent?: string;
 }
 
+/** A model drawn as plain data: what `toMermaid` and `toDot` print. */
 export interface Diagram {
+  /** e.g. "gpt2 (blocks)". */
   title: string;
+  /** Every node, in order of creation (ids n0, n1, ...). */
   nodes: DiagramNode[];
+  /** Every edge, without duplicates. */
   edges: DiagramEdge[];
+  /** Every cluster; a node names its innermost one. */
   clusters: DiagramCluster[];
 }
 
+/** How a diagram is printed: a Mermaid flowchart or Graphviz dot. */
 export type DiagramFormat = "mermaid" | "dot";
 export const diagramFormats: readonly DiagramFormat[] = ["mermaid", "dot"];
+/**
+ * What a diagram shows: "blocks" (the model body as a paper draws it, from the
+ * spec), "ops" (one node per op of the optimized forward graph) or "kernels"
+ * (one node per fused kernel).
+ */
 export type DiagramLevel = "blocks" | "ops" | "kernels";
 export const diagramLevels: readonly DiagramLevel[] = ["blocks", "ops", "kernels"];
 

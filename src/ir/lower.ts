@@ -51,9 +51,17 @@ export interface LowerOptions {
   decode?: boolean;
 }
 
+/** A spec parameter (`param d = 768`) and the value a model was compiled with. */
 export interface ParamValue {
+  /** The parameter's name in the spec. */
   name: string;
+  /** Its value (a finite number, or true/false). */
   value: number | boolean;
+  /**
+   * Where the value came from, highest priority first: "--set" (an override),
+   * "config" (config.json, through `from "key"`), "preset", "derived" (a
+   * `model x = base { ... }` chain), or "default" (the declaration).
+   */
   source: "default" | "derived" | "preset" | "config" | "--set";
 }
 
@@ -68,9 +76,13 @@ export function configValues(l: Lowered): Map<string, number | boolean> {
   return out;
 }
 
+/** A model lowered to the tensor IR, before the middle end's passes. */
 export interface Lowered {
+  /** The whole graph: every output, the loss included (named after the model compiled). */
   graph: Graph;
+  /** The model definition lowered: the one with the body (the base of a derived model). */
   model: A.ModelDef;
+  /** Every parameter with its value, in declaration order. */
   params: ParamValue[];
   /** Node id of the loss, when the model declares one. */
   loss?: number;

@@ -12,9 +12,11 @@ export function optimize(g: Graph): Graph {
   return dce(cse(fold(g)));
 }
 
+/** The graphs the middle end makes of a lowered model; each runs as its own executor. */
 export interface CompiledGraphs {
   /** The model's outputs without the loss, as lowered (dead code removed). */
   forward: Graph;
+  /** `forward` optimized (constant folding, CSE, dead-code removal): what inference runs. */
   forwardOpt: Graph;
   /** The forward graph with the loss (for validation), optimized; undefined without a loss. */
   evaluation?: Graph;

@@ -2,13 +2,41 @@
 import { dimValue, shapeToString } from "./dims.js";
 import type { Lowered } from "./lower.js";
 
+/** What `gptc check` prints of a model: its size, parameter values, inputs and outputs. */
 export interface ModelSummary {
+  /** The model's name (`model gpt2 { ... }` is "gpt2"). */
   name: string;
+  /** Number of trainable values: the elements of every weight together. */
   parameters: number;
+  /** Number of weight tensors. */
   weights: number;
-  params: { name: string; value: number | boolean; source: string }[];
-  inputs: { name: string; type: string }[];
-  outputs: { name: string; type: string }[];
+  /** The spec's parameters (`param d = 768`), in declaration order, with the values compiled with. */
+  params: {
+    /** The parameter's name in the spec. */
+    name: string;
+    /** Its value. */
+    value: number | boolean;
+    /**
+     * Where the value came from: "default" (the spec's declaration), "derived"
+     * (a `model x = base { ... }` override), "preset", "config" (config.json)
+     * or "--set".
+     */
+    source: string;
+  }[];
+  /** The model's inputs (`input tokens: int[B, T]`). */
+  inputs: {
+    /** The input's name, e.g. "tokens". */
+    name: string;
+    /** Its dtype and shape, e.g. "i32[B, T]" (symbolic dims such as B and T stay names). */
+    type: string;
+  }[];
+  /** The model's outputs, the loss included when the model declares one. */
+  outputs: {
+    /** The output's name, e.g. "logits". */
+    name: string;
+    /** Its dtype and shape, e.g. "f32[B, T, 50257]". */
+    type: string;
+  }[];
 }
 
 export function summarize(l: Lowered): ModelSummary {

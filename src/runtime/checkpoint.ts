@@ -18,6 +18,7 @@ import type { TokenizerJSON } from "./tokenizer.js";
 import type { Weights } from "./weights.js";
 import { writeFileAtomic } from "./atomic.js";
 
+/** How to compile a model again: what a checkpoint records of it (see `compileRef`). */
 export interface ModelRef {
   /** Absolute path of the spec file. */
   spec: string;
@@ -25,21 +26,34 @@ export interface ModelRef {
   source?: string;
   /** Files it imports that were given as text, by path relative to `spec`. */
   files?: Record<string, string>;
+  /** Parameter overrides (`--set`), values as text. */
   set: Record<string, string>;
+  /** The named parameter set compiled with, if any. */
   preset?: string;
+  /**
+   * The config.json object compiled with, if any (`vocab_size` included when
+   * a vocabulary size was given).
+   */
   config?: Record<string, unknown>;
 }
 
+/** The training state a checkpoint holds besides its tensors (JSON in its metadata). */
 export interface TrainState {
+  /** The version of this layout; a checkpoint with another is refused. */
   format: "gptc-checkpoint-1";
+  /** Optimizer steps taken. */
   step: number;
   /** State of the batch sampler's generator (the data position). */
   batchRng: number;
+  /** Training tokens consumed so far (steps × batch × seq × accum). */
   tokensSeen: number;
+  /** The model trained, to compile it again. */
   model: ModelRef;
+  /** The tokenizer the data was encoded with. */
   tokenizer: TokenizerJSON;
   /** The training options, so --resume continues the same run. */
   options: Record<string, unknown>;
+  /** The lowest validation loss measured so far; absent before the first validation. */
   bestValLoss?: number;
 }
 
@@ -126,16 +140,25 @@ function checkState(file: string, state: TrainState | undefined): asserts state 
     );
 }
 
+/** Everything a resume needs, as `loadCheckpoint` reads it. */
 export interface LoadedCheckpoint {
+  /** The model's weights by key. */
   weights: Weights;
+  /** AdamW's moments and step count. */
   adam: AdamWState;
+  /** Step, data position, model, tokenizer and options. */
   state: TrainState;
 }
 
+/** Whether `dir` holds a gptc checkpoint (a checkpoint.safetensors file); reads nothing. */
 export function hasCheckpoint(dir: string): boolean {
   return existsSync(join(dir, "checkpoint.safetensors"));
 }
 
+/**
+ * Reads `dir`/checkpoint.safetensors: weights, AdamW moments and training
+ * state. A missing, damaged or foreign file is a CheckpointError.
+ */
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const file = join(dir, "checkpoint.safetensors");
   if (!existsSync(file))

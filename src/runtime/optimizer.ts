@@ -29,9 +29,13 @@ export const defaultAdamW: AdamWConfig = {
   weightDecay: 0.1,
 };
 
+/** AdamW's state: what a checkpoint keeps of the optimizer besides the weights. */
 export interface AdamWState {
+  /** Updates applied so far (sets the bias corrections). */
   step: number;
+  /** First moments (moving averages of the gradients), by weight key. */
   m: Weights;
+  /** Second moments (moving averages of the squared gradients), by weight key. */
   v: Weights;
 }
 

@@ -9,13 +9,21 @@ interface Row {
   calls: number;
 }
 
+/**
+ * Where steps' time goes (what `--profile` prints): set it as a session's
+ * `profiler` and it adds up every kernel run and copy back to JavaScript, by
+ * kernel family, by matmul shape and by kernel.
+ */
 export class StepProfile implements Profiler {
   private readonly byKind = new Map<string, Row>();
   private readonly byMatmul = new Map<string, Row>();
   private readonly byKernel = new Map<string, Row>();
+  /** Milliseconds spent copying results from the backend back to JavaScript. */
   copyMs = 0;
+  /** Milliseconds spent running kernels. */
   kernelMs = 0;
 
+  /** Records one run of a kernel: `ms` milliseconds, `flops` floating-point operations. */
   kernel(f: KernelFamily, ms: number, flops: number): void {
     this.kernelMs += ms;
     add(this.byKind, f.kind, ms, flops);
@@ -23,10 +31,15 @@ export class StepProfile implements Profiler {
     add(this.byKernel, `${f.name} (${f.runs})`, ms, flops);
   }
 
+  /** Records one copy back to JavaScript that took `ms` milliseconds. */
   copy(ms: number): void {
     this.copyMs += ms;
   }
 
+  /**
+   * The totals as text: time, share and GFLOP/s per kernel family, copies, each
+   * matmul shape, and the slowest kernels by name.
+   */
   table(): string {
     const lines = ["kernel family        calls      ms   share   GFLOP/s"];
     const total = this.kernelMs + this.copyMs || 1;
@@ -47,6 +60,10 @@ export class StepProfile implements Profiler {
     return lines.join("\n");
   }
 
+  /**
+   * The totals as data: `kernelMs`, `copyMs`, and `{ ms, flops, calls }` by
+   * family (`byKind`), by matmul shape (`byMatmul`) and for the slowest kernels (`slowest`).
+   */
   toJSON(): Record<string, unknown> {
     return {
       kernelMs: this.kernelMs,

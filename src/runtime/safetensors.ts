@@ -25,11 +25,15 @@ export class SafetensorsError extends GptcError {
 
 /** One tensor as read. `dtype` is the dtype stored in the file; `data` is always float32. */
 export interface SafetensorsTensor {
+  /** The dtype stored in the file: "F32", "F16", "BF16" or "F64". */
   dtype: string;
+  /** Dimensions, outermost first ([] for a scalar). */
   shape: number[];
+  /** The values, row-major, converted to float32 (a fresh copy). */
   data: Float32Array;
 }
 
+/** A parsed safetensors file. */
 export interface SafetensorsFile {
   /** In header order (which is sorted order for files written by the safetensors library). */
   tensors: Map<string, SafetensorsTensor>;
@@ -39,7 +43,9 @@ export interface SafetensorsFile {
 
 /** What the writer needs of a tensor; a SafetensorsTensor fits. */
 export interface TensorToWrite {
+  /** Dimensions, outermost first; their product must equal `data.length`. */
   shape: readonly number[];
+  /** The values, row-major; written as F32. */
   data: Float32Array;
 }
 

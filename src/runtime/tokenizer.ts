@@ -4,19 +4,40 @@
 import { GptcError } from "../errors.js";
 import { decode as bpeDecode, encode as bpeEncode } from "gpt-tokenizer/encoding/r50k_base";
 
+/**
+ * The text `decode` gives for the end-of-text id. `encode` never produces that id
+ * from text: occurrences of this string are dropped (documents are joined by id).
+ */
 export const endOfText = "<|endoftext|>";
 
+/** Turns text into token ids and back. */
 export interface Tokenizer {
+  /** "gpt2" (GPT-2's byte-pair encoding) or "char" (a character vocabulary). */
   kind: "gpt2" | "char";
+  /** Number of ids, end-of-text included (50257 for GPT-2); ids are 0 to vocabSize - 1. */
   vocabSize: number;
   /** Id that separates documents (and stops generation). */
   eot: number;
+  /** The ids of `text`, without end-of-text (the char tokenizer drops characters it lacks). */
   encode(text: string): number[];
+  /** The text of `ids`, the end-of-text id as {@link endOfText}. */
   decode(ids: number[]): string;
+  /** What rebuilds this tokenizer with `tokenizerFromJSON` (a run folder's tokenizer.json). */
   toJSON(): TokenizerJSON;
 }
 
-export type TokenizerJSON = { kind: "gpt2" } | { kind: "char"; chars: string[] };
+/** A tokenizer as stored in tokenizer.json and in checkpoints. */
+export type TokenizerJSON =
+  | {
+      /** GPT-2's BPE: nothing else to store. */
+      kind: "gpt2";
+    }
+  | {
+      /** A character vocabulary. */
+      kind: "char";
+      /** The characters (code points) with ids 0, 1, ...; end-of-text is the next id. */
+      chars: string[];
+    };
 
 /** Encodes each document and joins them with the end-of-text id. */
 export function encodeDocuments(tok: Tokenizer, docs: Iterable<string>): number[] {
@@ -28,6 +49,7 @@ export function encodeDocuments(tok: Tokenizer, docs: Iterable<string>): number[
   return out;
 }
 
+/** GPT-2's byte-pair encoding (r50k_base): GPT-2's exact ids, 50257 of them, end-of-text 50256. */
 export function gpt2Tokenizer(): Tokenizer {
   return {
     kind: "gpt2",
@@ -61,6 +83,7 @@ export function charTokenizer(chars: string[]): Tokenizer {
   };
 }
 
+/** A character tokenizer of every code point that occurs in `docs` (see {@link charTokenizer}). */
 export function buildCharTokenizer(docs: Iterable<string>): Tokenizer {
   const set = new Set<string>();
   for (const d of docs) for (const c of d) set.add(c);
@@ -73,6 +96,10 @@ export class TokenizerError extends GptcError {
   }
 }
 
+/**
+ * The tokenizer a {@link TokenizerJSON} describes (e.g. a parsed tokenizer.json);
+ * throws a TokenizerError for anything else.
+ */
 export function tokenizerFromJSON(j: unknown): Tokenizer {
   const v = j as TokenizerJSON;
   if (v?.kind === "gpt2") return gpt2Tokenizer();

@@ -15,22 +15,40 @@ import { Rng } from "./rng.js";
 import type { Session } from "./session.js";
 import type { Weights } from "./weights.js";
 
+/**
+ * The training loop's options, every one given (`ModelSession.train` fills in
+ * the defaults); a checkpoint keeps them for a resume.
+ */
 export interface TrainOptions {
+  /** Optimizer steps to reach (a resumed run counts its earlier ones). */
   steps: number;
+  /** Sequences per micro-batch (the symbolic dim B). */
   batch: number;
+  /** Tokens per sequence (the symbolic dim T). */
   seq: number;
   /** Micro-batches per optimizer step. */
   accum: number;
+  /** Peak learning rate, reached at the end of the warmup. */
   lr: number;
+  /** Learning rate the cosine decay ends at (step index `steps`, nanoGPT's convention). */
   minLr: number;
+  /** Steps of linear warmup from lr / warmup to lr. */
   warmup: number;
+  /** AdamW's decoupled weight decay, applied to weights of rank 2 or more only. */
   weightDecay: number;
+  /** AdamW's decay rate of the first moment (0.9 as the library fills it in). */
   beta1: number;
+  /** AdamW's decay rate of the second moment (0.95 as the library fills it in). */
   beta2: number;
+  /** Maximum global norm of the gradients (scaled down above it); 0 for no clipping. */
   clip: number;
+  /** Validation every n steps (and at the last), 0 for never. */
   evalEvery: number;
+  /** Batches per validation (fixed windows of the validation split). */
   evalBatches: number;
+  /** Checkpoint every n steps when the run has a folder, 0 for only at the end. */
   saveEvery: number;
+  /** Seed of the batch sampler. */
   seed: number;
   /** The text trained on (absolute path; undefined: the Brown corpus), so a resume reads it again. */
   data?: string;

@@ -12,13 +12,19 @@ import { generateCached, generateFull } from "./generate.js";
 import { Session } from "./session.js";
 import { loadWeightsFile, type WeightSpec, type Weights } from "./weights.js";
 
+/** One quantity of a fixture compared with PyTorch's. */
 export interface Check {
+  /** What was compared, e.g. "logits", "grad.wte.weight", "greedy tokens (KV cache)". */
   name: string;
+  /** Whether it is within the tolerance. */
   pass: boolean;
+  /** Largest absolute difference from the reference (0 for exact comparisons). */
   maxAbs: number;
   /** max|x - ref| / max|ref| (or the check's own relative measure). */
   rel: number;
+  /** The tolerance applied, in words, e.g. "err <= 0.0001". */
   tolerance: string;
+  /** Details of a failure (e.g. the tokens generated instead). */
   note?: string;
 }
 
@@ -278,6 +284,10 @@ export async function verifyFixture(v: VerifyInput): Promise<Check[]> {
   return checks;
 }
 
+/**
+ * Checks as `gptc verify` prints them: a header naming the fixture folder and
+ * the backend, one PASS/FAIL line per check, and a count of failures.
+ */
 export function formatChecks(dir: string, backend: string, checks: Check[]): string {
   const width = Math.max(...checks.map((c) => c.name.length));
   const lines = [`${dir} on ${backend}:`];

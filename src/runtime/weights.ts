@@ -9,12 +9,18 @@ import type { Graph } from "../ir/graph.js";
 import { Rng } from "./rng.js";
 import { printableName, readSafetensors } from "./safetensors.js";
 
+/** A model's weights: each one's values (row-major float32) by key, as in its safetensors files. */
 export type Weights = Map<string, Float32Array>;
 
+/** A weight the model declares. */
 export interface WeightSpec {
+  /** Its name, e.g. "h.0.attn.c_attn.weight" (the key in safetensors files). */
   key: string;
+  /** Concrete dimensions, outermost first. */
   shape: number[];
+  /** The initializer: "normal", "zeros" or "ones". */
   init: string;
+  /** Standard deviation of a "normal" initializer; 0 for the others. */
   std: number;
 }
 

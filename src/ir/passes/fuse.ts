@@ -40,8 +40,11 @@ export interface Kernel {
   inputs: number[];
 }
 
+/** A graph fused into kernels: what an executor runs, one kernel after another. */
 export interface Schedule {
+  /** The graph the kernels compute (the one given to `fuse`, unchanged). */
   graph: Graph;
+  /** The kernels in execution order (`kernels[i].index === i`). */
   kernels: Kernel[];
   /** Nodes that own a buffer: inputs, weights and kernel outputs. */
   materialized: Set<number>;

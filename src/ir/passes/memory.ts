@@ -17,17 +17,34 @@ export interface PlannedBuffer {
   offset: number;
 }
 
+/**
+ * Where a schedule's tensors live at concrete dims, in bytes (4 per element,
+ * float32 on every backend; at least one element per tensor).
+ */
 export interface MemoryPlan {
+  /** The values of the symbolic dims the plan is for (e.g. `{ B: 4, T: 128 }`). */
   bindings: Record<string, number>;
+  /**
+   * The activation arena's tenants, in order of the kernel that writes them:
+   * every kernel output except gradients, plus kernel-local scratch (`within`).
+   */
   buffers: PlannedBuffer[];
   /** Peak of the activation arena with reuse, and what it would be without. */
   activationBytes: number;
+  /** The activation buffers' sizes summed, as if none were reused. */
   activationBytesNoReuse: number;
+  /** All weights. */
   weightBytes: number;
+  /**
+   * All gradients (outputs named `grad.*`), kept in their own persistent
+   * buffers; 0 for a forward schedule.
+   */
   gradientBytes: number;
   /** AdamW keeps two moments per weight (only when training). */
   optimizerBytes: number;
+  /** All model inputs (e.g. tokens and targets). */
   inputBytes: number;
+  /** Activations (with reuse), weights, gradients, optimizer state and inputs together. */
   totalBytes: number;
 }
 
