@@ -68,12 +68,19 @@ export function learningRate(step: number, o: TrainOptions): number {
   return o.minLr + 0.5 * (o.lr - o.minLr) * (1 + Math.cos(Math.PI * t));
 }
 
+/** What one optimizer step did. */
 export interface StepReport {
+  /** The step just taken, counted from 1 (a resumed run goes on from its checkpoint's). */
   step: number;
+  /** Mean training loss over the step's micro-batches. */
   loss: number;
+  /** The learning rate the step used (warmup, then cosine decay). */
   lr: number;
+  /** Global gradient norm before clipping; NaN when clipping is off. */
   gradNorm: number;
+  /** Tokens of this step per second of its wall time. */
   tokensPerSec: number;
+  /** Mean validation loss, on the steps where validation ran. */
   valLoss?: number;
 }
 
