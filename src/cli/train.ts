@@ -19,6 +19,7 @@ import { positiveInt } from "./compile.js";
 import { UsageError } from "./errors.js";
 import { parseSets, readConfig, type ModelFlags } from "./load-model.js";
 import { contextOf, lowerForGeneration, sampleAndPrint } from "./generate.js";
+import { progressReporter } from "./prepare.js";
 
 interface TrainFlags extends ModelFlags {
   data?: string;
@@ -190,13 +191,18 @@ export function registerTrain(program: Command): void {
       }
       mkdirSync(out, { recursive: true });
 
-      const data = loadDataset({
+      const progress = progressReporter();
+      const data = await loadDataset({
         data: resumed ? options.data : flags.data,
+        // Unless given, a prepared folder's own tokenizer (gpt2 for raw text).
         tokenizer: resumed
           ? tokenizerFromJSON(resumed.state.tokenizer)
-          : (flags.tokenizer as "gpt2" | "char"),
+          : cmd.getOptionValueSource("tokenizer") === "cli"
+            ? (flags.tokenizer as "gpt2" | "char")
+            : undefined,
         minTokens: options.seq + 2,
-      });
+        onProgress: progress.onProgress,
+      }).finally(() => progress.stop());
       // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
       const { lowered, graphs } = lowerForGeneration(ref, data.tokenizer.vocabSize);
       const ctx = contextOf(lowered);
@@ -239,7 +245,8 @@ export function registerTrain(program: Command): void {
       process.stderr.write(
         `gptc: training ${lowered.graph.name} (${params.toLocaleString("en-US")} parameters) on ${data.source}: ` +
           `${data.train.length.toLocaleString("en-US")} train / ${data.val.length.toLocaleString("en-US")} val tokens` +
-          `${data.cached ? " (cached)" : ""}, ${data.tokenizer.kind} tokenizer (vocab ${data.tokenizer.vocabSize})\n`,
+          `${data.cached ? " (cached)" : ""}, ${data.tokenizer.kind} tokenizer (vocab ${data.tokenizer.vocabSize})\n` +
+          (data.dir ? `gptc: tokens in ${data.dir}\n` : ""),
       );
       if (resumed) process.stderr.write(`gptc: resuming ${out} at step ${trainer.step}\n`);
 
