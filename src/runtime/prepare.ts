@@ -63,11 +63,14 @@ export async function prepareTokens(opts: PrepareOptions): Promise<TokenMeta> {
   const chunkBytes = opts.chunkBytes ?? 1 << 20;
   const progress = new Progress(opts.onProgress);
 
-  progress.phase(
-    "scan",
-    opts.sources.reduce((a, d) => a + d.size, 0),
-  );
-  const scan = opts.scanned ?? scanSources(opts.sources, (done) => progress.bytes(done));
+  let scan = opts.scanned;
+  if (!scan) {
+    progress.phase(
+      "scan",
+      opts.sources.reduce((a, d) => a + d.size, 0),
+    );
+    scan = scanSources(opts.sources, (done) => progress.bytes(done));
+  }
   if (scan.text.length === 0)
     throw new DataError(
       `${opts.source}: no text in it (${scan.skipped.length ? `${scan.skipped.length} files skipped: ${describeSkipped(scan)}` : "empty file or folder"})`,
@@ -246,7 +249,7 @@ class DocumentSplit {
 }
 
 /** Progress of one phase at a time, reported at most every 100 ms. */
-class Progress {
+export class Progress {
   done = 0;
   private name: PrepareProgress["phase"] = "scan";
   private total = 0;

@@ -136,7 +136,7 @@ class TextCheck {
     const joined = this.carry.length ? concat(this.carry, block) : block;
     const cut = completeUtf8(joined);
     if (!isUtf8(joined.subarray(0, cut))) this.valid = false;
-    this.carry = joined.slice(cut);
+    this.carry = copy(joined.subarray(cut));
   }
 
   end(): Skipped["reason"] | "text" {
@@ -160,6 +160,12 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * A fresh array with its own memory: chunks are moved to worker threads, which
+ * detaches their memory (a Buffer's slice() would be a view of the document).
+ */
+const copy = (b: Uint8Array) => new Uint8Array(b);
+
 /** Length of the prefix of `b` that does not end inside a multi-byte UTF-8 character. */
 export function completeUtf8(b: Uint8Array): number {
   let k = b.length - 1;
@@ -175,8 +181,9 @@ export function completeUtf8(b: Uint8Array): number {
 // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)
 // never joins a non-space character and the whitespace after it into one
 // piece, and nothing before that point looks past it, so a cut between them
-// is safe. After a newline is NOT safe in general: "a \nb" splits " " from
-// "\n" whole but keeps " \n" together at the end of a part. The character
+// is safe. After a newline is NOT safe in general: whole, "a\n\n\nb" has the
+// pieces "\n\n" and "\n" (ids 628, 198); cut after its first "\n", the second
+// part starts "\n", "\n" (198, 198). The character
 // before the cut must not be ">" either: removing "<|endoftext|>" (which the
 // gpt2 tokenizer does) would otherwise glue two whitespace runs. Only ASCII
 // is used for the test, so it can run on bytes.
@@ -209,8 +216,8 @@ export function* textChunks(
     let cut = safeCut(carry);
     if (cut <= 0 && carry.length >= maxChunkBytes) cut = completeUtf8(carry);
     if (cut <= 0) continue;
-    yield carry.slice(0, cut);
-    carry = carry.slice(cut);
+    yield copy(carry.subarray(0, cut));
+    carry = copy(carry.subarray(cut));
   }
-  if (carry.length) yield carry.slice();
+  if (carry.length) yield copy(carry);
 }
