@@ -3,7 +3,15 @@
 // validation split is per document and stable, worker count does not change
 // the output, files that are not text are skipped, the cache answers a second
 // load, and batches read by position equal batches drawn from memory.
-import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -183,7 +191,12 @@ describe("token files", () => {
 });
 
 describe("prepare", () => {
-  const docs = [trickyText(1, 3000), trickyText(2, 1500), "short one", trickyText(3, 2000)];
+  // No ASCII before its newlines: cut after a CJK character ("。"), or before "\u3000" never.
+  const cjk = Array.from(
+    { length: 300 },
+    (_, i) => `日本語の文${i}。${i % 3 ? "" : "\u3000"}`,
+  ).join("\n");
+  const docs = [trickyText(1, 3000), trickyText(2, 1500), "short one", trickyText(3, 2000), cjk];
   const src = tmp();
   writeDocs(src, docs);
 
@@ -192,6 +205,11 @@ describe("prepare", () => {
     expect(chunks.length).toBeGreaterThan(50);
     const text = Buffer.concat(chunks).toString("utf8");
     expect(text).toBe(docs[0]);
+    // The CJK document is cut at its newlines, not at forced character boundaries.
+    const cjkChunks = [...textChunks(listSources(src)[4], 64)];
+    expect(cjkChunks.length).toBeGreaterThan(50);
+    for (const c of cjkChunks.slice(1)) expect(c[0]).toBe(0x0a);
+    expect(Buffer.concat(cjkChunks).toString("utf8")).toBe(cjk);
   });
 
   it("a cut after a newline is not safe for GPT-2's pre-tokenizer; safeCut's cuts are", () => {
@@ -228,7 +246,7 @@ describe("prepare", () => {
     expect(p.train).toEqual(ref.train);
     expect(p.val).toEqual(ref.val);
     expect(p.meta.tokens).toEqual({ train: ref.train.length, val: ref.val.length });
-    expect(p.meta.files.read).toBe(4);
+    expect(p.meta.files.read).toBe(5);
   });
 
   it("char: a first pass gathers the vocabulary; ids equal in-memory tokenizing", async () => {
@@ -341,6 +359,30 @@ describe("loading for training", () => {
     expect([...head]).toEqual(ref.train.slice(0, 1000));
     first.close?.();
     second.close?.();
+  });
+
+  it("a second load of the same files does not scan them again (keyed by path, size and mtime)", async () => {
+    process.env.GPTC_CACHE_DIR = tmp();
+    const src = tmp();
+    writeDocs(src, ["first version of the text, long enough to train on"]);
+    const file = join(src, "doc000.txt");
+    // A whole second: a Date restores it exactly (the file's own mtime has nanoseconds).
+    const mtime = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    utimesSync(file, mtime, mtime);
+    const first = await loadDataset({ data: src, tokenizer: "char", minTokens: 10 });
+    expect(first.cached).toBe(false);
+    // Same size and mtime, other bytes: the memo answers (the documented limit of the shortcut).
+    writeFileSync(file, "FIRST version of the text, long enough to train on");
+    utimesSync(file, mtime, mtime);
+    const second = await loadDataset({ data: src, tokenizer: "char", minTokens: 10 });
+    expect(second.cached).toBe(true);
+    expect(second.dir).toBe(first.dir);
+    // A new mtime: scanned again, a new entry.
+    utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    const third = await loadDataset({ data: src, tokenizer: "char", minTokens: 10 });
+    expect(third.cached).toBe(false);
+    expect(third.dir).not.toBe(first.dir);
+    for (const d of [first, second, third]) d.close?.();
   });
 
   it("batches read by position from the files equal sampleBatch on the same tokens in memory", async () => {

@@ -16,7 +16,8 @@ import {
   type PrepareProgress,
 } from "./prepare.js";
 import { Rng } from "./rng.js";
-import { brownSources, listSources, scanSources, type ScanResult } from "./sources.js";
+import { scanRemembered } from "./scan-memo.js";
+import { brownSources, listSources, type ScanResult } from "./sources.js";
 import {
   formatVersion,
   isPreparedDir,
@@ -77,7 +78,7 @@ export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
     "scan",
     sources.reduce((a, d) => a + d.size, 0),
   );
-  const scanned = scanSources(sources, (done) => progress.bytes(done));
+  const scanned = scanRemembered(sources, cacheDir(), (done) => progress.bytes(done));
   if (scanned.text.length === 0)
     throw new DataError(
       `--data ${opts.data}: no text in it (${scanned.skipped.length ? describeSkipped(scanned) : "empty file or folder"})`,

@@ -14,6 +14,8 @@ export interface SourceDoc {
   name: string;
   size: number;
   path?: string;
+  /** Of a file: with the size and path, what the scan memo is keyed by. */
+  mtimeMs?: number;
   bytes?: Uint8Array;
 }
 
@@ -22,9 +24,14 @@ export function listSources(path: string): SourceDoc[] {
   if (!existsSync(path)) throw new DataError(`--data ${path}: no such file or folder`);
   const docs: SourceDoc[] = [];
   const walk = (p: string) => {
-    const st = statSync(p);
-    if (st.isDirectory()) for (const f of readdirSync(p).sort()) walk(join(p, f));
-    else if (st.isFile()) docs.push({ name: p, path: p, size: st.size });
+    try {
+      const st = statSync(p);
+      if (st.isDirectory()) for (const f of readdirSync(p).sort()) walk(join(p, f));
+      else if (st.isFile()) docs.push({ name: p, path: p, size: st.size, mtimeMs: st.mtimeMs });
+    } catch (e) {
+      if (e instanceof DataError) throw e;
+      throw new DataError(`cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
   };
   walk(path);
   return docs;
@@ -185,16 +192,26 @@ export function completeUtf8(b: Uint8Array): number {
 // pieces "\n\n" and "\n" (ids 628, 198); cut after its first "\n", the second
 // part starts "\n", "\n" (198, 198). The character
 // before the cut must not be ">" either: removing "<|endoftext|>" (which the
-// gpt2 tokenizer does) would otherwise glue two whitespace runs. Only ASCII
-// is used for the test, so it can run on bytes.
-const safeBefore = (b: number) => b >= 0x21 && b <= 0x7e && b !== 0x3e;
+// gpt2 tokenizer does) would otherwise glue two whitespace runs. The test runs
+// on bytes: the cut is at an ASCII whitespace byte, and the character before it
+// is decoded only when it is not ASCII (a CJK character, or a Unicode space).
+const asciiNonSpace = (b: number) => b >= 0x21 && b <= 0x7e && b !== 0x3e;
+
+function safeAt(b: Uint8Array, p: number): boolean {
+  if (p <= 0 || !asciiSpace(b[p])) return false;
+  if (b[p - 1] < 0x80) return asciiNonSpace(b[p - 1]);
+  let k = p - 1;
+  while (k > 0 && k > p - 4 && (b[k] & 0xc0) === 0x80) k--;
+  const before = Buffer.from(b.buffer, b.byteOffset + k, p - k).toString("utf8");
+  return !/^\s$/u.test(before) && before !== "\ufffd";
+}
 
 /** The last safe cut in `b` (a newline in its second half preferred), or -1 when there is none. */
 export function safeCut(b: Uint8Array): number {
-  const at = (p: number) => p > 0 && safeBefore(b[p - 1]);
   const half = b.length >> 1;
-  for (let p = b.lastIndexOf(0x0a); p > half; p = b.lastIndexOf(0x0a, p - 1)) if (at(p)) return p;
-  for (let p = b.length - 1; p > 0; p--) if (asciiSpace(b[p]) && at(p)) return p;
+  for (let p = b.lastIndexOf(0x0a); p > half; p = b.lastIndexOf(0x0a, p - 1))
+    if (safeAt(b, p)) return p;
+  for (let p = b.length - 1; p > 0; p--) if (safeAt(b, p)) return p;
   return -1;
 }
 
