@@ -122,7 +122,8 @@ export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
     renameSync(tmp, dir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof WriteError || (e as NodeJS.ErrnoException).code)
+    // Only failures to write (not DataErrors about the text) are about the cache folder.
+    if (e instanceof WriteError || (e as NodeJS.ErrnoException).syscall !== undefined)
       throw new WriteError(
         `cannot write the token cache in ${cacheDir()} (${(e as Error).message}); set GPTC_CACHE_DIR to a writable folder`,
       );

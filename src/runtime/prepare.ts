@@ -8,6 +8,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { UsageError } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
 import { DataError } from "./data-error.js";
 import { scanSources, textChunks, type ScanResult, type SourceDoc } from "./sources.js";
@@ -58,7 +59,7 @@ export const defaultValFraction = 0.1;
 export async function prepareTokens(opts: PrepareOptions): Promise<TokenMeta> {
   const workers = opts.workers ?? availableParallelism();
   if (!(Number.isInteger(workers) && workers >= 1))
-    throw new DataError(`workers must be a whole number >= 1, got ${workers}`);
+    throw new UsageError(`workers must be a whole number >= 1, got ${workers}`);
   const valFraction = opts.valFraction ?? defaultValFraction;
   const chunkBytes = opts.chunkBytes ?? 1 << 20;
   const progress = new Progress(opts.onProgress);
