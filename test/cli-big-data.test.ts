@@ -2,10 +2,13 @@
 // stream it (file by file, chunk by chunk, worker threads) and train from token
 // files read by position. The old loader, which read every file into one string
 // array and tokenized it into one JS array, ran out of heap here (exit 134).
+// Also: prepare's bad input ends in one clear line, and a prepare killed while
+// writing leaves a folder that does not look complete.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isPreparedDir } from "../src/runtime/token-files.js";
 import { writeCorpus } from "./helpers/corpus.js";
 import { REPO, tempDir } from "./helpers/train.js";
 
@@ -18,7 +21,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeAll(() => {
   writeCorpus(corpus, 40e6, 8e6);
   writeFileSync(join(corpus, "zz-image.bin"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3]));
-});
+}, 120_000); // 40 MB of text: seconds alone, more on a loaded machine
 
 /** `node --max-old-space-size=96 bin/gptc.js ARGS`: exit status and stderr. */
 function gptc(args: string[]): Promise<{ status: number | null; stderr: string }> {
@@ -58,6 +61,38 @@ const train = (data: string, out: string) => [
   join(dir, out),
 ];
 
+describe("gptc prepare: bad input is one clear line, exit 1", () => {
+  it("a missing folder, an unknown tokenizer, zero workers, a folder of binary files", async () => {
+    const binary = join(dir, "binary");
+    mkdirSync(binary);
+    writeFileSync(join(binary, "a.bin"), Buffer.from([0, 1, 2, 0xff]));
+    const runs = await Promise.all([
+      gptc(["prepare", "--data", join(dir, "nope"), "-o", join(dir, "p0")]),
+      gptc(["prepare", "--data", corpus, "--tokenizer", "bpe", "-o", join(dir, "p1")]),
+      gptc(["prepare", "--data", corpus, "--workers", "0", "-o", join(dir, "p2")]),
+      gptc(["prepare", "--data", binary, "-o", join(dir, "p3")]),
+    ]);
+    const expected = [
+      /--data .*nope: no such file or folder/,
+      /--tokenizer bpe: expected gpt2 or char/,
+      /--workers must be a positive whole number, got '0'/,
+      /no text in it \(1 files skipped: .*a\.bin \(binary \(NUL bytes\)\)\)/,
+    ];
+    runs.forEach((r, i) => {
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).not.toMatch(/^ {4}at /m);
+      expect(
+        r.stderr
+          .trim()
+          .split("\n")
+          .filter((l) => l.trim()),
+      ).toHaveLength(1);
+      expect(r.stderr).toMatch(expected[i]);
+    });
+    expect(existsSync(join(dir, "p3", "meta.json"))).toBe(false);
+  }, 120_000);
+});
+
 describe(`a 40 MB corpus under a ${heapMb} MB heap`, () => {
   it("train --data on the raw folder prepares it into the cache and trains; the second run is a cache hit", async () => {
     const first = await gptc([...train(corpus, "run1"), "--tokenizer", "char"]);
@@ -96,4 +131,31 @@ describe(`a 40 MB corpus under a ${heapMb} MB heap`, () => {
     expect(t.stderr).toContain(`tokens in ${out}`);
     expect(t.stderr).toContain("char tokenizer");
   }, 300_000);
+
+  it("a prepare killed while writing leaves no meta.json, so the folder does not look complete", async () => {
+    const out = join(dir, "killed");
+    const small = join(dir, "small.txt");
+    writeFileSync(small, "a small corpus, prepared completely first.\n".repeat(50));
+    expect((await gptc(["prepare", "--data", small, "-o", out])).status).toBe(0);
+    expect(existsSync(join(out, "meta.json"))).toBe(true);
+    // Again into the same folder, on the 40 MB corpus: killed once token files are being written.
+    const child = spawn(
+      process.execPath,
+      [join(REPO, "bin", "gptc.js"), "prepare", "--data", corpus, "-o", out],
+      {
+        cwd: REPO,
+        env: { ...process.env, GPTC_CACHE_DIR: cache },
+        stdio: "ignore",
+      },
+    );
+    const exited = new Promise((done) => child.on("close", done));
+    const deadline = Date.now() + 120_000;
+    while (!readdirSync(out).some((f) => f.startsWith(".train.bin.tmp-")) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGKILL");
+    await exited;
+    expect(readdirSync(out).some((f) => f.startsWith(".train.bin.tmp-"))).toBe(true);
+    expect(existsSync(join(out, "meta.json"))).toBe(false);
+    expect(isPreparedDir(out)).toBe(false);
+  }, 180_000);
 });

