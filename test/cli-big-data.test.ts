@@ -1,4 +1,4 @@
-// A corpus of 40 MB under a 96 MB heap: `gptc prepare` and `gptc train --data`
+// A corpus of 24 MB under a 96 MB heap: `gptc prepare` and `gptc train --data`
 // stream it (file by file, chunk by chunk, worker threads) and train from token
 // files read by position. The old loader, which read every file into one string
 // array and tokenized it into one JS array, ran out of heap here (exit 134).
@@ -19,9 +19,9 @@ const heapMb = 96;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 beforeAll(() => {
-  writeCorpus(corpus, 40e6, 8e6);
+  writeCorpus(corpus, 24e6, 5e6);
   writeFileSync(join(corpus, "zz-image.bin"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3]));
-}, 120_000); // 40 MB of text: seconds alone, more on a loaded machine
+}, 120_000); // 24 MB of text: seconds alone, more on a loaded machine
 
 /** `node --max-old-space-size=96 bin/gptc.js ARGS`: exit status and stderr. */
 function gptc(args: string[]): Promise<{ status: number | null; stderr: string }> {
@@ -93,7 +93,7 @@ describe("gptc prepare: bad input is one clear line, exit 1", () => {
   }, 120_000);
 });
 
-describe(`a 40 MB corpus under a ${heapMb} MB heap`, () => {
+describe(`a 24 MB corpus under a ${heapMb} MB heap`, () => {
   it("train --data on the raw folder prepares it into the cache and trains; the second run is a cache hit", async () => {
     const first = await gptc([...train(corpus, "run1"), "--tokenizer", "char"]);
     expect(first.status, first.stderr).toBe(0);
@@ -138,7 +138,7 @@ describe(`a 40 MB corpus under a ${heapMb} MB heap`, () => {
     writeFileSync(small, "a small corpus, prepared completely first.\n".repeat(50));
     expect((await gptc(["prepare", "--data", small, "-o", out])).status).toBe(0);
     expect(existsSync(join(out, "meta.json"))).toBe(true);
-    // Again into the same folder, on the 40 MB corpus: killed once token files are being written.
+    // Again into the same folder, on the 24 MB corpus: killed once token files are being written.
     const child = spawn(
       process.execPath,
       [join(REPO, "bin", "gptc.js"), "prepare", "--data", corpus, "-o", out],
