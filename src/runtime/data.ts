@@ -10,11 +10,11 @@ import { WriteError } from "./atomic.js";
 import { DataError } from "./data-error.js";
 import {
   defaultValFraction,
-  Progress,
   describeSkipped,
   prepareTokens,
   type PrepareProgress,
 } from "./prepare.js";
+import { Progress } from "./prepare-progress.js";
 import { Rng } from "./rng.js";
 import { scanRemembered } from "./scan-memo.js";
 import { brownSources, listSources, type ScanResult } from "./sources.js";

@@ -30,18 +30,9 @@ import {
 } from "./token-files.js";
 import { charTokenizer, gpt2Tokenizer, type Tokenizer } from "./tokenizer.js";
 import { InlinePool, WorkerPool, type Pool, type WorkerSetup } from "./worker-pool.js";
+import { Progress, type PrepareProgress } from "./prepare-progress.js";
 
-export interface PrepareProgress {
-  phase: "scan" | "vocab" | "encode";
-  bytesDone: number;
-  bytesTotal: number;
-  /** Tokens written so far (encode phase). */
-  tokens: number;
-  seconds: number;
-  tokensPerSecond: number;
-  /** Seconds left in this phase at the current rate (undefined before there is a rate). */
-  etaSeconds: number | undefined;
-}
+export type { PrepareProgress } from "./prepare-progress.js";
 
 export interface PrepareOptions {
   /** The documents (listSources(path) or brownSources()). */
@@ -266,56 +257,5 @@ class DocumentSplit {
     if (nVal === 0) return;
     if (this.val.count > 0) this.val.append([this.eot]);
     this.train.moveTail(nVal, this.val);
-  }
-}
-
-/** Progress of one phase at a time, reported at most every 100 ms. */
-export class Progress {
-  done = 0;
-  private name: PrepareProgress["phase"] = "scan";
-  private total = 0;
-  private tokens = 0;
-  private started = performance.now();
-  private lastReport = 0;
-
-  constructor(private readonly report?: (p: PrepareProgress) => void) {}
-
-  phase(name: PrepareProgress["phase"], total: number): void {
-    this.name = name;
-    this.total = total;
-    this.done = 0;
-    this.started = performance.now();
-    this.lastReport = 0;
-    this.emit(true);
-  }
-
-  bytes(done: number, tokens = this.tokens): void {
-    this.done = done;
-    this.tokens = tokens;
-    this.emit(false);
-  }
-
-  finish(tokens: number): void {
-    this.done = this.total;
-    this.tokens = tokens;
-    this.emit(true);
-  }
-
-  private emit(force: boolean): void {
-    if (!this.report) return;
-    const now = performance.now();
-    if (!force && now - this.lastReport < 100) return;
-    this.lastReport = now;
-    const seconds = (now - this.started) / 1000;
-    const rate = seconds > 0 ? this.done / seconds : 0;
-    this.report({
-      phase: this.name,
-      bytesDone: this.done,
-      bytesTotal: this.total,
-      tokens: this.tokens,
-      seconds,
-      tokensPerSecond: seconds > 0 ? this.tokens / seconds : 0,
-      etaSeconds: rate > 0 ? (this.total - this.done) / rate : undefined,
-    });
   }
 }
