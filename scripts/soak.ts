@@ -107,7 +107,7 @@ async function main(): Promise<number> {
         `in chunks of ${args.chunk} with the KV cache, on ${args.backend}${gc ? " (gc before each sample)" : ""}\n`,
     );
     sample("start");
-    const data = loadDataset({ tokenizer: "char", minTokens: args.seq + 2 });
+    const data = await loadDataset({ tokenizer: "char", minTokens: args.seq + 2 });
     const ref = { spec: join(specsDir, "gpt2-tiny.model"), set: {} };
     const { lowered, graphs } = compileRef(ref, data.tokenizer.vocabSize);
     const specs = weightSpecs(lowered.graph);

@@ -73,8 +73,12 @@ export type { AdamWState } from "./runtime/optimizer.js";
 export type { TrainOptions } from "./runtime/trainer.js";
 
 // Data, tokenizers, weights.
-export { loadDataset, cacheDir } from "./runtime/data.js";
-export type { Dataset } from "./runtime/data.js";
+export { loadDataset, cacheDir, sampleBatch, memoryTokens } from "./runtime/data.js";
+export type { Dataset, LoadOptions as DatasetOptions, TokenSource } from "./runtime/data.js";
+export { prepareCorpus, prepareTokens } from "./runtime/prepare.js";
+export type { PrepareOptions, PrepareProgress } from "./runtime/prepare.js";
+export { isPreparedDir, readMeta, openTokenFiles } from "./runtime/token-files.js";
+export type { TokenMeta, TokenDtype } from "./runtime/token-files.js";
 export {
   gpt2Tokenizer,
   charTokenizer,

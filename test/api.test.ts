@@ -10,6 +10,7 @@ import {
   GptcError,
   gpt2Tokenizer,
   load,
+  memoryTokens,
   TokenizerError,
   train,
   UsageError,
@@ -109,8 +110,8 @@ const tokenizer = buildCharTokenizer([text]);
 const ids = Uint32Array.from(tokenizer.encode(text));
 const data: Dataset = {
   tokenizer,
-  train: ids.subarray(0, 2400),
-  val: ids.subarray(2400),
+  train: memoryTokens(ids.subarray(0, 2400)),
+  val: memoryTokens(ids.subarray(2400)),
   source: "test text",
   cached: false,
 };

@@ -158,7 +158,7 @@ describe("the npm package", () => {
   it("a TypeScript program type-checks against the .d.ts, compiles an inline model, trains and generates", () => {
     writeFileSync(
       join(app, "main.ts"),
-      `import { compile, buildCharTokenizer, DiagnosticError, GptcError, type Dataset } from "gptc";
+      `import { compile, buildCharTokenizer, DiagnosticError, GptcError, memoryTokens, type Dataset } from "gptc";
 
 // A model written here, not shipped with gptc: a two-layer MLP language model.
 const spec = \`import "std/nn.model"
@@ -187,8 +187,8 @@ const tokenizer = buildCharTokenizer([text]);
 const ids = Uint32Array.from(tokenizer.encode(text));
 const data: Dataset = {
   tokenizer,
-  train: ids.subarray(0, 4000),
-  val: ids.subarray(4000),
+  train: memoryTokens(ids.subarray(0, 4000)),
+  val: memoryTokens(ids.subarray(4000)),
   source: "inline text",
   cached: false,
 };

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackend, type Backend } from "../src/runtime/backend.js";
 import { loadCheckpoint } from "../src/runtime/checkpoint.js";
 import { brownDocuments, untagBrown } from "../src/runtime/corpus.js";
-import { DataError, loadDataset, readDocuments, sampleBatch } from "../src/runtime/data.js";
+import { DataError, loadDataset, sampleBatch, type TokenSource } from "../src/runtime/data.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
 import { buildCharTokenizer, charTokenizer } from "../src/runtime/tokenizer.js";
@@ -113,7 +113,7 @@ describe("resume", () => {
     const text = tmp();
     const file = join(text, "text.txt");
     writeFileSync(file, TEXT);
-    const data = loadDataset({ data: file, tokenizer: "char", minTokens: 10 });
+    const data = await loadDataset({ data: file, tokenizer: "char", minTokens: 10 });
     const m = model("gpt2-tiny", {}, data.tokenizer.vocabSize);
     const o = trainOptions({ steps: 12, evalEvery: 4, warmup: 3, lr: 3e-3, minLr: 3e-4 });
 
@@ -303,55 +303,73 @@ describe("a diverging loss", () => {
 });
 
 describe("data", () => {
-  it("caches tokens: the second load of the same text says cached and gives the same tokens", () => {
+  /** Every token of a source, read back by position. */
+  const all = (t: TokenSource) => {
+    const out = new Uint32Array(t.length);
+    t.read(0, out);
+    return [...out];
+  };
+
+  it("caches tokens: the second load of the same text says cached and gives the same tokens", async () => {
     const cache = process.env.GPTC_CACHE_DIR!;
     const d = tmp();
     const file = join(d, "a.txt");
     writeFileSync(file, TEXT + "unique " + Math.random());
-    const before = readdirSync(cache).length;
-    const first = loadDataset({ data: file, tokenizer: "char", minTokens: 10 });
+    const entries = () => readdirSync(cache).filter((f) => f.startsWith("tokens-"));
+    const before = entries().length;
+    const first = await loadDataset({ data: file, tokenizer: "char", minTokens: 10 });
     expect(first.cached).toBe(false);
-    expect(readdirSync(cache).filter((f) => f.startsWith("tokens-"))).toHaveLength(before + 1);
-    const second = loadDataset({ data: file, tokenizer: "char", minTokens: 10 });
+    expect(entries()).toHaveLength(before + 1);
+    const second = await loadDataset({ data: file, tokenizer: "char", minTokens: 10 });
     expect(second.cached).toBe(true);
-    expect([...second.train]).toEqual([...first.train]);
-    expect([...second.val]).toEqual([...first.val]);
+    expect(second.dir).toBe(first.dir);
+    expect(all(second.train)).toEqual(all(first.train));
+    expect(all(second.val)).toEqual(all(first.val));
     expect(second.tokenizer.toJSON()).toEqual(first.tokenizer.toJSON());
     // Other text (or another tokenizer) is not answered from that entry.
     writeFileSync(file, TEXT + "changed " + Math.random());
-    expect(loadDataset({ data: file, tokenizer: "char", minTokens: 10 }).cached).toBe(false);
+    expect((await loadDataset({ data: file, tokenizer: "char", minTokens: 10 })).cached).toBe(
+      false,
+    );
+    expect((await loadDataset({ data: file, tokenizer: "gpt2", minTokens: 10 })).cached).toBe(
+      false,
+    );
+    for (const ds of [first, second]) ds.close?.();
   });
 
-  it("splits the last 10% off for validation; too little text is a DataError", () => {
+  it("splits the last 10% off for validation; too little text is a DataError", async () => {
     const d = tmp();
     const file = join(d, "a.txt");
     const text = "abcdefghij".repeat(10);
     writeFileSync(file, text);
-    const ds = loadDataset({ data: file, tokenizer: "char", minTokens: 5 });
+    const ds = await loadDataset({ data: file, tokenizer: "char", minTokens: 5 });
     expect(ds.train.length).toBe(90);
     expect(ds.val.length).toBe(10);
-    expect(ds.tokenizer.decode([...ds.train]) + ds.tokenizer.decode([...ds.val])).toBe(text);
+    expect(ds.tokenizer.decode(all(ds.train)) + ds.tokenizer.decode(all(ds.val))).toBe(text);
     // Validation shorter than a window: validate on the training text.
-    const small = loadDataset({ data: file, tokenizer: "char", minTokens: 20 });
+    const small = await loadDataset({ data: file, tokenizer: "char", minTokens: 20 });
     expect(small.val).toBe(small.train);
-    expect(() => loadDataset({ data: file, tokenizer: "char", minTokens: 91 })).toThrow(DataError);
+    await expect(loadDataset({ data: file, tokenizer: "char", minTokens: 91 })).rejects.toThrow(
+      DataError,
+    );
   });
 
-  it("reads a folder of files in sorted order, skipping empty ones, joined by end-of-text", () => {
+  it("reads a folder of files in sorted order, skipping empty ones, joined by end-of-text", async () => {
     const d = tmp();
     mkdirSync(join(d, "sub"));
     writeFileSync(join(d, "b.txt"), "bb");
     writeFileSync(join(d, "a.txt"), "aa");
     writeFileSync(join(d, "empty.txt"), "  \n");
     writeFileSync(join(d, "sub", "c.txt"), "cc");
-    expect(readDocuments(d)).toEqual(["aa", "bb", "cc"]);
-    const ds = loadDataset({ data: d, tokenizer: "char", valFraction: 0, minTokens: 2 });
+    const ds = await loadDataset({ data: d, tokenizer: "char", valFraction: 0, minTokens: 2 });
     const tok = ds.tokenizer;
-    expect(tok.decode([...ds.train])).toBe("aa<|endoftext|>bb<|endoftext|>cc");
-    expect(() => readDocuments(join(d, "nope"))).toThrow(/no such file/);
+    expect(tok.decode(all(ds.train))).toBe("aa<|endoftext|>bb<|endoftext|>cc");
+    await expect(loadDataset({ data: join(d, "nope"), minTokens: 2 })).rejects.toThrow(
+      /no such file/,
+    );
     const e = tmp();
     writeFileSync(join(e, "x.txt"), "");
-    expect(() => readDocuments(e)).toThrow(/no text/);
+    await expect(loadDataset({ data: e, minTokens: 2 })).rejects.toThrow(/no text/);
   });
 
   it("sampleBatch: windows of the data, targets are the inputs shifted by one, seeded", () => {

@@ -33,7 +33,7 @@ model silu_gpt {
 `;
 
 // The Brown corpus as characters: the tokenizer decides the vocabulary.
-const data = loadDataset({ tokenizer: "char", minTokens: 66 });
+const data = await loadDataset({ tokenizer: "char", minTokens: 66 });
 let model;
 try {
   model = compile(spec, { vocabSize: data.tokenizer.vocabSize });

@@ -7,6 +7,8 @@ import { join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { hasCheckpoint, loadCheckpoint } from "../runtime/checkpoint.js";
 import { loadDataset, type Dataset } from "../runtime/data.js";
+import type { PrepareProgress } from "../runtime/prepare.js";
+import { isPreparedDir } from "../runtime/token-files.js";
 import { tokenizerFromJSON } from "../runtime/tokenizer.js";
 import type { TrainOptions } from "../runtime/trainer.js";
 import { WeightError, type WeightSpec, type Weights } from "../runtime/weights.js";
@@ -36,8 +38,16 @@ export interface TrainRunOptions extends Omit<SessionTrainOptions, "resume" | "d
   resume?: string;
   /** Start from Hugging Face weights: model.safetensors, or a folder with it and config.json. */
   init?: string;
-  /** A UTF-8 text file or a folder of them (default: the Brown corpus). */
+  /**
+   * A folder made by `gptc prepare` (its token files are read by position),
+   * or a UTF-8 text file or a folder of them, prepared into the cache first
+   * (default: the Brown corpus).
+   */
   data?: string;
+  /** Worker threads that tokenize raw text (default: the machine's cores). */
+  workers?: number;
+  /** Progress of tokenizing raw text (bytes, tokens/s, ETA); nothing is called when the cache answers. */
+  onDataProgress?: (p: PrepareProgress) => void;
   /** "gpt2" (GPT-2's BPE, exact ids; default) or "char" (the characters of the data). */
   tokenizer?: "gpt2" | "char";
   /** The backend to train on, as OpenOptions takes it (default "auto"). */
@@ -120,10 +130,12 @@ export async function train(o: TrainRunOptions): Promise<TrainRun> {
       ...(o.steps !== undefined ? { steps: o.steps } : {}),
     };
     out = o.resume;
-    data = loadDataset({
+    data = await loadDataset({
       data: saved.data,
       tokenizer: tokenizerFromJSON(resumed.state.tokenizer),
       minTokens: saved.seq + 2,
+      workers: o.workers,
+      onProgress: o.onDataProgress,
     });
     model = compileRef(resumed.state.model, data.tokenizer.vocabSize);
   } else {
@@ -148,36 +160,59 @@ export async function train(o: TrainRunOptions): Promise<TrainRun> {
       throw new UsageError(
         `--seq ${seq} is longer than the model's context (${probe.context}); use --seq ${probe.context} or --set ctx=${seq}`,
       );
-    const tokenizer = o.tokenizer ?? defaultTokenizer(probe, notes);
-    data = loadDataset({ data: o.data, tokenizer, minTokens: seq + 2 });
+    // A prepared folder carries its own tokenizer; raw text gets the model's default.
+    const prepared = o.data !== undefined && isPreparedDir(o.data);
+    const tokenizer = o.tokenizer ?? (prepared ? undefined : defaultTokenizer(probe, notes));
+    data = await loadDataset({
+      data: o.data,
+      tokenizer,
+      minTokens: seq + 2,
+      workers: o.workers,
+      onProgress: o.onDataProgress,
+    });
     // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
     model = compile(o.spec, { ...compileOptions, vocabSize: data.tokenizer.vocabSize });
-    const { spec: _s, compile: _c, resume: _r, init: _i, data: _d, tokenizer: _t, ...rest } = o;
+    const {
+      spec: _s,
+      compile: _c,
+      resume: _r,
+      init: _i,
+      data: _d,
+      tokenizer: _t,
+      workers: _w,
+      onDataProgress: _p,
+      ...rest
+    } = o;
     options = { ...rest, seq, dataPath: o.data === undefined ? undefined : resolve(o.data) };
   }
-  const session = await model.open({
-    backend: o.backend,
-    threads: o.threads,
-    tokenizer: data.tokenizer,
-    weights: resumed ? checkShapes(resumed.weights, model.weights) : o.init,
-    seed: options.seed,
-  });
   try {
-    if (out !== undefined) mkdirSync(out, { recursive: true });
-    const full = { ...options, out, resume: resumed };
-    o.onStart?.({
-      model,
-      session,
-      data,
-      options: trainOptionsOf(full, model),
-      step: resumed?.state.step ?? 0,
-      out,
-      notes,
+    const session = await model.open({
+      backend: o.backend,
+      threads: o.threads,
+      tokenizer: data.tokenizer,
+      weights: resumed ? checkShapes(resumed.weights, model.weights) : o.init,
+      seed: options.seed,
     });
-    const summary = await session.train(data, { ...full, onStep: o.onStep, signal: o.signal });
-    return { ...summary, session, out };
-  } catch (e) {
-    session.close();
-    throw e;
+    try {
+      if (out !== undefined) mkdirSync(out, { recursive: true });
+      const full = { ...options, out, resume: resumed };
+      o.onStart?.({
+        model,
+        session,
+        data,
+        options: trainOptionsOf(full, model),
+        step: resumed?.state.step ?? 0,
+        out,
+        notes,
+      });
+      const summary = await session.train(data, { ...full, onStep: o.onStep, signal: o.signal });
+      return { ...summary, session, out };
+    } catch (e) {
+      session.close();
+      throw e;
+    }
+  } finally {
+    // The token files read by position: closed once the run is over.
+    data.close?.();
   }
 }

@@ -7,6 +7,7 @@ import { registerTrain } from "./train.js";
 import { registerGenerate } from "./generate.js";
 import { registerFmt } from "./fmt.js";
 import { registerGraph } from "./graph.js";
+import { registerPrepare } from "./prepare.js";
 import { reportAndExit } from "./errors.js";
 
 // `gptc ... | head` closes stdout early: that is not an error.
@@ -26,6 +27,7 @@ registerFmt(program);
 registerCompile(program);
 registerVerify(program);
 registerGraph(program);
+registerPrepare(program);
 registerTrain(program);
 registerGenerate(program);
 

