@@ -32,6 +32,7 @@ import { tokenizerFromJSON, type Tokenizer } from "./tokenizer.js";
 export { DataError } from "./data-error.js";
 export { memoryTokens, type TokenSource } from "./token-files.js";
 
+/** Where prepared token folders of raw text are cached: $GPTC_CACHE_DIR, else $XDG_CACHE_HOME/gptc or ~/.cache/gptc. */
 export function cacheDir(): string {
   return (
     process.env.GPTC_CACHE_DIR ??
@@ -39,12 +40,17 @@ export function cacheDir(): string {
   );
 }
 
+/** Tokens to train on: a training and a validation split, and the tokenizer that made them. */
 export interface Dataset {
+  /** Turns text into the ids of `train` and `val` and back; it decides the model's vocabulary. */
   tokenizer: Tokenizer;
+  /** The training split, read by position (token files) or from memory. */
   train: TokenSource;
+  /** The validation split (the last tenth of each document's tokens). */
   val: TokenSource;
-  /** Where the tokens came from (for the log) and whether they were ready (no tokenizing). */
+  /** Where the tokens came from (for the log). */
   source: string;
+  /** True when the tokens were ready (a prepared folder or the cache): nothing was tokenized. */
   cached: boolean;
   /** The folder of token files read (absent for datasets built in memory). */
   dir?: string;
@@ -52,19 +58,29 @@ export interface Dataset {
   close?(): void;
 }
 
+/** What `loadDataset` reads, and how. */
 export interface LoadOptions {
   /** A prepared folder, a text file or a folder of them; absent: the Brown corpus. */
   data?: string;
   /** Absent: the prepared folder's own, or gpt2 for raw text. A Tokenizer (a resumed run's) must match. */
   tokenizer?: "gpt2" | "char" | Tokenizer;
+  /** Share of each document's tokens kept for validation when raw text is prepared (default 0.1). */
   valFraction?: number;
   /** The fewest training tokens that make one window. */
   minTokens: number;
   /** Worker threads when the text must be tokenized (default: every core). */
   workers?: number;
+  /** Progress of tokenizing raw text: bytes, tokens/s, ETA (not called when the tokens are ready). */
   onProgress?: (p: PrepareProgress) => void;
 }
 
+/**
+ * Opens training data: a folder from `gptc prepare` (or `prepareCorpus`) as
+ * it is; raw text (a file or a folder) or, without `data`, the Brown corpus,
+ * prepared first into a folder under `cacheDir()` keyed by content and
+ * tokenizer (a second call finds it there). Throws a DataError for text that
+ * cannot be used.
+ */
 export async function loadDataset(opts: LoadOptions): Promise<Dataset> {
   if (opts.data !== undefined && isPreparedDir(opts.data)) {
     const meta = readMeta(opts.data);
