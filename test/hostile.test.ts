@@ -16,7 +16,8 @@ import { compileModel, renderArtifact, type Compilation } from "../src/cli/artif
 import { UsageError } from "../src/cli/errors.js";
 import { registerGraph } from "../src/cli/graph.js";
 import { readConfig } from "../src/cli/load-model.js";
-import { kernelSource } from "../src/codegen/kernel-source.js";
+import { buildKernel } from "../src/codegen/kernel-ir/build.js";
+import { printJs } from "../src/codegen/kernel-js.js";
 import { DiagnosticError } from "../src/dsl/diagnostics.js";
 import { frontend } from "../src/dsl/frontend.js";
 import type { Program } from "../src/dsl/load.js";
@@ -113,7 +114,8 @@ function build(text: string, opts: LowerOptions = {}): Built {
   const { program, lowered } = load(join(dir, "hostile.model"), text, opts);
   const c = compileModel(lowered, { batch: 2, seq: 4 });
   const b = c.plan.bindings;
-  const of = (s: Schedule) => s.kernels.map((k) => kernelSource(s.graph, k, b).source);
+  const of = (s: Schedule) =>
+    s.kernels.map((k) => printJs(buildKernel(s.graph, k, b, "flat")).source);
   return {
     program,
     lowered,

@@ -5,7 +5,7 @@ import { countFlops } from "../ir/cost.js";
 import type { Lowered } from "../ir/lower.js";
 import { getOp } from "../ir/ops/registry.js";
 import { assertBindings } from "../ir/passes/bindings.js";
-import { emitKernelModule, formatJs } from "../codegen/module.js";
+import { emitKernelModule, formatJs, printKernels } from "../codegen/module.js";
 import { fuse, printSchedule, type Schedule } from "../ir/passes/fuse.js";
 import { formatBytes, planMemory, printMemoryPlan, type MemoryPlan } from "../ir/passes/memory.js";
 import { compileGraphs, type CompiledGraphs } from "../ir/pipeline.js";
@@ -133,11 +133,14 @@ export async function renderArtifact(
       return printGraph(c.graphs.forwardOpt);
     case "ir-train":
       return c.graphs.training ? printGraph(c.graphs.training) : "# the model declares no loss\n";
-    case "kernels":
-      return (
-        printSchedule(c.forwardSchedule) +
-        (c.trainingSchedule ? "\n" + printSchedule(c.trainingSchedule) : "")
+    case "kernels": {
+      // The schedules (which nodes each kernel computes), then every kernel's IR.
+      const b = c.plan.bindings;
+      const schedules = [c.forwardSchedule, c.trainingSchedule].filter((s) => s !== undefined);
+      return [...schedules.map(printSchedule), ...schedules.map((s) => printKernels(s, b))].join(
+        "\n",
       );
+    }
     case "plan":
       return printMemoryPlan(c.plan, c.trainingSchedule ?? c.forwardSchedule);
     case "summary":
