@@ -215,8 +215,10 @@ describe.each(FULL.map((n) => [n.length > 40 ? `${n.slice(0, 8)}... (${n.length}
 
     it("kernels.js: the same program as the twin's but for string literals; the name only inside them", async () => {
       expect(shapeOfJs(js, () => "")).toBe(shapeOfJs(twinJs, () => ""));
+      // Outside literals the name occurs only where the twin's code has it too (in0,
+      // Math, this, function: words of the generated code itself), as often.
       const bad = occurrencesOutsideLiterals(js, H);
-      if (occurrencesOutsideLiterals(twinJs, H).length === 0) expect(bad).toEqual([]);
+      expect(bad.length).toBe(occurrencesOutsideLiterals(twinJs, H).length);
       // The name is there, as data: the buffers a kernel reads.
       expect(js).toContain(JSON.stringify(`weight ${H}.0.${H}.${H}.${H}`));
       // Importing the module runs nothing but its definitions.
