@@ -136,10 +136,13 @@ export async function renderArtifact(
     case "kernels": {
       // The schedules (which nodes each kernel computes), then every kernel's IR.
       const b = c.plan.bindings;
-      const schedules = [c.forwardSchedule, c.trainingSchedule].filter((s) => s !== undefined);
-      return [...schedules.map(printSchedule), ...schedules.map((s) => printKernels(s, b))].join(
-        "\n",
-      );
+      const schedules = [
+        { s: c.forwardSchedule, what: "forward" },
+        ...(c.trainingSchedule ? [{ s: c.trainingSchedule, what: "training" }] : []),
+      ];
+      const ir = ({ s, what }: (typeof schedules)[number]) =>
+        `# kernel IR of the ${what} schedule\n\n${printKernels(s, b)}`;
+      return [...schedules.map(({ s }) => printSchedule(s)), ...schedules.map(ir)].join("\n");
     }
     case "plan":
       return printMemoryPlan(c.plan, c.trainingSchedule ?? c.forwardSchedule);
