@@ -27,7 +27,10 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import { compileModel } from "../src/api/artifacts.js";
 import { UsageError } from "../src/cli/errors.js";
 import { readConfig } from "../src/api/config.js";
-import { kernelSource } from "../src/codegen/kernel-source.js";
+import { buildKernel } from "../src/codegen/kernel-ir/build.js";
+import { verifyKernel } from "../src/codegen/kernel-ir/verify.js";
+import { printJs } from "../src/codegen/kernel-js.js";
+import { wasmKernel } from "../src/codegen/wasm/kernel.js";
 import { DiagnosticError, formatDiagnostics } from "../src/dsl/diagnostics.js";
 import { frontend } from "../src/dsl/frontend.js";
 import { modelLexer } from "../src/dsl/lexer.js";
@@ -319,14 +322,20 @@ function frontendTarget(tmp: string): Target {
           if (l.graph.outputs.length === 0)
             throw new InvariantError("lowered to a graph without outputs");
           // One compiled case in four goes on through the middle and back end: optimization,
-          // autodiff, fusion, the memory plan and kernel sources at B=2, T=4. Sizes that do
+          // autodiff, fusion, the memory plan, kernel IR (verified) and both printers at B=2, T=4. Sizes that do
           // not fit these bindings are diagnostics; anything else thrown is a finding. (Graphs of
           // many layers are left out: they only cost time.)
           if (c.seed % 4 === 0 && l.graph.nodes.length <= 400) {
             try {
               const comp = compileModel(l, { batch: 2, seq: 4 });
               for (const s of [comp.forwardSchedule, comp.trainingSchedule])
-                if (s) for (const k of s.kernels) kernelSource(s.graph, k, comp.plan.bindings);
+                if (s)
+                  for (const k of s.kernels) {
+                    const ir = buildKernel(s.graph, k, comp.plan.bindings, "rows");
+                    verifyKernel(ir);
+                    printJs(ir);
+                    wasmKernel(ir, { initial: 1, maximum: 65536, shared: false });
+                  }
             } catch (e) {
               if (!(e instanceof DiagnosticError)) throw e;
             }

@@ -1,7 +1,7 @@
 // Generated kernels against the float64 interpreter: every kernel family
 // (elementwise chains, reductions, matmuls, movement chains, data-dependent
 // indexing, masks, softmax over a GPT-2-sized vocabulary) through fuse ->
-// kernelSource -> gpu.js -> Executor on the cpu and webasm backends, on random
+// kernel IR -> gpu.js / WebAssembly -> Executor on the cpu and webasm backends, on random
 // shapes with odd sizes (1, 3, 7, 33, 1031, 50257, T = 3, ...).
 //
 // The interpreter gets the same float32-rounded inputs as the backend, so the
@@ -40,7 +40,7 @@ const TOL = 1e-5;
 
 /**
  * Long reductions. A kernel adds the n terms of each output one by one in index
- * order (the loop nest of kernel-source.ts); on webasm the accumulator is a
+ * order (the loop nest of the kernel IR); on webasm the accumulator is a
  * float32, so every addition rounds (cpu mode accumulates in JavaScript doubles
  * and rounds once, at the store). No closed form fits that error well:
  *  - the worst case, |Σ δ_k s_k| <= (n - 1) u Σ|x| with u = 2^-24, is 3e-3
@@ -159,7 +159,7 @@ describe.each(cpuBackends)("generated kernels on %s", (name) => {
     }
   });
 
-  it("every elementwise op of the registry that has an expr", async () => {
+  it("every elementwise op of the registry that has ALU operations", async () => {
     const pos = (r: () => number) => () => uniform(r, 0.1, 3);
     const any = (r: () => number) => () => 2 * randn(r);
     // Values with ties, so eq/ne/le/ge see equal operands.
@@ -209,7 +209,7 @@ describe.each(cpuBackends)("generated kernels on %s", (name) => {
         ],
       ],
     };
-    const ops = allOps().filter((op) => op.kind === "elementwise" && op.expr);
+    const ops = allOps().filter((op) => op.kind === "elementwise" && op.alu);
     expect(ops.map((o) => o.name)).toEqual(expect.arrayContaining(["neg", "pow", "where", "cast"]));
     const r = rng(12);
     for (const op of ops) {

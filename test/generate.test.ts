@@ -16,6 +16,7 @@ import { argmax, sampleToken } from "../src/runtime/sampler.js";
 import { Session } from "../src/runtime/session.js";
 import type { Weights } from "../src/runtime/weights.js";
 import { backend, cpuBackends, relError } from "./helpers/backend.js";
+import { paramValue } from "./helpers/ir.js";
 import { boldWeights, model, type Model } from "./helpers/train.js";
 
 const small = { d: "16", heads: "2", hidden: "24", layers: "1", vocab: "50" };
@@ -88,9 +89,12 @@ describe.each(cpuBackends)("KV cache equals full recompute on %s", (be) => {
 
     it("compiles a decode graph with caches", () => {
       expect(session.canDecode).toBe(true);
-      expect(session.cacheInputs({ B: 1, C: 4 }).length).toBeGreaterThan(0);
-      expect(w.size).toBeGreaterThan(0);
-      expect(name !== "gpt2-tiny" || ctx === 32).toBe(true);
+      // A key and a value cache per layer, each holding one slot per cached position.
+      const layers = paramValue(getModel(name).lowered, "layers")!;
+      const at4 = session.cacheInputs({ B: 1, C: 4 });
+      const at8 = session.cacheInputs({ B: 1, C: 8 });
+      expect(at4.length).toBe(2 * layers);
+      at4.forEach((c, k) => expect(at8[k].size, c.name).toBe(2 * c.size));
     });
 
     it("same tokens and logits for single prompts of length 1, 2 and 5", async () => {

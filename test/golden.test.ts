@@ -1,6 +1,7 @@
-// Golden IR: the compiler's output for every shipped spec, compared exactly.
-// `npm run golden:update` rewrites the files, so a compiler change shows up as
-// a reviewable diff of what it emits.
+// Golden IR: the compiler's output for every shipped spec, compared exactly,
+// down to every kernel's IR (kernels.txt). `npm run golden:update` rewrites
+// the files, so a compiler change shows up as a reviewable diff of what it
+// emits; without it a missing file is a failure, not a new golden.
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -27,11 +28,13 @@ describe("golden IR", () => {
       if (!fe.program) throw new DiagnosticError(fe.diagnostics.items);
       const c = compileModel(lowerProgram(fe.program), { batch: 2, seq: 16 });
       const dir = join("test", "golden", basename(spec, ".model"));
-      mkdirSync(dir, { recursive: true });
+      if (update) mkdirSync(dir, { recursive: true });
       for (const stage of stages) {
         const file = join(dir, artifactFile[stage]);
         const text = await renderArtifact(stage, c, fe.program);
-        if (update || !existsSync(file)) writeFileSync(file, text);
+        if (update) writeFileSync(file, text);
+        // A missing file fails too: only an explicit update writes one.
+        expect(existsSync(file), `${file} is missing: run npm run golden:update`).toBe(true);
         expect(text, `${file} differs: run npm run golden:update and review the diff`).toBe(
           readFileSync(file, "utf8"),
         );

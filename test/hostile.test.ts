@@ -16,7 +16,8 @@ import { compileModel, renderArtifact, type Compilation } from "../src/api/artif
 import { UsageError } from "../src/cli/errors.js";
 import { registerGraph } from "../src/cli/graph.js";
 import { readConfig } from "../src/api/config.js";
-import { kernelSource } from "../src/codegen/kernel-source.js";
+import { buildKernel } from "../src/codegen/kernel-ir/build.js";
+import { printJs } from "../src/codegen/kernel-js.js";
 import { DiagnosticError } from "../src/dsl/diagnostics.js";
 import { frontend } from "../src/dsl/frontend.js";
 import type { Program } from "../src/dsl/load.js";
@@ -113,7 +114,8 @@ function build(text: string, opts: LowerOptions = {}): Built {
   const { program, lowered } = load(join(dir, "hostile.model"), text, opts);
   const c = compileModel(lowered, { batch: 2, seq: 4 });
   const b = c.plan.bindings;
-  const of = (s: Schedule) => s.kernels.map((k) => kernelSource(s.graph, k, b).source);
+  const of = (s: Schedule) =>
+    s.kernels.map((k) => printJs(buildKernel(s.graph, k, b, "flat")).source);
   return {
     program,
     lowered,
@@ -213,8 +215,10 @@ describe.each(FULL.map((n) => [n.length > 40 ? `${n.slice(0, 8)}... (${n.length}
 
     it("kernels.js: the same program as the twin's but for string literals; the name only inside them", async () => {
       expect(shapeOfJs(js, () => "")).toBe(shapeOfJs(twinJs, () => ""));
+      // Outside literals the name occurs only where the twin's code has it too (in0,
+      // Math, this, function: words of the generated code itself), as often.
       const bad = occurrencesOutsideLiterals(js, H);
-      if (occurrencesOutsideLiterals(twinJs, H).length === 0) expect(bad).toEqual([]);
+      expect(bad.length).toBe(occurrencesOutsideLiterals(twinJs, H).length);
       // The name is there, as data: the buffers a kernel reads.
       expect(js).toContain(JSON.stringify(`weight ${H}.0.${H}.${H}.${H}`));
       // Importing the module runs nothing but its definitions.

@@ -12,7 +12,7 @@ import { cse } from "../src/ir/passes/cse.js";
 import { dce } from "../src/ir/passes/dce.js";
 import { fold } from "../src/ir/passes/fold.js";
 import { verify } from "../src/ir/passes/verify.js";
-import { compileGraphs, optimize } from "../src/ir/pipeline.js";
+import { compileGraphs, optimize, PassVerifyError, runPass } from "../src/ir/pipeline.js";
 import { printGraph } from "../src/ir/text.js";
 import {
   bindingsFor,
@@ -397,5 +397,25 @@ describe("dce", () => {
       { name: "e1", id: 1 },
       { name: "e2", id: 1 },
     ]);
+  });
+});
+
+describe("the verifier after every pass (GPTC_VERIFY_PASSES=1, set for all tests)", () => {
+  it("is on in tests", () => {
+    expect(process.env.GPTC_VERIFY_PASSES).toBe("1");
+  });
+
+  it("names the pass whose result breaks an invariant", () => {
+    const g = new Graph("broken");
+    const x = g.op("input", [], { name: "x", shape: shapeOf(3), dtype: "f32" });
+    g.output("y", g.op("exp", [x]));
+    // A pass that stores a wrong type: the rule gives f32[3].
+    const breaks = (h: Graph) => {
+      h.nodes[1].type = { dtype: "f32", shape: shapeOf(4) };
+      return h;
+    };
+    expect(() => runPass("breaks", breaks, g)).toThrow(PassVerifyError);
+    expect(() => runPass("breaks", breaks, g)).toThrow(/after breaks: %1 \(exp\): stored type/);
+    expect(runPass("identity", (h) => h, new Graph("empty")).nodes).toEqual([]);
   });
 });

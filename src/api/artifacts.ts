@@ -5,7 +5,7 @@ import { countFlops } from "../ir/cost.js";
 import type { Lowered } from "../ir/lower.js";
 import { getOp } from "../ir/ops/registry.js";
 import { assertBindings } from "../ir/passes/bindings.js";
-import { emitKernelModule, formatJs } from "../codegen/module.js";
+import { emitKernelModule, formatJs, printKernels } from "../codegen/module.js";
 import { fuse, printSchedule, type Schedule } from "../ir/passes/fuse.js";
 import { formatBytes, planMemory, printMemoryPlan, type MemoryPlan } from "../ir/passes/memory.js";
 import { compileGraphs, type CompiledGraphs } from "../ir/pipeline.js";
@@ -180,11 +180,17 @@ export async function renderArtifact(
       return printGraph(c.graphs.forwardOpt);
     case "ir-train":
       return c.graphs.training ? printGraph(c.graphs.training) : "# the model declares no loss\n";
-    case "kernels":
-      return (
-        printSchedule(c.forwardSchedule) +
-        (c.trainingSchedule ? "\n" + printSchedule(c.trainingSchedule) : "")
-      );
+    case "kernels": {
+      // The schedules (which nodes each kernel computes), then every kernel's IR.
+      const b = c.plan.bindings;
+      const schedules = [
+        { s: c.forwardSchedule, what: "forward" },
+        ...(c.trainingSchedule ? [{ s: c.trainingSchedule, what: "training" }] : []),
+      ];
+      const ir = ({ s, what }: (typeof schedules)[number]) =>
+        `# kernel IR of the ${what} schedule\n\n${printKernels(s, b)}`;
+      return [...schedules.map(({ s }) => printSchedule(s)), ...schedules.map(ir)].join("\n");
+    }
     case "plan":
       return printMemoryPlan(c.plan, c.trainingSchedule ?? c.forwardSchedule);
     case "summary":

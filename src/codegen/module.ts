@@ -1,23 +1,38 @@
-// The kernels of a schedule as one JavaScript module, for reading and for use
-// outside gptc (`gptc compile --emit kernels`): every kernel's gpu.js source with
-// its output size and input buffers, formatted with prettier.
+// The kernels of a schedule as text: their kernel IR (`gptc compile --emit
+// kernels`, test/golden) and, for reading and for use outside gptc, one
+// JavaScript module of their gpu.js functions (`--emit kernels-js`).
 import type { Schedule } from "../ir/passes/fuse.js";
-import { kernelSource } from "./kernel-source.js";
+import { buildKernel } from "./kernel-ir/build.js";
+import { printKernel } from "./kernel-ir/print.js";
+import { verifyKernel } from "./kernel-ir/verify.js";
+import { printJs } from "./kernel-js.js";
+
+/** Every kernel's IR, verified, on the rows grid the webasm backend runs. */
+export function printKernels(s: Schedule, bindings: Record<string, number>): string {
+  return s.kernels
+    .map((k) => {
+      const ir = buildKernel(s.graph, k, bindings, "rows");
+      verifyKernel(ir);
+      return printKernel(ir, (id) => describe(s, id));
+    })
+    .join("\n");
+}
 
 export function emitKernelModule(
   s: Schedule,
   bindings: Record<string, number>,
   exportName: string,
 ): string {
-  const g = s.graph;
   const lines: string[] = [`export const ${exportName} = [`];
   for (const k of s.kernels) {
-    const src = kernelSource(g, k, bindings);
+    const ir = buildKernel(s.graph, k, bindings, "flat");
+    const js = printJs(ir);
+    const inputs = ir.buffers.filter((b) => b.kind === "input");
     // Names and shapes go in as JSON strings: nothing from the spec becomes code.
-    const reads = JSON.stringify(src.inputs.map((i) => describe(s, i)));
+    const reads = JSON.stringify(inputs.map((b) => describe(s, b.node)));
     lines.push(
-      `  { name: ${JSON.stringify(src.name)}, kind: ${JSON.stringify(k.kind)}, outputSize: ${src.outputSize}, reads: ${reads}, writes: ${JSON.stringify(describe(s, src.output))},`,
-      `    kernel: ${src.source.replace(/\n/g, "\n    ")} },`,
+      `  { name: ${JSON.stringify(ir.name)}, kind: ${JSON.stringify(k.kind)}, outputSize: ${js.dims[0]}, reads: ${reads}, writes: ${JSON.stringify(describe(s, ir.output))},`,
+      `    kernel: ${js.source.replace(/\n/g, "\n    ")} },`,
     );
   }
   lines.push("];");

@@ -6,10 +6,27 @@ import { autodiff } from "./passes/autodiff.js";
 import { cse } from "./passes/cse.js";
 import { dce } from "./passes/dce.js";
 import { fold } from "./passes/fold.js";
+import { verify } from "./passes/verify.js";
+
+/** A pass left a graph that breaks an invariant (checked when GPTC_VERIFY_PASSES=1: tests, debugging). */
+export class PassVerifyError extends Error {}
+
+const verifyPasses = () => process.env.GPTC_VERIFY_PASSES === "1";
+
+/** Runs `pass`, then (when asked) the verifier on its result, naming the pass that broke the graph. */
+export function runPass(name: string, pass: (g: Graph) => Graph, g: Graph): Graph {
+  const out = pass(g);
+  if (verifyPasses()) {
+    const problems = verify(out);
+    if (problems.length)
+      throw new PassVerifyError(`IR invalid after ${name}: ${problems.slice(0, 5).join("; ")}`);
+  }
+  return out;
+}
 
 /** Simplifications that change no value: folding, CSE, then dead-code removal. */
 export function optimize(g: Graph): Graph {
-  return dce(cse(fold(g)));
+  return runPass("dce", dce, runPass("cse", cse, runPass("fold", fold, g)));
 }
 
 /** The graphs the middle end makes of a lowered model; each runs as its own executor. */
@@ -28,14 +45,15 @@ export interface CompiledGraphs {
 
 /** The decode graph: logits and updated caches only. */
 export function compileDecode(l: Lowered): Graph {
-  return optimize(dce(l.graph, (name) => name === "logits" || name.startsWith("cache.")));
+  const kept = (name: string) => name === "logits" || name.startsWith("cache.");
+  return optimize(runPass("dce", (g) => dce(g, kept), l.graph));
 }
 
 export function compileGraphs(l: Lowered, decode?: Lowered): CompiledGraphs {
-  const forward = dce(l.graph, (name) => name !== "loss");
+  const forward = runPass("dce", (g) => dce(g, (name) => name !== "loss"), l.graph);
   const forwardOpt = optimize(forward);
   const withLoss = l.loss === undefined ? undefined : optimize(l.graph);
-  const training = withLoss && optimize(autodiff(withLoss));
+  const training = withLoss && optimize(runPass("autodiff", autodiff, withLoss));
   return {
     forward,
     forwardOpt,

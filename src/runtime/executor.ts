@@ -5,7 +5,9 @@
 import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
-import { kernelSource, type KernelSource } from "../codegen/kernel-source.js";
+import { buildKernel } from "../codegen/kernel-ir/build.js";
+import { outputSize, type Buffer, type KernelIR } from "../codegen/kernel-ir/types.js";
+import { printJs, type KernelJs } from "../codegen/kernel-js.js";
 import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
@@ -13,16 +15,20 @@ import { size } from "../ir/ops/tensor.js";
 import { gpujs, type Backend } from "./backend.js";
 import { planMemory } from "../ir/passes/memory.js";
 import { align, gemmEngine, type Gemm } from "./gemm.js";
-import { Unsupported } from "../codegen/wasm/kernel.js";
 import { WasmKernel } from "./wasm-kernel.js";
 
-/** A kernel function: gpu.js's, or on webasm gptc's own WebAssembly (`wasm`). */
+/** A kernel: its IR, and what runs it: gpu.js (`fn`, from `js`), or on webasm gptc's own WebAssembly (`wasm`). */
 export interface KernelFn {
-  source: KernelSource;
+  ir: KernelIR;
+  js?: KernelJs;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   fn?: any;
   wasm?: WasmKernel;
 }
+
+/** Node ids of the graph values a kernel reads, in argument order (index tables follow them). */
+const inputsOf = (ir: KernelIR) => ir.buffers.filter((b) => b.kind === "input").map((b) => b.node);
+const tablesOf = (ir: KernelIR) => ir.buffers.filter((b) => b.kind !== "input");
 
 /** The kernel (the whole fused kernel, or for a GEMM its epilogue if any) and how it runs. */
 export interface CompiledKernel extends Partial<KernelFn> {
@@ -88,40 +94,28 @@ export class Executor {
     readonly backend: Backend,
   ) {
     this.onDevice = backend.name === "headlessgl" || backend.name === "webgpu";
-    // webasm vectorizes along thread.x: give it the last axis (2-D output).
-    const layout = backend.name === "webasm" ? "2d" : "1d";
+    // webasm vectorizes along thread.x: give it the last axis (a rows grid).
+    const grid = backend.name === "webasm" ? "rows" : "flat";
     const g = schedule.graph;
     const elements = (id: number) => size(shapeEval(g.nodes[id].type.shape, bindings));
     // Every backend allocates one element for an empty tensor.
     const buffer = (id: number) => Math.max(1, elements(id));
     const build = (kernel: Kernel): KernelFn => {
+      const ir = buildKernel(g, kernel, bindings, grid);
       if (backend.wasmKernels) {
-        const source = kernelSource(g, kernel, bindings, layout);
-        const argSizes = [
-          ...source.inputs.map(buffer),
-          ...source.extras.map((e) => (e.kind === "order" ? buffer(e.ids) : e.rows + 1)),
-          ...Object.values(source.constants).map((c) => c.length),
-        ];
-        try {
-          this.gemmEngine ??= gemmEngine();
-          return { source, wasm: new WasmKernel(source, argSizes, this.gemmEngine) };
-        } catch (e) {
-          if (!(e instanceof Unsupported)) throw e;
-        }
+        this.gemmEngine ??= gemmEngine();
+        return { ir, wasm: new WasmKernel(ir, this.gemmEngine) };
       }
-      const source = kernelSource(g, kernel, bindings, layout, {
-        inlineExp: backend.name === "webasm",
-      });
-      const fn = backend.gpu.createKernel(source.source, {
-        constants: source.constants,
-        output: source.dims,
+      const js = printJs(ir, { rowReads: backend.name === "webasm" });
+      const fn = backend.gpu.createKernel(js.source, {
+        output: js.dims,
         pipeline: this.onDevice,
         immutable: false,
         tactic: "precision",
         precision: "single",
         asyncMode: backend.async,
       });
-      return { source, fn };
+      return { ir, js, fn };
     };
     this.kernels = schedule.kernels.map((k) => {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
@@ -184,12 +178,12 @@ export class Executor {
     const live = new Map<number, any>(feeds);
     const result = new Map<number, Float32Array>();
     const tables = new Map<string, ReturnType<typeof indexTables>>();
-    const indexTable = (e: KernelSource["extras"][number]) => {
+    const indexTable = (b: Buffer) => {
       // Built once per run and ids buffer: a scatter kernel takes both tables.
-      const key = `${e.ids}:${e.rows}`;
+      const key = `${b.node}:${b.rows}`;
       let t = tables.get(key);
-      if (!t) tables.set(key, (t = indexTables(feeds.get(e.ids)!, e.rows)));
-      return t[e.kind];
+      if (!t) tables.set(key, (t = indexTables(feeds.get(b.node)!, b.rows!)));
+      return t[b.kind as "order" | "offsets"];
     };
     const take = (id: number, name: string) => {
       const v = live.get(id);
@@ -197,43 +191,43 @@ export class Executor {
       return v;
     };
     for (let index = 0; index < this.kernels.length; index++) {
-      const { source, fn, wasm, gemm, prologue, gathers } = this.kernels[index];
+      const { ir, js, fn, wasm, gemm, prologue, gathers } = this.kernels[index];
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
       // Where this kernel's output lives in the engine memory (webasm), if planned.
       const target = this.targets[index];
       /** `out` is a new array of this run's own (no copy needed to return it). */
       let fresh = false;
-      const call = async ({ source, fn, wasm }: KernelFn, into?: Float32Array) => {
+      const call = async ({ ir, js, fn, wasm }: KernelFn, into?: Float32Array) => {
         fresh = wasm !== undefined && !into;
         if (wasm) {
           const args: Float32Array[] = [];
-          for (const id of source.inputs) args.push(await toArray(take(id, source.name), -1));
-          for (const e of source.extras) args.push(indexTable(e));
+          for (const id of inputsOf(ir)) args.push(await toArray(take(id, ir.name), -1));
+          for (const b of tablesOf(ir)) args.push(indexTable(b));
           return wasm.call(args, into);
         }
-        const args = source.inputs.map((id, k) => {
-          const v = take(id, source.name);
-          const dims = source.inputDims[k];
+        const args = inputsOf(ir).map((id, k) => {
+          const v = take(id, ir.name);
+          const dims = js!.inputDims[k];
           return dims ? gpujs().input(v, dims) : v;
         });
-        for (const e of source.extras) args.push(indexTable(e));
+        for (const b of tablesOf(ir)) args.push(indexTable(b));
         let out = fn(...args);
         if (out && typeof out.then === "function") out = await out;
-        return source.dims.length === 2 ? flatten(out, source.outputSize) : out;
+        return js!.dims.length === 2 ? flatten(out, outputSize(ir)) : out;
       };
       let out;
       if (gemm) {
         // Operands written out contiguously live only for this product.
-        for (const p of prologue!) live.set(p.source.output, await call(p));
+        for (const p of prologue!) live.set(p.ir.output, await call(p));
         const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
         const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
         // The product goes to the kernel's output, or (an epilogue follows) to
         // its planned place in the arena, where the epilogue reads it.
-        const into = source ? this.products[index] : target;
+        const into = ir ? this.products[index] : target;
         out = this.gemmEngine!.run(gemm, a, b, into);
-        fresh = !source && !target;
-        for (const p of prologue!) live.delete(p.source.output);
+        fresh = !ir && !target;
+        for (const p of prologue!) live.delete(p.ir.output);
         live.set(gemm.product, out);
       }
       for (const h of gathers ?? [])
@@ -241,8 +235,8 @@ export class Executor {
           h.node,
           gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
         );
-      if (source && (fn || wasm)) {
-        out = await call({ source, fn, wasm }, target);
+      if (ir && (fn || wasm)) {
+        out = await call({ ir, js, fn, wasm }, target);
         if (gemm) live.delete(gemm.product);
       }
       for (const h of gathers ?? []) live.delete(h.node);
@@ -312,7 +306,7 @@ export class Executor {
     const productSize = (c: CompiledKernel) => (c.gemm ? c.gemm.batch * c.gemm.M * c.gemm.N : 0);
     const within = new Map<number, number>();
     this.kernels.forEach((c, i) => {
-      if (c.gemm && c.source) within.set(i, 4 * productSize(c));
+      if (c.gemm && c.ir) within.set(i, 4 * productSize(c));
     });
     const plan = planMemory(this.schedule, this.bindings, { training: false, within });
     const offsets = new Map(plan.buffers.map((b) => [b.node, b.offset]));

@@ -4,7 +4,7 @@
 // arenas) are read in place, others copied into scratch space above the
 // resident weight packs; the output goes to the executor's arena, or scratch
 // and is copied out.
-import type { KernelSource } from "../codegen/kernel-source.js";
+import { bufferSize, outputSize, type KernelIR } from "../codegen/kernel-ir/types.js";
 import { wasmKernel } from "../codegen/wasm/kernel.js";
 import { align, engineMemory, type Gemm, type LoadedKernel } from "./gemm.js";
 
@@ -16,24 +16,25 @@ export class WasmKernel {
   /** Rows (2-D output) or elements (1-D) the export's [from, to) ranges over. */
   private readonly rows: number;
   private readonly split: boolean;
+  private readonly outputSize: number;
 
   constructor(
-    readonly source: KernelSource,
-    argSizes: number[],
+    readonly ir: KernelIR,
     private readonly engine: Gemm,
   ) {
-    const { bytes, imports } = wasmKernel(source, argSizes, engineMemory);
+    const { bytes, imports } = wasmKernel(ir, engineMemory);
     this.kernel = engine.loadKernel(bytes, imports);
-    this.rows = source.dims.length === 2 ? source.dims[1] : source.dims[0];
+    this.rows = ir.grid.kind === "rows" ? ir.grid.rows : ir.grid.size;
+    this.outputSize = outputSize(ir);
     // Worth a hand-off to the helper thread (~10-50 us) when it moves this
     // many floats: reductions read far more than they write.
-    const floats = source.outputSize + argSizes.reduce((a, b) => a + b, 0);
+    const floats = this.outputSize + ir.buffers.reduce((a, b) => a + bufferSize(b), 0);
     this.split = floats >= PARALLEL_FLOATS;
   }
 
   /**
-   * The output for these arguments (inputs, extras, then the source's
-   * constants), written into `out` (a view of the engine's memory) when given,
+   * The output for these arguments (the kernel's buffers: inputs, then index
+   * tables), written into `out` (a view of the engine's memory) when given,
    * else returned as a new array. Arguments that are views of the engine's
    * memory are read where they are; others are copied into scratch space.
    */
@@ -41,23 +42,22 @@ export class WasmKernel {
     const engine = this.engine;
     if (out && !engine.owns(out))
       throw new Error("internal: kernel output outside the engine memory");
-    const all = [...args, ...Object.values(this.source.constants)];
     // Scratch offsets of the arguments to copy in; -1 for those read in place.
     const offsets: number[] = [];
-    let top = out ? 0 : align(this.source.outputSize * 4);
-    for (const a of all) {
+    let top = out ? 0 : align(this.outputSize * 4);
+    for (const a of args) {
       const copy = !engine.owns(a);
       offsets.push(copy ? top : -1);
       if (copy) top = align(top + a.length * 4);
     }
     const base = engine.scratch(top);
     const mem = new Float32Array(engine.memory.buffer);
-    const addrs = all.map((a, k) => {
+    const addrs = args.map((a, k) => {
       if (offsets[k] < 0) return a.byteOffset;
       mem.set(a, (base + offsets[k]) / 4);
       return base + offsets[k];
     });
     engine.runKernel(this.kernel, out ? out.byteOffset : base, this.rows, addrs, this.split);
-    return out ?? mem.slice(base / 4, base / 4 + this.source.outputSize);
+    return out ?? mem.slice(base / 4, base / 4 + this.outputSize);
   }
 }

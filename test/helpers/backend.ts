@@ -66,7 +66,7 @@ export interface CompiledRun {
   schedule: Schedule;
 }
 
-/** fuse -> kernelSource -> gpu.js kernels -> Executor.run, on `be`. */
+/** fuse -> kernel IR -> gpu.js or WebAssembly kernels -> Executor.run, on `be`. */
 export async function runCompiled(
   g: Graph,
   be: Backend,

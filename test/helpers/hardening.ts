@@ -1,10 +1,9 @@
 // Shared helpers of the hardening tests (hostile names, crash safety, fuzzing) and of
 // scripts/fuzz.ts: hostile strings and identifiers, a canary that injected code would
-// set, a JavaScript AST check that user text only ever sits inside literals, and a
+// set, a JavaScript token check that user text only ever sits inside literals, and a
 // spawner for the gptc command.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import * as acorn from "acorn";
 import { REPO } from "./dsl.js";
 
 export { randInt, rng } from "./ir.js";
@@ -105,34 +104,59 @@ export const HOSTILE_NAMES = [
 
 // ---- JavaScript: user text only inside literals -------------------------------------------
 
-interface Range {
+interface Token {
+  kind: "string" | "comment" | "template" | "code";
   start: number;
   end: number;
 }
 
-function walk(node: unknown, visit: (n: acorn.Node) => void): void {
-  if (Array.isArray(node)) {
-    for (const n of node) walk(n, visit);
-    return;
+/**
+ * The tokens of generated JavaScript: string literals, comments, template
+ * literals (whole: their `${}` holes run, so they count as code) and code
+ * (identifiers, numbers, one punctuator each). Enough for what gptc emits,
+ * which has no regular-expression literals.
+ */
+export function tokenizeJs(code: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  const closing = (quote: string, from: number) => {
+    let k = from;
+    while (k < code.length && code[k] !== quote) k += code[k] === "\\" ? 2 : 1;
+    if (k >= code.length) throw new Error(`unterminated ${quote} literal at ${from - 1}`);
+    return k + 1;
+  };
+  while (i < code.length) {
+    const c = code[i];
+    let end: number;
+    let kind: Token["kind"] = "code";
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    } else if (c === "/" && code[i + 1] === "/") {
+      kind = "comment";
+      end = i + 2;
+      while (end < code.length && !"\n\r\u2028\u2029".includes(code[end])) end++;
+    } else if (c === "/" && code[i + 1] === "*") {
+      kind = "comment";
+      end = code.indexOf("*/", i + 2);
+      if (end < 0) throw new Error(`unterminated comment at ${i}`);
+      end += 2;
+    } else if (c === '"' || c === "'") {
+      kind = "string";
+      end = closing(c, i + 1);
+    } else if (c === "`") {
+      kind = "template";
+      end = closing("`", i + 1);
+    } else if (/[\w$]/.test(c)) {
+      // An identifier, or a number (digits, a point, an exponent).
+      const part = /\d/.test(c) ? /[\w.]/ : /[\w$]/;
+      end = i + 1;
+      while (end < code.length && part.test(code[end])) end++;
+    } else end = i + 1;
+    tokens.push({ kind, start: i, end });
+    i = end;
   }
-  if (!node || typeof node !== "object") return;
-  const n = node as acorn.Node & Record<string, unknown>;
-  if (typeof n.type === "string") visit(n);
-  for (const key of Object.keys(n)) {
-    if (key === "loc" || key === "start" || key === "end" || key === "type") continue;
-    const v = n[key];
-    if (v && typeof v === "object") walk(v, visit);
-  }
-}
-
-export function parseJs(code: string): { ast: acorn.Program; comments: acorn.Comment[] } {
-  const comments: acorn.Comment[] = [];
-  const ast = acorn.parse(code, {
-    ecmaVersion: "latest",
-    sourceType: "module",
-    onComment: comments,
-  });
-  return { ast, comments };
+  return tokens;
 }
 
 /**
@@ -141,16 +165,10 @@ export function parseJs(code: string): { ast: acorn.Program; comments: acorn.Com
  * its `${}` holes run. Comments must not hold line breaks of any kind, so none can end early.
  */
 export function occurrencesOutsideLiterals(code: string, needle: string): string[] {
-  const { ast, comments } = parseJs(code);
-  const safe: Range[] = [];
-  walk(ast, (n) => {
-    if (n.type === "Literal" && typeof (n as acorn.Literal).value === "string") safe.push(n);
-  });
-  for (const c of comments) {
-    if (/[\n\r\u2028\u2029]/.test(c.value))
-      throw new Error(`comment with a line break: ${c.value}`);
-    safe.push(c);
-  }
+  const safe = tokenizeJs(code).filter((t) => t.kind === "string" || t.kind === "comment");
+  for (const t of safe)
+    if (t.kind === "comment" && /[\n\r\u2028\u2029]/.test(code.slice(t.start + 2, t.end)))
+      throw new Error(`comment with a line break: ${code.slice(t.start, t.end)}`);
   const bad: string[] = [];
   for (let at = code.indexOf(needle); at >= 0; at = code.indexOf(needle, at + 1)) {
     const end = at + needle.length;
@@ -161,17 +179,22 @@ export function occurrencesOutsideLiterals(code: string, needle: string): string
 }
 
 /**
- * The program's AST with positions dropped and every string literal passed through `map`:
- * two programs with equal shapes differ in string literals only (and `map` can undo even
- * that, when it renames one user name to another).
+ * The program's tokens with every string literal (as written, quotes included)
+ * passed through `map`, comments and trailing commas dropped (the formatter
+ * adds those where a longer literal breaks a line): two programs with equal
+ * shapes differ in string literals only (and `map` can undo even that).
  */
 export function shapeOfJs(code: string, map: (s: string) => string = (s) => s): string {
-  const { ast } = parseJs(code);
-  return JSON.stringify(ast, (key, value: unknown) => {
-    if (key === "start" || key === "end" || key === "raw" || key === "loc") return undefined;
-    if (key === "value" && typeof value === "string") return map(value);
-    return value;
-  });
+  const texts = tokenizeJs(code)
+    .filter((t) => t.kind !== "comment")
+    .map((t) => ({ kind: t.kind, text: code.slice(t.start, t.end) }));
+  return JSON.stringify(
+    texts
+      .filter(
+        (t, k) => !(t.text === "," && t.kind === "code" && /^[\])}]$/.test(texts[k + 1]?.text)),
+      )
+      .map((t) => (t.kind === "string" ? map(t.text) : t.text)),
+  );
 }
 
 // ---- the gptc command ---------------------------------------------------------------------

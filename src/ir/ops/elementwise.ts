@@ -1,6 +1,8 @@
 // Elementwise ops: unary math, binary arithmetic and comparisons with numpy
 // broadcasting, `where`, and `cast`. Each gives its scalar function (reference
-// semantics, used by the interpreter and constant folding) and its codegen expression.
+// semantics, used by the interpreter and constant folding) and the ALU operations
+// kernels compute it with (scalar.ts).
+import { alu, arg, int, num, truth, type ScalarExpr } from "./scalar.js";
 import { broadcastShapes, promote } from "./shape-rules.js";
 import { broadcastStrides, dot, forEachIndex, tensor } from "./tensor.js";
 import type { Builder, DType, Node, OpDef, Tensor, TypeInfo } from "./types.js";
@@ -34,7 +36,7 @@ export function unbroadcast(b: Builder, g: number, target: TypeInfo): number {
 function unary(
   name: string,
   scalar: (x: number) => number,
-  expr: (x: string) => string,
+  scalarExpr: ScalarExpr,
   grad?: (b: Builder, x: number, out: number, g: number) => number,
 ): OpDef {
   return {
@@ -45,7 +47,7 @@ function unary(
     eval: (inputs, _a, out) => evalElementwise(inputs, out, scalar),
     grad: grad ? (b, node, g) => [grad(b, node.inputs[0], node.id, g)] : undefined,
     scalar,
-    expr,
+    alu: scalarExpr,
     costly: transcendental.has(name),
   };
 }
@@ -59,7 +61,7 @@ function binary(
   name: string,
   dtype: (a: DType, b: DType) => DType,
   scalar: (x: number, y: number) => number,
-  expr: (x: string, y: string) => string,
+  scalarExpr: ScalarExpr,
   grad?: (b: Builder, node: Node, g: number) => [number | undefined, number | undefined],
 ): OpDef {
   return {
@@ -82,7 +84,7 @@ function binary(
         }
       : undefined,
     scalar,
-    expr,
+    alu: scalarExpr,
   };
 }
 
@@ -95,41 +97,22 @@ export const elementwiseOps: OpDef[] = [
   unary(
     "neg",
     (x) => -x,
-    (x) => `-${x}`,
+    alu("neg", arg(0)),
     (b, _x, _o, g) => b.op("neg", [g]),
   ),
-  unary(
-    "exp",
-    Math.exp,
-    (x) => `Math.exp(${x})`,
-    (b, _x, o, g) => mul(b, g, o),
+  unary("exp", Math.exp, alu("exp", arg(0)), (b, _x, o, g) => mul(b, g, o)),
+  unary("log", Math.log, alu("log", arg(0)), (b, x, _o, g) => b.op("div", [g, x])),
+  unary("tanh", Math.tanh, alu("tanh", arg(0)), (b, _x, o, g) =>
+    // d tanh = 1 - tanh²
+    mul(b, g, b.op("sub", [b.scalar(1), mul(b, o, o)])),
   ),
-  unary(
-    "log",
-    Math.log,
-    (x) => `Math.log(${x})`,
-    (b, x, _o, g) => b.op("div", [g, x]),
-  ),
-  unary(
-    "tanh",
-    Math.tanh,
-    // GLSL's tanh overflows to NaN past |x| ~ 44; in float32 tanh is exactly ±1 beyond
-    // |x| = 9.1, so clamping to ±15 changes no result and keeps every backend finite.
-    (x) => `Math.tanh(Math.min(Math.max(${x}, -15.0), 15.0))`,
-    (b, _x, o, g) =>
-      // d tanh = 1 - tanh²
-      mul(b, g, b.op("sub", [b.scalar(1), mul(b, o, o)])),
-  ),
-  unary(
-    "sqrt",
-    Math.sqrt,
-    (x) => `Math.sqrt(${x})`,
-    (b, _x, o, g) => b.op("div", [mul(b, g, b.scalar(0.5)), o]),
+  unary("sqrt", Math.sqrt, alu("sqrt", arg(0)), (b, _x, o, g) =>
+    b.op("div", [mul(b, g, b.scalar(0.5)), o]),
   ),
   unary(
     "rsqrt",
     (x) => 1 / Math.sqrt(x),
-    (x) => `(1 / Math.sqrt(${x}))`,
+    alu("div", num(1), alu("sqrt", arg(0))),
     (b, _x, o, g) =>
       // d x^-1/2 = -1/2 x^-3/2 = -1/2 o³
       mul(b, g, mul(b, b.scalar(-0.5), mul(b, o, mul(b, o, o)))),
@@ -137,26 +120,15 @@ export const elementwiseOps: OpDef[] = [
   unary(
     "relu",
     (x) => (x > 0 ? x : 0),
-    (x) => `Math.max(${x}, 0)`,
+    alu("max", arg(0), num(0)),
     (b, x, _o, g) => b.op("where", [b.op("gt", [x, b.scalar(0)]), g, b.scalar(0)]),
   ),
-  unary(
-    "sin",
-    Math.sin,
-    (x) => `Math.sin(${x})`,
-    (b, x, _o, g) => mul(b, g, b.op("cos", [x])),
+  unary("sin", Math.sin, alu("sin", arg(0)), (b, x, _o, g) => mul(b, g, b.op("cos", [x]))),
+  unary("cos", Math.cos, alu("cos", arg(0)), (b, x, _o, g) =>
+    b.op("neg", [mul(b, g, b.op("sin", [x]))]),
   ),
-  unary(
-    "cos",
-    Math.cos,
-    (x) => `Math.cos(${x})`,
-    (b, x, _o, g) => b.op("neg", [mul(b, g, b.op("sin", [x]))]),
-  ),
-  unary(
-    "abs",
-    Math.abs,
-    (x) => `Math.abs(${x})`,
-    (b, x, _o, g) => b.op("where", [b.op("ge", [x, b.scalar(0)]), g, b.op("neg", [g])]),
+  unary("abs", Math.abs, alu("abs", arg(0)), (b, x, _o, g) =>
+    b.op("where", [b.op("ge", [x, b.scalar(0)]), g, b.op("neg", [g])]),
   ),
   {
     // Conversion to float (ids and masks used in arithmetic).
@@ -166,7 +138,7 @@ export const elementwiseOps: OpDef[] = [
     type: ([x]) => ({ dtype: "f32", shape: x.shape }),
     eval: (inputs, _a, out) => evalElementwise(inputs, out, (x) => x),
     scalar: (x) => x,
-    expr: (x) => x,
+    alu: arg(0),
   },
   {
     // Identity whose gradient is zero: for shifts that cancel out, such as the
@@ -178,34 +150,34 @@ export const elementwiseOps: OpDef[] = [
     eval: (inputs, _a, out) => evalElementwise(inputs, out, (x) => x),
     grad: () => [undefined],
     scalar: (x) => x,
-    expr: (x) => x,
+    alu: arg(0),
   },
   binary(
     "add",
     arith,
     (x, y) => x + y,
-    (x, y) => `(${x} + ${y})`,
+    alu("add", arg(0), arg(1)),
     (_b, _n, g) => [g, g],
   ),
   binary(
     "sub",
     arith,
     (x, y) => x - y,
-    (x, y) => `(${x} - ${y})`,
+    alu("sub", arg(0), arg(1)),
     (b, _n, g) => [g, b.op("neg", [g])],
   ),
   binary(
     "mul",
     arith,
     (x, y) => x * y,
-    (x, y) => `(${x} * ${y})`,
+    alu("mul", arg(0), arg(1)),
     (b, n, g) => [mul(b, g, n.inputs[1]), mul(b, g, n.inputs[0])],
   ),
   binary(
     "div",
     toFloat,
     (x, y) => x / y,
-    (x, y) => `(${x} / ${y})`,
+    alu("div", arg(0), arg(1)),
     (b, n, g) => {
       const y = n.inputs[1];
       const gx = b.op("div", [g, y]);
@@ -213,77 +185,59 @@ export const elementwiseOps: OpDef[] = [
       return [gx, b.op("neg", [b.op("div", [mul(b, g, n.id), y])])];
     },
   ),
-  binary(
-    "pow",
-    toFloat,
-    Math.pow,
-    (x, y) => `Math.pow(${x}, ${y})`,
-    (b, n, g) => {
-      const [x, y] = n.inputs;
-      const gx = mul(b, g, mul(b, y, b.op("pow", [x, b.op("sub", [y, b.scalar(1)])])));
-      return [gx, mul(b, g, mul(b, n.id, b.op("log", [x])))];
-    },
-  ),
-  binary(
-    "maximum",
-    arith,
-    Math.max,
-    (x, y) => `Math.max(${x}, ${y})`,
-    (b, n, g) => {
-      const ge = b.op("ge", n.inputs);
-      return [b.op("where", [ge, g, b.scalar(0)]), b.op("where", [ge, b.scalar(0), g])];
-    },
-  ),
-  binary(
-    "minimum",
-    arith,
-    Math.min,
-    (x, y) => `Math.min(${x}, ${y})`,
-    (b, n, g) => {
-      const le = b.op("le", n.inputs);
-      return [b.op("where", [le, g, b.scalar(0)]), b.op("where", [le, b.scalar(0), g])];
-    },
-  ),
+  binary("pow", toFloat, Math.pow, alu("pow", arg(0), arg(1)), (b, n, g) => {
+    const [x, y] = n.inputs;
+    const gx = mul(b, g, mul(b, y, b.op("pow", [x, b.op("sub", [y, b.scalar(1)])])));
+    return [gx, mul(b, g, mul(b, n.id, b.op("log", [x])))];
+  }),
+  binary("maximum", arith, Math.max, alu("max", arg(0), arg(1)), (b, n, g) => {
+    const ge = b.op("ge", n.inputs);
+    return [b.op("where", [ge, g, b.scalar(0)]), b.op("where", [ge, b.scalar(0), g])];
+  }),
+  binary("minimum", arith, Math.min, alu("min", arg(0), arg(1)), (b, n, g) => {
+    const le = b.op("le", n.inputs);
+    return [b.op("where", [le, g, b.scalar(0)]), b.op("where", [le, b.scalar(0), g])];
+  }),
   binary(
     "lt",
     toBool,
     (x, y) => b2n(x < y),
-    (x, y) => `(${x} < ${y} ? 1 : 0)`,
+    truth("lt"),
     () => [undefined, undefined],
   ),
   binary(
     "le",
     toBool,
     (x, y) => b2n(x <= y),
-    (x, y) => `(${x} <= ${y} ? 1 : 0)`,
+    truth("le"),
     () => [undefined, undefined],
   ),
   binary(
     "gt",
     toBool,
     (x, y) => b2n(x > y),
-    (x, y) => `(${x} > ${y} ? 1 : 0)`,
+    truth("gt"),
     () => [undefined, undefined],
   ),
   binary(
     "ge",
     toBool,
     (x, y) => b2n(x >= y),
-    (x, y) => `(${x} >= ${y} ? 1 : 0)`,
+    truth("ge"),
     () => [undefined, undefined],
   ),
   binary(
     "eq",
     toBool,
     (x, y) => b2n(x === y),
-    (x, y) => `(${x} == ${y} ? 1 : 0)`,
+    truth("eq"),
     () => [undefined, undefined],
   ),
   binary(
     "ne",
     toBool,
     (x, y) => b2n(x !== y),
-    (x, y) => `(${x} != ${y} ? 1 : 0)`,
+    truth("ne"),
     () => [undefined, undefined],
   ),
   {
@@ -305,6 +259,6 @@ export const elementwiseOps: OpDef[] = [
       ];
     },
     scalar: (c, x, y) => (c !== 0 ? x : y),
-    expr: (c, x, y) => `(${c} != 0 ? ${x} : ${y})`,
+    alu: alu("select", alu("ne", arg(0), int(0)), arg(1), arg(2)),
   },
 ];

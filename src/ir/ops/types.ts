@@ -1,7 +1,8 @@
 // What every op declares, once: its shape rule, its float64 reference semantics,
-// its gradient rule, and (for elementwise ops) the scalar expression codegen emits.
+// its gradient rule, and (for elementwise ops) the ALU operations kernels compute.
 import type { Span } from "../../dsl/source.js";
 import type { Dim, Shape } from "../dims.js";
+import type { ScalarExpr } from "./scalar.js";
 
 export type DType = "f32" | "i32" | "bool";
 
@@ -77,9 +78,9 @@ export interface OpDef {
   eval(inputs: Tensor[], attrs: Attrs, out: number[], ctx: EvalContext): Tensor;
   /** Gradient contributions per input (undefined: none). Missing rule: not differentiable. */
   grad?(b: Builder, node: Node, g: number): (number | undefined)[];
-  /** Elementwise ops: the float64 scalar function and the codegen expression. */
+  /** Elementwise ops: the float64 scalar function, and the ALU operations kernels compute it with. */
   scalar?: (...xs: number[]) => number;
-  expr?: (...xs: string[]) => string;
+  alu?: ScalarExpr;
   /**
    * Expensive enough (a transcendental) that fusion stores a value several
    * kernels read instead of recomputing it in each (softmax's exp, read by

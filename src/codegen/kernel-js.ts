@@ -1,0 +1,153 @@
+// The kernel IR printed as a gpu.js kernel function (the cpu, headlessgl and
+// webgpu backends; `gptc compile --emit kernels-js`). gpu.js numbers are all
+// floats, so i32/f32 conversions print as nothing; loads print their flat
+// index; a reduction is `let acc` and a loop nest.
+import { strides as stridesOf } from "../ir/ops/tensor.js";
+import { constText } from "./kernel-ir/print.js";
+import type { Expr, KernelIR, Stmt } from "./kernel-ir/types.js";
+
+export interface KernelJs {
+  /** The function source, `function (in0, in1) { ... }`. */
+  source: string;
+  /** gpu.js output dimensions: [size], or [cols, rows] for a rows grid. */
+  dims: number[];
+  /**
+   * Buffers read as 2-D arrays (`inK[row][col]`), by position: the runtime
+   * passes them as gpu.js inputs of these dims ([cols, rows]).
+   */
+  inputDims: (number[] | undefined)[];
+}
+
+/** Integers above 2^24 are not exact in float32, which is how gpu.js webasm indexes a flat array. */
+const EXACT_F32 = 2 ** 24;
+
+const infix: Partial<Record<string, string>> = {
+  add: "+",
+  sub: "-",
+  mul: "*",
+  div: "/",
+  rem: "%",
+  lt: "<",
+  le: "<=",
+  gt: ">",
+  ge: ">=",
+  eq: "==",
+  ne: "!=",
+  and: "&&",
+};
+const calls: Partial<Record<string, string>> = {
+  exp: "Math.exp",
+  log: "Math.log",
+  sqrt: "Math.sqrt",
+  abs: "Math.abs",
+  sin: "Math.sin",
+  cos: "Math.cos",
+  pow: "Math.pow",
+  min: "Math.min",
+  max: "Math.max",
+};
+
+class Printer {
+  readonly inputDims: (number[] | undefined)[] = [];
+
+  constructor(
+    private readonly ir: KernelIR,
+    /** gpu.js webasm indexes in float32: read buffers past 2^24 elements as rows. */
+    private readonly rowReads: boolean,
+  ) {}
+
+  expr(e: Expr): string {
+    switch (e.k) {
+      case "const": {
+        const s = constText(e.ty, e.value);
+        return s === "nan" ? "NaN" : e.value < 0 ? `(${s})` : s;
+      }
+      case "var":
+        return e.name;
+      case "load":
+        return this.load(e);
+      case "select":
+        return `(${this.expr(e.cond)} ? ${this.expr(e.then)} : ${this.expr(e.else)})`;
+      case "alu": {
+        const [a, b] = e.args.map((x) => this.expr(x));
+        const sym = infix[e.op];
+        if (sym) return `(${a} ${sym} ${b})`;
+        if (e.op === "neg") return `(-${a})`;
+        if (e.op === "floordiv") return `Math.floor(${a} / ${b})`;
+        if (e.op === "f32" || e.op === "i32") return a;
+        // GLSL's tanh overflows to NaN past |x| ~ 44; in float32 tanh is exactly ±1
+        // beyond |x| = 9.1, so clamping to ±15 changes no result.
+        if (e.op === "tanh") return `Math.tanh(Math.min(Math.max(${a}, -15.0), 15.0))`;
+        const f = calls[e.op];
+        if (!f) throw new Error(`internal: no JavaScript for ${e.op}`);
+        return `${f}(${e.args.map((x) => this.expr(x)).join(", ")})`;
+      }
+    }
+  }
+
+  private load(e: Expr & { k: "load" }): string {
+    const b = this.ir.buffers[e.buf];
+    const size = b.shape.reduce((p, q) => p * q, 1);
+    const flat = (coords: Expr[], shape: number[]) => {
+      const st = stridesOf(shape);
+      const terms = coords
+        .map((c, i) =>
+          shape[i] === 1 || (c.k === "const" && c.value === 0)
+            ? ""
+            : st[i] === 1
+              ? this.expr(c)
+              : `${this.expr(c)} * ${st[i]}`,
+        )
+        .filter((t) => t);
+      return terms.length ? terms.join(" + ") : "0";
+    };
+    if (!this.rowReads || size <= EXACT_F32 || b.shape.length < 2)
+      return `${b.name}[${flat(e.coords, b.shape)}]`;
+    const cols = b.shape[b.shape.length - 1];
+    this.inputDims[e.buf] = [cols, size / cols];
+    return `${b.name}[${flat(e.coords.slice(0, -1), b.shape.slice(0, -1))}][${this.expr(e.coords[e.coords.length - 1])}]`;
+  }
+
+  stmt(s: Stmt, out: string[], pad: string): void {
+    if (s.k === "let") {
+      out.push(`${pad}const ${s.name} = ${this.expr(s.value)};`);
+      return;
+    }
+    out.push(`${pad}let ${s.acc} = ${s.op === "max" ? "-3.4e38" : "0.0"};`);
+    let p = pad;
+    s.loops.forEach((l, i) => {
+      out.push(`${p}for (let ${l.v} = 0; ${l.v} < ${l.extent}; ${l.v}++) {`);
+      p += "  ";
+      if (i === s.loops.length - 1 && s.until)
+        out.push(`${p}if (${l.v} >= ${this.expr(s.until)}) { break; }`);
+      for (const b of l.body) this.stmt(b, out, p);
+    });
+    const t = this.expr(s.term);
+    out.push(`${p}${s.acc} = ${s.op === "max" ? `Math.max(${s.acc}, ${t})` : `${s.acc} + ${t}`};`);
+    for (let i = 0; i < s.loops.length; i++) {
+      p = p.slice(2);
+      out.push(`${p}}`);
+    }
+  }
+
+  print(): KernelJs {
+    const ir = this.ir;
+    const lines =
+      ir.grid.kind === "rows"
+        ? ["  const x = this.thread.x;", "  const y = this.thread.y;"]
+        : ["  const i = this.thread.x;"];
+    for (const s of ir.body) this.stmt(s, lines, "  ");
+    lines.push(`  return ${this.expr(ir.result)};`);
+    const params = ir.buffers.map((b) => b.name).join(", ");
+    return {
+      source: `function (${params}) {\n${lines.join("\n")}\n}`,
+      dims: ir.grid.kind === "rows" ? [ir.grid.cols, ir.grid.rows] : [ir.grid.size],
+      inputDims: this.inputDims,
+    };
+  }
+}
+
+/** gpu.js source of a kernel; `rowReads` for gpu.js's webasm backend (see EXACT_F32). */
+export function printJs(ir: KernelIR, opts: { rowReads?: boolean } = {}): KernelJs {
+  return new Printer(ir, opts.rowReads ?? false).print();
+}
