@@ -5,7 +5,9 @@ import { GptcError } from "../errors.js";
 import { createRequire } from "node:module";
 import { engineThreads } from "./gemm.js";
 
+/** The backends gptc runs on (besides `auto`, which picks one). */
 export const backendNames = ["webasm", "cpu", "headlessgl", "webgpu"] as const;
+/** One of `backendNames`. */
 export type BackendName = (typeof backendNames)[number];
 
 const require = createRequire(import.meta.url);
@@ -25,9 +27,12 @@ export class BackendError extends GptcError {
   }
 }
 
+/** A place kernels run: a gpu.js GPU in one mode, and which of gptc's own engines serve it. */
 export interface Backend {
+  /** Which backend this is. */
   name: BackendName;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  /** The gpu.js GPU instance (untyped: gpu.js ships no types). */
   gpu: any;
   /** Whether kernels return promises (webgpu, threaded webasm). */
   async: boolean;
@@ -38,6 +43,7 @@ export interface Backend {
    * gpu.js only for what that compiler does not take.
    */
   wasmKernels: boolean;
+  /** The backend in words, for logs: e.g. "webasm (WebAssembly SIMD)". */
   describe: string;
 }
 
@@ -55,6 +61,11 @@ function headlessGlWorks(): boolean {
   }
 }
 
+/**
+ * Creates a backend by name, or with `auto` the best that works here
+ * (headlessgl, then webasm, then cpu). Throws a BackendError when the one asked
+ * for cannot run on this machine. Prints nothing: `describe` says which ran.
+ */
 export async function createBackend(
   name: BackendName | "auto",
   opts: {

@@ -59,7 +59,9 @@ export interface Profiler {
 
 /** What a kernel is, for profiles: its kind, and for matmuls the problem shape. */
 export interface KernelFamily {
+  /** The kernel's name (e.g. "k96_detach_sub_exp"). */
   name: string;
+  /** Its kind from fusion: elementwise, reduce, matmul, scatter, ... */
   kind: string;
   /** What runs it: "wasm" (gptc's kernels), "gpu.js", "GEMM" (+ its epilogue's). */
   runs: string;

@@ -71,6 +71,10 @@ export function checkCapacity(
 /** Sizes of the symbolic dimensions, e.g. { B: 4, T: 128 }. */
 export type Dims = Record<string, number>;
 
+/**
+ * A compiled model's graphs on a backend: runs forward, evaluation, training
+ * and decoding, each through an executor built per set of dims on first use.
+ */
 export class Session {
   private readonly executors = new Map<string, Executor>();
   /** Set to collect per-kernel timings in every executor (`--profile`). */
@@ -79,8 +83,11 @@ export class Session {
   checkNumerics = false;
 
   constructor(
+    /** The graphs it runs (forward, evaluation, training, decode). */
     readonly graphs: CompiledGraphs,
+    /** Where the kernels run. */
     readonly backend: Backend,
+    /** Fusion limits (inputs per kernel), where a backend needs them. */
     readonly limits?: FusionLimits,
   ) {}
 
@@ -152,6 +159,7 @@ export class Session {
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
   }
 
+  /** Whether a decode graph (KV cache) was compiled: generation then costs one step per token. */
   get canDecode(): boolean {
     return this.graphs.decode !== undefined;
   }
@@ -229,6 +237,7 @@ export class Session {
     return { loss: outputs.loss[0], grads };
   }
 
+  /** Frees every executor (and its engine memory); views it handed out die with it. */
   destroy(): void {
     for (const ex of this.executors.values()) ex.destroy();
     this.executors.clear();
