@@ -3,34 +3,13 @@
 // the user could not have avoided (a refusal must be one clear line that says
 // what to pass). One at a time: gpt2-small and llama-style train at their real
 // sizes, and two cores shared by several trainings only slow each one down.
-import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { startGptc, type CliRun as Run } from "./helpers/hardening.js";
 import { REPO, tempDir } from "./helpers/train.js";
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function gptc(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.GPTC_DEBUG;
-    const child = spawn(process.execPath, [join(REPO, "bin", "gptc.js"), ...args], {
-      cwd: REPO,
-      env,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const gptc = (args: string[]): Promise<Run> => startGptc(args).done;
 
 const specs = readdirSync(join(REPO, "specs")).filter((f) => f.endsWith(".model"));
 const tmp = tempDir("gptc-sweep-");

@@ -1,30 +1,14 @@
 // Every example in examples/ runs with its one command at a small size
 // (SMALL=1), each in its own output folder, and shows what its README says.
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO, tempDir } from "./helpers/train.js";
+import { startCommand, type CliRun as Run } from "./helpers/hardening.js";
+import { tempDir } from "./helpers/train.js";
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const e: NodeJS.ProcessEnv = { ...process.env, SMALL: "1", ...env };
-    delete e.GPTC_DEBUG;
-    const child = spawn(cmd, args, { cwd: REPO, env: e });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+/** Runs an example's command in the repository, at its small size. */
+const run = (cmd: string, args: string[], env: Record<string, string>): Promise<Run> =>
+  startCommand(cmd, args, { SMALL: "1", ...env }).done;
 
 const ok = (r: Run) => expect(r.status, `${r.stderr}\n${r.stdout}`).toBe(0);
 const out = tempDir("gptc-examples-");

@@ -207,7 +207,16 @@ export interface CliRun {
 }
 
 /** Starts `node bin/gptc.js ARGS` in the repository with the given environment additions. */
-export function startGptc(
+export function startGptc(args: string[], env: Record<string, string> = {}) {
+  return startCommand(process.execPath, [join(REPO, "bin", "gptc.js"), ...args], env);
+}
+
+/**
+ * Starts a command in the repository with the given environment additions
+ * (GPTC_DEBUG removed: the output must be what a user sees), collecting its output.
+ */
+export function startCommand(
+  command: string,
   args: string[],
   env: Record<string, string> = {},
 ): {
@@ -217,10 +226,7 @@ export function startGptc(
 } {
   const full: NodeJS.ProcessEnv = { ...process.env, ...env };
   delete full.GPTC_DEBUG;
-  const child = spawn(process.execPath, [join(REPO, "bin", "gptc.js"), ...args], {
-    cwd: REPO,
-    env: full,
-  });
+  const child = spawn(command, args, { cwd: REPO, env: full });
   let stdout = "";
   let stderr = "";
   child.stdout!.setEncoding("utf8").on("data", (s: string) => (stdout += s));
