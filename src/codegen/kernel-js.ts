@@ -3,7 +3,7 @@
 // floats, so i32/f32 conversions print as nothing; loads print their flat
 // index; a reduction is `let acc` and a loop nest.
 import { strides as stridesOf } from "../ir/ops/tensor.js";
-import { constText } from "./kernel-ir/print.js";
+import { constText, infix } from "./kernel-ir/print.js";
 import type { Expr, KernelIR, Stmt } from "./kernel-ir/types.js";
 
 export interface KernelJs {
@@ -21,20 +21,6 @@ export interface KernelJs {
 /** Integers above 2^24 are not exact in float32, which is how gpu.js webasm indexes a flat array. */
 const EXACT_F32 = 2 ** 24;
 
-const infix: Partial<Record<string, string>> = {
-  add: "+",
-  sub: "-",
-  mul: "*",
-  div: "/",
-  rem: "%",
-  lt: "<",
-  le: "<=",
-  gt: ">",
-  ge: ">=",
-  eq: "==",
-  ne: "!=",
-  and: "&&",
-};
 const calls: Partial<Record<string, string>> = {
   exp: "Math.exp",
   log: "Math.log",
@@ -70,10 +56,11 @@ class Printer {
         return `(${this.expr(e.cond)} ? ${this.expr(e.then)} : ${this.expr(e.else)})`;
       case "alu": {
         const [a, b] = e.args.map((x) => this.expr(x));
+        // The text form's operators are JavaScript's, but for floordiv (`//`).
+        if (e.op === "floordiv") return `Math.floor(${a} / ${b})`;
         const sym = infix[e.op];
         if (sym) return `(${a} ${sym} ${b})`;
         if (e.op === "neg") return `(-${a})`;
-        if (e.op === "floordiv") return `Math.floor(${a} / ${b})`;
         if (e.op === "f32" || e.op === "i32") return a;
         // GLSL's tanh overflows to NaN past |x| ~ 44; in float32 tanh is exactly ±1
         // beyond |x| = 9.1, so clamping to ±15 changes no result.

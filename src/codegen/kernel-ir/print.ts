@@ -3,7 +3,8 @@
 // point (2.0), i32 constants without (2).
 import type { Expr, KernelIR, Stmt } from "./types.js";
 
-const infix: Partial<Record<string, string>> = {
+/** ALU ops written as infix operators in the text form (and, but for `//`, in JavaScript). */
+export const infix: Partial<Record<string, string>> = {
   add: "+",
   sub: "-",
   mul: "*",
