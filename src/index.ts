@@ -46,7 +46,7 @@ export type { Schedule } from "./ir/passes/fuse.js";
 export type { MemoryPlan } from "./ir/passes/memory.js";
 
 // Running.
-export { ModelSession, modelVocab, checkTokenizer } from "./api/session.js";
+export { ModelSession, checkTokenizer } from "./api/session.js";
 export type {
   OpenOptions,
   WeightsSource,

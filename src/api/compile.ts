@@ -16,6 +16,7 @@ import {
   type DiagramFormat,
   type DiagramLevel,
 } from "../ir/diagram.js";
+import { dimValue } from "../ir/dims.js";
 import { configValues, lowerProgram, type Lowered, type LowerOptions } from "../ir/lower.js";
 import { fuse } from "../ir/passes/fuse.js";
 import { compileGraphs, type CompiledGraphs } from "../ir/pipeline.js";
@@ -149,6 +150,14 @@ export function contextOf(l: Lowered): number | undefined {
   return typeof v === "number" ? v : undefined;
 }
 
+function vocabOf(l: Lowered): number | undefined {
+  const v = configValues(l).get("vocab_size");
+  if (typeof v === "number") return v;
+  const logits = l.graph.outputs.find((o) => o.name === "logits");
+  const last = logits && l.graph.type(logits.id).shape.at(-1);
+  return last === undefined ? undefined : dimValue(last);
+}
+
 /** A compiled model: what it is, what the compiler made of it, and how to run it. */
 export class CompiledModel {
   /** The model's name (`model gpt2 { ... }` is "gpt2"). */
@@ -161,6 +170,11 @@ export class CompiledModel {
   readonly weights: WeightSpec[];
   /** The longest sequence the model takes (the parameter read from "n_positions"), if it declares one. */
   readonly context?: number;
+  /**
+   * The vocabulary: the parameter read from "vocab_size", else the width of
+   * the `logits` output; undefined for a model with neither.
+   */
+  readonly vocabSize?: number;
   private readonly compilations = new Map<string, Compilation>();
   private compiledGraphs?: CompiledGraphs;
 
@@ -179,6 +193,7 @@ export class CompiledModel {
     this.parameters = this.summary.parameters;
     this.weights = weightSpecs(lowered.graph);
     this.context = contextOf(lowered);
+    this.vocabSize = vocabOf(lowered);
   }
 
   /** The forward, optimized, evaluation, training and decode graphs (compiled on first use). */

@@ -178,7 +178,7 @@ export function trainOptions(o: SessionTrainOptions, model: CompiledModel): Trai
   const seq = o.seq ?? Math.min(64, model.context ?? 64);
   if (model.context !== undefined && seq > model.context)
     throw new UsageError(
-      `seq ${seq} is longer than the model's context (${model.context}); use seq ${model.context} or set ctx=${seq}`,
+      `--seq ${seq} is longer than the model's context (${model.context}); use --seq ${model.context} or --set ctx=${seq}`,
     );
   return {
     steps,
@@ -214,18 +214,9 @@ export function hfConfig(model: CompiledModel): Record<string, unknown> {
   return out;
 }
 
-/** The vocabulary the model was compiled with (its "vocab_size" parameter, or its logits' width). */
-export function modelVocab(model: CompiledModel): number | undefined {
-  const v = configValues(model.lowered).get("vocab_size");
-  if (typeof v === "number") return v;
-  const logits = model.outputs.find((o) => o.name === "logits");
-  const last = logits?.type.match(/,\s*(\d+)\]$/);
-  return last ? Number(last[1]) : undefined;
-}
-
 /** A tokenizer whose ids the model cannot take is a clear error naming both sizes. */
 export function checkTokenizer(model: CompiledModel, tok: Tokenizer): void {
-  const vocab = modelVocab(model);
+  const vocab = model.vocabSize;
   if (vocab === undefined || tok.vocabSize <= vocab) return;
   throw new TokenizerError(
     `the ${tok.kind} tokenizer has ${tok.vocabSize} ids but ${model.name}'s vocabulary is ${vocab}: ` +
@@ -287,7 +278,7 @@ export class ModelSession {
 
   /** Opens `model` on a backend; see OpenOptions. */
   static async open(model: CompiledModel, o: OpenOptions = {}): Promise<ModelSession> {
-    const gpt2Fits = (modelVocab(model) ?? 50257) >= 50257;
+    const gpt2Fits = (model.vocabSize ?? 50257) >= 50257;
     const tokenizer = o.tokenizer ?? (gpt2Fits ? gpt2Tokenizer() : undefined);
     if (tokenizer) checkTokenizer(model, tokenizer);
     const weights = readWeights(model, o.weights, o.seed ?? 1337);
@@ -329,7 +320,7 @@ export class ModelSession {
 
   private encodePrompt(p: string | number[]): number[] {
     const ids = typeof p === "string" ? (p === "" ? [this.tok().eot] : this.tok().encode(p)) : p;
-    const vocab = modelVocab(this.model);
+    const vocab = this.model.vocabSize;
     const bad = vocab === undefined ? undefined : ids.find((id) => !(id >= 0 && id < vocab));
     if (bad !== undefined)
       throw new TokenizerError(

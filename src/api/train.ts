@@ -18,7 +18,6 @@ import { compileRef } from "./load.js";
 import type { OpenOptions } from "./session.js";
 import { configValues } from "../ir/lower.js";
 import {
-  modelVocab,
   trainOptions as trainOptionsOf,
   type ModelSession,
   type SessionTrainOptions,
@@ -89,7 +88,7 @@ export interface TrainRun extends TrainSummary {
  * read from "vocab_size") and smaller than GPT-2's: then characters, said in a note.
  */
 function defaultTokenizer(model: CompiledModel, notes: string[]): "gpt2" | "char" {
-  const vocab = modelVocab(model);
+  const vocab = model.vocabSize;
   if (configValues(model.lowered).has("vocab_size") || vocab === undefined || vocab >= 50257)
     return "gpt2";
   notes.push(
@@ -153,13 +152,9 @@ export async function train(o: TrainRunOptions): Promise<TrainRun> {
     const compileOptions = { ...o.compile, config: o.compile?.config ?? initConfig };
     // The spec alone says how long a window may be; the data's minimum depends on it.
     const probe = compile(o.spec, compileOptions);
-    const seq = o.seq ?? Math.min(64, probe.context ?? 64);
+    const seq = trainOptionsOf({ seq: o.seq }, probe).seq;
     if (o.seq === undefined && seq < 64)
       notes.push(`--seq ${seq}: the model's context (the default is 64)`);
-    if (probe.context !== undefined && seq > probe.context)
-      throw new UsageError(
-        `--seq ${seq} is longer than the model's context (${probe.context}); use --seq ${probe.context} or --set ctx=${seq}`,
-      );
     // A prepared folder carries its own tokenizer; raw text gets the model's default.
     const prepared = o.data !== undefined && isPreparedDir(o.data);
     const tokenizer = o.tokenizer ?? (prepared ? undefined : defaultTokenizer(probe, notes));
@@ -170,8 +165,13 @@ export async function train(o: TrainRunOptions): Promise<TrainRun> {
       workers: o.workers,
       onProgress: o.onDataProgress,
     });
-    // The tokenizer decides the vocabulary (through the parameter read from "vocab_size").
-    model = compile(o.spec, { ...compileOptions, vocabSize: data.tokenizer.vocabSize });
+    // The tokenizer decides the vocabulary (through the parameter read from
+    // "vocab_size"): compiled again only where that changes the model.
+    const vocab = data.tokenizer.vocabSize;
+    model =
+      probe.vocabSize === vocab || !configValues(probe.lowered).has("vocab_size")
+        ? probe
+        : compile(o.spec, { ...compileOptions, vocabSize: vocab });
     const {
       spec: _s,
       compile: _c,
