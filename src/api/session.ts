@@ -237,7 +237,7 @@ function readWeights(model: CompiledModel, src: WeightsSource | undefined, seed:
   return weightsFromTensors(
     new Map([...src].map(([k, data]) => [k, { shape: shapeOf(model, k, data), data }])),
     model.weights,
-    "the weights given",
+    "this Map of weights",
   );
 }
 

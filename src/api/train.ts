@@ -11,7 +11,7 @@ import type { PrepareProgress } from "../runtime/prepare.js";
 import { isPreparedDir } from "../runtime/token-files.js";
 import { tokenizerFromJSON } from "../runtime/tokenizer.js";
 import type { TrainOptions } from "../runtime/trainer.js";
-import { WeightError, type WeightSpec, type Weights } from "../runtime/weights.js";
+import { WeightError } from "../runtime/weights.js";
 import { readConfig } from "./config.js";
 import { compile, type CompiledModel, type CompileOptions, type SpecFile } from "./compile.js";
 import { compileRef } from "./load.js";
@@ -97,18 +97,6 @@ function defaultTokenizer(model: CompiledModel, notes: string[]): "gpt2" | "char
   return "char";
 }
 
-function checkShapes(weights: Weights, specs: WeightSpec[]): Weights {
-  const problems = specs
-    .filter((s) => weights.get(s.key)?.length !== s.shape.reduce((a, b) => a * b, 1))
-    .map(
-      (s) =>
-        `  ${s.key}: expected [${s.shape.join(", ")}]${weights.has(s.key) ? "" : " (missing)"}`,
-    );
-  if (problems.length)
-    throw new WeightError(`the checkpoint does not fit the spec:\n${problems.join("\n")}`);
-  return weights;
-}
-
 /**
  * Trains a model and returns it open. With `out`, the run folder gets
  * checkpoint.safetensors (everything a resume needs), model.safetensors,
@@ -186,13 +174,22 @@ export async function train(o: TrainRunOptions): Promise<TrainRun> {
     options = { ...rest, seq, dataPath: o.data === undefined ? undefined : resolve(o.data) };
   }
   try {
-    const session = await model.open({
-      backend: o.backend,
-      threads: o.threads,
-      tokenizer: data.tokenizer,
-      weights: resumed ? checkShapes(resumed.weights, model.weights) : o.init,
-      seed: options.seed,
-    });
+    const session = await model
+      .open({
+        backend: o.backend,
+        threads: o.threads,
+        tokenizer: data.tokenizer,
+        weights: resumed?.weights ?? o.init,
+        seed: options.seed,
+      })
+      .catch((e) => {
+        // open() checks every weight's key and size; say which file they came from.
+        if (resumed && e instanceof WeightError)
+          throw new WeightError(
+            `the checkpoint in ${o.resume} does not fit its spec:\n${e.message}`,
+          );
+        throw e;
+      });
     try {
       if (out !== undefined) mkdirSync(out, { recursive: true });
       const full = { ...options, out, resume: resumed };
