@@ -20,15 +20,15 @@ import { WasmKernel } from "./wasm-kernel.js";
 /** A kernel: its IR, and what runs it: gpu.js (`fn`, from `js`), or on webasm gptc's own WebAssembly (`wasm`). */
 export interface KernelFn {
   ir: KernelIR;
+  /** Node ids of the graph values it reads, in argument order (index tables follow them). */
+  inputs: number[];
+  /** The index tables it reads after them (scatter kernels). */
+  tables: Buffer[];
   js?: KernelJs;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   fn?: any;
   wasm?: WasmKernel;
 }
-
-/** Node ids of the graph values a kernel reads, in argument order (index tables follow them). */
-const inputsOf = (ir: KernelIR) => ir.buffers.filter((b) => b.kind === "input").map((b) => b.node);
-const tablesOf = (ir: KernelIR) => ir.buffers.filter((b) => b.kind !== "input");
 
 /** The kernel (the whole fused kernel, or for a GEMM its epilogue if any) and how it runs. */
 export interface CompiledKernel extends Partial<KernelFn> {
@@ -104,9 +104,12 @@ export class Executor {
     const buffer = (id: number) => Math.max(1, elements(id));
     const build = (kernel: Kernel): KernelFn => {
       const ir = buildKernel(g, kernel, bindings, grid);
+      // What each call passes, found once here rather than on every run.
+      const inputs = ir.buffers.filter((b) => b.kind === "input").map((b) => b.node);
+      const tables = ir.buffers.filter((b) => b.kind !== "input");
       if (backend.wasmKernels) {
         this.gemmEngine ??= gemmEngine();
-        return { ir, wasm: new WasmKernel(ir, this.gemmEngine) };
+        return { ir, inputs, tables, wasm: new WasmKernel(ir, this.gemmEngine) };
       }
       const js = printJs(ir, { rowReads: backend.name === "webasm" });
       const fn = backend.gpu.createKernel(js.source, {
@@ -117,7 +120,7 @@ export class Executor {
         precision: "single",
         asyncMode: backend.async,
       });
-      return { ir, js, fn };
+      return { ir, inputs, tables, js, fn };
     };
     this.kernels = schedule.kernels.map((k) => {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
@@ -193,27 +196,28 @@ export class Executor {
       return v;
     };
     for (let index = 0; index < this.kernels.length; index++) {
-      const { ir, js, fn, wasm, gemm, prologue, gathers } = this.kernels[index];
+      const compiled = this.kernels[index];
+      const { ir, fn, wasm, gemm, prologue, gathers } = compiled;
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
       // Where this kernel's output lives in the engine memory (webasm), if planned.
       const target = this.targets[index];
       /** `out` is a new array of this run's own (no copy needed to return it). */
       let fresh = false;
-      const call = async ({ ir, js, fn, wasm }: KernelFn, into?: Float32Array) => {
+      const call = async ({ ir, inputs, tables, js, fn, wasm }: KernelFn, into?: Float32Array) => {
         fresh = wasm !== undefined && !into;
         if (wasm) {
           const args: Float32Array[] = [];
-          for (const id of inputsOf(ir)) args.push(await toArray(take(id, ir.name), -1));
-          for (const b of tablesOf(ir)) args.push(indexTable(b));
+          for (const id of inputs) args.push(await toArray(take(id, ir.name), -1));
+          for (const b of tables) args.push(indexTable(b));
           return wasm.call(args, into);
         }
-        const args = inputsOf(ir).map((id, k) => {
+        const args = inputs.map((id, k) => {
           const v = take(id, ir.name);
           const dims = js!.inputDims[k];
           return dims ? gpujs().input(v, dims) : v;
         });
-        for (const b of tablesOf(ir)) args.push(indexTable(b));
+        for (const b of tables) args.push(indexTable(b));
         let out = fn(...args);
         if (out && typeof out.then === "function") out = await out;
         return js!.dims.length === 2 ? flatten(out, outputSize(ir)) : out;
@@ -238,7 +242,8 @@ export class Executor {
           gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
         );
       if (ir && (fn || wasm)) {
-        out = await call({ ir, js, fn, wasm }, target);
+        // With its IR, a compiled kernel has every field of a KernelFn.
+        out = await call(compiled as KernelFn, target);
         if (gemm) live.delete(gemm.product);
       }
       for (const h of gathers ?? []) live.delete(h.node);
