@@ -86,6 +86,12 @@ export interface Lowered {
   params: ParamValue[];
   /** Node id of the loss, when the model declares one. */
   loss?: number;
+  /**
+   * Decode lowering only: why this graph cannot decode one token at a time
+   * (an attention whose keys are not cached sees only the new token), with
+   * where. Generation then recomputes the prefix per token instead.
+   */
+  noDecode?: { message: string; span?: Span };
 }
 
 class LowerError extends Error {
@@ -168,6 +174,7 @@ class Lowerer {
   private readonly maxDepth: number;
   private cacheLenNode?: number;
   private readonly cacheCount = new Map<string, number>();
+  private noDecode?: { message: string; span?: Span };
 
   constructor(
     private readonly program: Program,
@@ -192,7 +199,13 @@ class Lowerer {
       if (s.kind === "param") continue;
       this.stmt(s, frame);
     }
-    return { graph: this.graph, model: this.model, params, loss: this.loss };
+    return {
+      graph: this.graph,
+      model: this.model,
+      params,
+      loss: this.loss,
+      ...(this.noDecode ? { noDecode: this.noDecode } : {}),
+    };
   }
 
   /** Parameter values: defaults < preset < config.json < --set, each checked. */
@@ -872,7 +885,18 @@ class Lowerer {
           q: this.dim(get("q").v, get("q").span),
           k: this.dim(get("k").v, get("k").span),
         };
-        if (this.opts.decode) return this.op("causal_mask_at", [this.cacheLen(span)], attrs, span);
+        if (this.opts.decode) {
+          // A decode step's queries are the new tokens (T of them); keys that
+          // went through cache() span the cache (C). Keys as many as the
+          // queries were not cached: this attention would see only the new
+          // tokens, so the graph cannot decode incrementally.
+          if (dimEq(attrs.q, attrs.k))
+            this.noDecode ??= {
+              message: "an attention's keys and values are not cached (wrap them in cache())",
+              span,
+            };
+          return this.op("causal_mask_at", [this.cacheLen(span)], attrs, span);
+        }
         return this.op("causal_mask", [], attrs, span);
       }
       case "where": {

@@ -59,6 +59,8 @@ export function compileGraphs(l: Lowered, decode?: Lowered): CompiledGraphs {
     forwardOpt,
     evaluation: withLoss,
     training,
-    decode: decode && compileDecode(decode),
+    // A model whose attention reads no cache has no decode graph: generation
+    // recomputes the prefix per token (generateFull) rather than decode wrong.
+    decode: decode && !decode.noDecode ? compileDecode(decode) : undefined,
   };
 }
