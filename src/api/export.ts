@@ -55,7 +55,8 @@ export function onnxFiles(model: CompiledModel, weights: Weights): Map<string, U
   const g = model.graphs;
   const doc = `${model.name}, exported by gptc from ${model.ref.spec} (opset ${onnxOpset})`;
   const files = new Map([["model.onnx", graphToOnnx(g.forwardOpt, weights, doc)]]);
-  if (g.decode) files.set("decode.onnx", graphToOnnx(g.decode, weights, `${doc}; KV-cache decoding`));
+  if (g.decode)
+    files.set("decode.onnx", graphToOnnx(g.decode, weights, `${doc}; KV-cache decoding`));
   return files;
 }
 
@@ -105,7 +106,9 @@ function pytorchFiles(model: CompiledModel): Map<string, string> {
  */
 export async function exportModel(model: CompiledModel, o: ExportOptions): Promise<ExportResult> {
   if (!exportFormats.includes(o.format))
-    throw new UsageError(`unknown export format '${o.format}': expected ${exportFormats.join(" or ")}`);
+    throw new UsageError(
+      `unknown export format '${o.format}': expected ${exportFormats.join(" or ")}`,
+    );
   if (typeof o.out !== "string" || o.out === "")
     throw new UsageError("export: give the folder to write (out)");
   let files: Map<string, string | Uint8Array>;

@@ -51,6 +51,8 @@ export function dimSources(graph: Graph): Map<string, DimSource> {
   for (const s of graph.symbols())
     for (const k of s.split("*"))
       if (!out.has(k))
-        throw new ExportError(`the size ${k} is not an axis of any input, so it cannot be exported`);
+        throw new ExportError(
+          `the size ${k} is not an axis of any input, so it cannot be exported`,
+        );
   return out;
 }

@@ -44,7 +44,12 @@ export class GraphBuilder {
   }
 
   /** Appends `op(inputs)`; returns the name of its (first) output. */
-  node(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
+  node(
+    op: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    output?: string,
+  ): string {
     const out = output ?? this.fresh(op.toLowerCase());
     this.nodes.push(
       onnx.NodeProto.create({
@@ -104,10 +109,15 @@ export class GraphBuilder {
     if (name) return name;
     let total: string | undefined;
     for (const [monomial, coef] of d) {
-      let term = monomial === "" ? undefined : monomial.split("*").reduce<string | undefined>(
-        (acc, s) => (acc ? this.node("Mul", [acc, this.symbol(s)]) : this.symbol(s)),
-        undefined,
-      );
+      let term =
+        monomial === ""
+          ? undefined
+          : monomial
+              .split("*")
+              .reduce<string | undefined>(
+                (acc, s) => (acc ? this.node("Mul", [acc, this.symbol(s)]) : this.symbol(s)),
+                undefined,
+              );
       if (term === undefined) term = this.ints([coef]);
       else if (coef !== 1) term = this.node("Mul", [term, this.ints([coef])]);
       total = total ? this.node("Add", [total, term]) : term;
@@ -120,7 +130,13 @@ export class GraphBuilder {
   /** A shape as an int64 vector. */
   shape(dims: readonly Dim[]): string {
     if (dims.length === 0) return this.ints([], [0]);
-    return dims.length === 1 ? this.dim(dims[0]) : this.node("Concat", dims.map((d) => this.dim(d)), { axis: 0 });
+    return dims.length === 1
+      ? this.dim(dims[0])
+      : this.node(
+          "Concat",
+          dims.map((d) => this.dim(d)),
+          { axis: 0 },
+        );
   }
 
   /** A size as an int64 scalar (Range's bounds). */

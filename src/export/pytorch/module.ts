@@ -207,7 +207,8 @@ export function pytorchModule(src: ModuleSource): string {
     if (loss && !logits.some((o) => dependents(graph, n.id).has(o.id)))
       for (const id of dependents(graph, n.id)) lossOnly.add(id);
 
-  const symVar = (s: string) => (/^[A-Z][A-Za-z0-9]*$/.test(s) && !keywords.has(s) ? s : `_dim_${s}`);
+  const symVar = (s: string) =>
+    /^[A-Z][A-Za-z0-9]*$/.test(s) && !keywords.has(s) ? s : `_dim_${s}`;
   const dim = (d: Dim): string => {
     const v = dimValue(d);
     if (v !== undefined) return String(v);
@@ -222,12 +223,13 @@ export function pytorchModule(src: ModuleSource): string {
   const consts = new Map(graph.nodesOf("const").map((n) => [n.id, n.attrs.value as number]));
   const e: Emitter = {
     graph,
-    v: (id) => (consts.has(id) ? pyFloat(consts.get(id)!) : inputName.get(id) ?? `t${id}`),
+    v: (id) => (consts.has(id) ? pyFloat(consts.get(id)!) : (inputName.get(id) ?? `t${id}`)),
     tensor: (id) =>
       consts.has(id) ? `torch.tensor(${pyFloat(consts.get(id)!)}, device=_dev)` : e.v(id),
     as: (id, dtype) => {
       const t = graph.type(id).dtype;
-      if (consts.has(id)) return dtype === "f32" ? e.tensor(id) : `${e.tensor(id)}.to(${torchDtype[dtype]})`;
+      if (consts.has(id))
+        return dtype === "f32" ? e.tensor(id) : `${e.tensor(id)}.to(${torchDtype[dtype]})`;
       if (t === dtype) return e.v(id);
       return dtype === "f32" ? `${e.v(id)}.float()` : `${e.v(id)}.to(${torchDtype[dtype]})`;
     },
@@ -261,7 +263,9 @@ export function pytorchModule(src: ModuleSource): string {
     body.push(`        if ${optional.map((s) => `${s} is None`).join(" or ") || "False"}:`);
     body.push(`            return ${outs}`);
     emit(order.filter((id) => lossOnly.has(id)));
-    body.push(`        return {${[...logits, loss].map((o) => `${pyStr(o.name)}: ${ret(o)}`).join(", ")}}`);
+    body.push(
+      `        return {${[...logits, loss].map((o) => `${pyStr(o.name)}: ${ret(o)}`).join(", ")}}`,
+    );
   } else body.push(`        return ${outs}`);
 
   const args = inputs.map((n) => {

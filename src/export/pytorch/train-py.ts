@@ -4,14 +4,19 @@
 // tokenizer of its own and the ids are gptc's), trains with gptc's AdamW
 // settings and schedule, and writes gptc run folders that `gptc generate`
 // loads. Fixed text: what varies per model is in model.py and gptc-export.json.
-export const trainScript = String.raw`#!/usr/bin/env python3
-"""Trains the exported model data-parallel on token files from ` + "`gptc prepare`" + String.raw`.
+export const trainScript =
+  String.raw`#!/usr/bin/env python3
+"""Trains the exported model data-parallel on token files from ` +
+  "`gptc prepare`" +
+  String.raw`.
 
     gptc prepare --data corpus.txt --tokenizer char -o tokens
     torchrun --nproc_per_node 2 train.py --data tokens --steps 200 --out run
     gptc generate run --prompt "The "
 
-Options mirror ` + "`gptc train`" + String.raw`: --batch is per process, so a step sees
+Options mirror ` +
+  "`gptc train`" +
+  String.raw`: --batch is per process, so a step sees
 batch x processes sequences. The run folder holds model.safetensors,
 checkpoint.safetensors (weights, AdamW moments, gptc's training state),
 tokenizer.json and config.json, as gptc train writes them. --init starts from a
@@ -54,6 +59,7 @@ def parse_args():
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clipping (0: off)")
     p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--eval-batches", type=int, default=4, help="validation batches measured before and after training (0: none)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--out", default=os.path.join("runs", EXPORT["name"] + "-torch"))
     p.add_argument("--init", default=None, help="a gptc run folder or model.safetensors to start from")
@@ -96,7 +102,9 @@ def open_tokens(folder):
         )
     dtype = {"uint16": np.uint16, "uint32": np.uint32}[meta["dtype"]]
     train = np.memmap(os.path.join(folder, "train.bin"), dtype=dtype, mode="r")
-    return meta, train
+    val_path = os.path.join(folder, "val.bin")
+    val = np.memmap(val_path, dtype=dtype, mode="r") if os.path.getsize(val_path) > 0 else train
+    return meta, train, val
 
 
 def batch(tokens, n, seq, gen):
@@ -107,6 +115,14 @@ def batch(tokens, n, seq, gen):
     rows = np.stack([np.asarray(tokens[s : s + seq + 1], dtype=np.int64) for s in starts])
     rows = torch.from_numpy(rows)
     return rows[:, :-1], rows[:, 1:]
+
+
+@torch.no_grad()
+def validate(model, val, a, device):
+    """Mean loss on fixed validation batches (the same ones before and after training)."""
+    gen = torch.Generator().manual_seed(a.seed + 7)
+    losses = [model(x.to(device), y.to(device))["loss"].item() for x, y in (batch(val, a.batch, a.seq, gen) for _ in range(a.eval_batches))]
+    return sum(losses) / len(losses)
 
 
 def load_init(model, path):
@@ -166,7 +182,7 @@ def main():
     device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(device)
-    meta, tokens = open_tokens(a.data)
+    meta, tokens, val = open_tokens(a.data)
 
     torch.manual_seed(a.seed)  # the same initial weights on every process
     model = Model()
@@ -184,6 +200,8 @@ def main():
     if rank == 0:
         print(f"train.py: {EXPORT['name']}, {sum(p.numel() for p in model.parameters())} parameters, "
               f"{world} processes ({'nccl' if use_cuda else 'gloo'}), {len(tokens)} training tokens", flush=True)
+    if rank == 0 and a.eval_batches > 0:
+        print(json.dumps({"step": 0, "valLoss": round(validate(model, val, a, device), 6)}), flush=True)
     started = time.time()
     for step in range(a.steps):
         lr = learning_rate(step, a)
@@ -205,8 +223,11 @@ def main():
             if a.save_every > 0 and (step + 1) % a.save_every == 0:
                 save(model, opt, a, step + 1, (step + 1) * a.batch * a.seq * world, meta)
     if rank == 0:
+        if a.eval_batches > 0:
+            print(json.dumps({"step": a.steps, "valLoss": round(validate(model, val, a, device), 6)}), flush=True)
         save(model, opt, a, a.steps, a.steps * a.batch * a.seq * world, meta)
         print(f"train.py: saved {a.out}", flush=True)
+    dist.barrier()  # every process ends together, after the checkpoint is written
     dist.destroy_process_group()
 
 
