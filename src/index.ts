@@ -62,7 +62,7 @@ export type { LoadOptions, Loaded } from "./api/load.js";
 export { train } from "./api/train.js";
 export type { TrainRunOptions, TrainRun, TrainStart } from "./api/train.js";
 export { verify } from "./api/verify.js";
-export { exportModel, exportFormats, onnxDecodeSignature } from "./api/export.js";
+export { exportModel, exportFormats, onnxDecodeSignature, onnxFiles } from "./api/export.js";
 export type { ExportOptions, ExportResult, ExportFormat, OnnxSignature } from "./api/export.js";
 export type { VerifyOptions, VerifyResult, Check } from "./api/verify.js";
 export { formatChecks } from "./runtime/verify.js";

@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compile } from "../src/api/compile.js";
 import { exportModel } from "../src/api/export.js";
+import { compileRef } from "../src/api/load.js";
 import { ExportError } from "../src/export/common.js";
 import { pytorchModule } from "../src/export/pytorch/module.js";
 import { UsageError } from "../src/errors.js";
@@ -220,6 +221,16 @@ describe("torchrun", () => {
     expect(gen.stdout.startsWith("The ")).toBe(true);
     expect(gen.stderr).toMatch(/gptc: 12 tokens in/);
   }, 300_000);
+});
+
+describe("the model reference", () => {
+  it("carries the spec's text and imports: a run trained elsewhere compiles again without the files", async () => {
+    const dir = join(tmp, `spec${shippedSpecs.indexOf("specs/gpt2-tiny.model")}`);
+    const { model } = JSON.parse(readFileSync(join(dir, "gptc-export.json"), "utf8"));
+    expect(Object.keys(model.files)).toEqual(["gpt2-small.model"]);
+    const again = compileRef({ ...model, spec: "/nowhere/specs/gpt2-tiny.model" });
+    expect(again.weights).toEqual(compile({ file: "specs/gpt2-tiny.model" }).weights);
+  });
 });
 
 describe("bad input", () => {

@@ -4,13 +4,15 @@
 // check runs before the first file is written, so a refused export leaves
 // nothing behind.
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { stdlibDir } from "../dsl/load.js";
 import { UsageError } from "../errors.js";
 import type { Span } from "../dsl/source.js";
 import { graphToOnnx, onnxOpset, onnxOutputName } from "../export/onnx/model.js";
 import { pytorchModule } from "../export/pytorch/module.js";
 import { trainScript } from "../export/pytorch/train-py.js";
 import { writeFileAtomic } from "../runtime/atomic.js";
+import type { ModelRef } from "../runtime/checkpoint.js";
 import type { Weights } from "../runtime/weights.js";
 import type { CompiledModel } from "./compile.js";
 import { hfConfig, ModelSession, readWeights, type WeightsSource } from "./session.js";
@@ -70,6 +72,28 @@ export function onnxDecodeSignature(model: CompiledModel): OnnxSignature | undef
   };
 }
 
+/**
+ * The model's reference with its spec's text and imports included (the
+ * standard library aside, which every gptc bundles), so a run trained on
+ * another machine compiles again where the spec's path does not exist.
+ */
+export function portableRef(model: CompiledModel): ModelRef {
+  const ref = model.ref;
+  if (ref.source !== undefined) return ref;
+  const base = dirname(ref.spec);
+  let source: string | undefined;
+  const files: Record<string, string> = {};
+  for (const m of model.program.modules) {
+    const abs = resolve(m.file);
+    const text = model.program.sources.get(m.file);
+    if (text === undefined || abs.startsWith(stdlibDir + sep)) continue;
+    if (abs === ref.spec) source = text;
+    else files[relative(base, abs)] = text;
+  }
+  if (source === undefined) return ref;
+  return { ...ref, source, ...(Object.keys(files).length ? { files } : {}) };
+}
+
 function pytorchFiles(model: CompiledModel): Map<string, string> {
   const g = model.graphs;
   const source = pytorchModule({
@@ -82,7 +106,7 @@ function pytorchFiles(model: CompiledModel): Map<string, string> {
   const settings = {
     name: model.name,
     spec: model.ref.spec,
-    model: model.ref,
+    model: portableRef(model),
     vocab_size: model.vocabSize,
     context: model.context,
     hf_config: hfConfig(model),
