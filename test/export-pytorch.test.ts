@@ -221,6 +221,56 @@ describe("torchrun", () => {
     expect(gen.stdout.startsWith("The ")).toBe(true);
     expect(gen.stderr).toMatch(/gptc: 12 tokens in/);
   }, 300_000);
+  it("starts from a gptc checkpoint (train.py --init): the weights it loads are gptc's, bit for bit", async () => {
+    const tok = join(tmp, "tok");
+    const gptcRun = join(tmp, "gptc-run");
+    const tr = await startGptc([
+      "train",
+      "specs/gpt2-tiny.model",
+      "--data",
+      tok,
+      "--steps",
+      "2",
+      "--batch",
+      "2",
+      "--seq",
+      "16",
+      "--backend",
+      "cpu",
+      "-o",
+      gptcRun,
+    ]).done;
+    expect(tr.status, tr.stderr).toBe(0);
+    const out = join(tmp, "from-gptc");
+    const r = spawnSync(
+      torchrun,
+      [
+        "--nproc_per_node",
+        "1",
+        "--master_port",
+        "29534",
+        "--redirects",
+        "1",
+        "--tee",
+        "1",
+        join(tmp, "ddp", "train.py"),
+        "--data",
+        tok,
+        "--init",
+        gptcRun,
+        "--steps",
+        "0",
+        "--out",
+        out,
+      ],
+      { encoding: "utf8", timeout: 120_000, env: { ...process.env, OMP_NUM_THREADS: "1" } },
+    );
+    expect(r.status, `${r.error?.message ?? ""}\n${r.stdout}\n${r.stderr}`).toBe(0);
+    const want = readSafetensors(join(gptcRun, "model.safetensors")).tensors;
+    const got = readSafetensors(join(out, "model.safetensors")).tensors;
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    for (const [k, v] of want) expect(got.get(k)!.data, k).toEqual(v.data);
+  }, 180_000);
 });
 
 describe("the model reference", () => {

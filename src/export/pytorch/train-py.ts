@@ -50,7 +50,7 @@ def fail(message):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a token folder written by gptc prepare")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=200, help="optimizer steps (0: evaluate and save the starting weights)")
     p.add_argument("--batch", type=int, default=8, help="sequences per process per step")
     p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default min(64, context))")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -64,8 +64,8 @@ def parse_args():
     p.add_argument("--out", default=os.path.join("runs", EXPORT["name"] + "-torch"))
     p.add_argument("--init", default=None, help="a gptc run folder or model.safetensors to start from")
     a = p.parse_args()
-    if a.steps < 1 or a.batch < 1:
-        fail("--steps and --batch must be at least 1")
+    if a.steps < 0 or a.batch < 1:
+        fail("--steps must be at least 0 (0: evaluate and save the initial weights) and --batch at least 1")
     context = EXPORT.get("context")
     if a.seq is None:
         a.seq = min(64, context or 64)
