@@ -122,6 +122,15 @@ describe("the exported module equals gptc", () => {
     }
   });
 
+  it("model.py reads as the spec: comments name the function and quote its line; keys are gptc's", () => {
+    const dir = join(tmp, `spec${shippedSpecs.indexOf("specs/gpt2-tiny.model")}`);
+    const py = readFileSync(join(dir, "model.py"), "utf8");
+    expect(py).toContain("# specs/std/nn.model:83: causal_self_attention: q, k, v = split(");
+    expect(py).toContain("# specs/gpt2-small.model:22: model gpt2: x = x + mlp(");
+    expect(py).toContain('_w("h.1.mlp.c_proj.weight")');
+    expect(py).toContain('("wte.weight", (64, 32), "normal", 0.02),');
+  });
+
   it("tiny fixture: equals the PyTorch float64 reference", () => {
     const got = torchOut(cases[shippedSpecs.length]);
     const expected = readSafetensors(`${fixture}/expected.safetensors`).tensors;

@@ -48,8 +48,25 @@ export interface OnnxSignature {
   outputs: string[];
 }
 
+/**
+ * A spec line for model.py's comments, with the function (or model) it is in:
+ * `causal_self_attention: q, k, v = split(...)`.
+ */
 function quoter(model: CompiledModel): (span: Span) => string | undefined {
-  return (span) => model.program.sources.get(span.file)?.split("\n")[span.line - 1]?.trim();
+  const p = model.program;
+  const scopes: { name: string; span: Span }[] = [...p.functions.values()].map((f) => ({
+    name: f.name,
+    span: f.span,
+  }));
+  if (p.model) scopes.push({ name: `model ${p.model.name}`, span: p.model.span });
+  if (p.rootModel) scopes.push({ name: `model ${p.rootModel.name}`, span: p.rootModel.span });
+  return (span) => {
+    const line = p.sources.get(span.file)?.split("\n")[span.line - 1]?.trim();
+    const inside = scopes.find(
+      (s) => s.span.file === span.file && s.span.start <= span.start && span.end <= s.span.end,
+    );
+    return line && inside ? `${inside.name}: ${line}` : line;
+  };
 }
 
 /** The ONNX files' contents: the forward graph (logits) and the decode graph (logits and caches). */
