@@ -331,6 +331,28 @@ describe("bad input", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it("a hostile spec path and spec text stay inside comments and strings of model.py", async () => {
+    const out = join(tmp, "hostile");
+    const path = join(tmp, 'evil\nimport os\nos.system("x")\n""".model');
+    const text = `import "std/nn.model"\nmodel m {\n  input tokens: int[B, T]\n  output logits = embedding(tokens, 5, 4) as e // \u2028import os\u0085os.system(1)\n}\n`;
+    const model = compile(text, { path });
+    await exportModel(model, { format: "pytorch", out });
+    const py = readFileSync(join(out, "model.py"), "utf8");
+    const lines = py.split("\n");
+    // (model.py's own safetensors writer imports os, indented inside its function.)
+    expect(lines.filter((l) => /^import os|^\s*os\.system|^"""/.test(l))).toEqual([]);
+    expect(py).not.toMatch(/[\u2028\u0085]/);
+    // Python itself agrees: the module compiles, and defines only what gptc writes.
+    const names = runPython([
+      "-c",
+      "import ast, sys\ntree = ast.parse(open(sys.argv[1], encoding='utf-8').read())\nprint(sorted(type(n).__name__ + ':' + getattr(n, 'name', '') for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom, ast.Assign, ast.Expr))))",
+      join(out, "model.py"),
+    ]);
+    expect(names.trim()).toBe(
+      "['ClassDef:Model', 'ClassDef:_Scope', 'FunctionDef:_causal_mask', 'FunctionDef:_pad', 'FunctionDef:load_safetensors', 'FunctionDef:save_safetensors']",
+    );
+  });
+
   it("the CLI exits 1 with the message and writes nothing", async () => {
     const out = join(tmp, "cli-refused");
     const r = await startGptc([

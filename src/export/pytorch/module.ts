@@ -39,7 +39,7 @@ export interface WeightDecl {
 }
 
 /** Text for a one-line Python comment: control characters (newlines) dropped. */
-export const pyComment = (s: string) => s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, " ");
+export const pyComment = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " ");
 
 /** Quotes one line of the spec for a comment: control characters dropped. */
 export type Quote = (span: Span) => string | undefined;
