@@ -353,6 +353,17 @@ describe("bad input", () => {
     );
   });
 
+  it("train.py refuses a model without a loss, with a message", async () => {
+    const out = join(tmp, "no-loss");
+    const model = compile(
+      `import "std/nn.model"\nmodel m {\n  input tokens: int[B, T]\n  output logits = embedding(tokens, 5, 4) as e\n}\n`,
+    );
+    await exportModel(model, { format: "pytorch", out });
+    const r = spawnSync(python, [join(out, "train.py"), "--data", out], { encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("train.py: error: m declares no loss");
+  });
+
   it("the CLI exits 1 with the message and writes nothing", async () => {
     const out = join(tmp, "cli-refused");
     const r = await startGptc([

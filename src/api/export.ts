@@ -126,6 +126,7 @@ function pytorchFiles(model: CompiledModel): Map<string, string> {
     model: portableRef(model),
     vocab_size: model.vocabSize,
     context: model.context,
+    trainable: model.trainable,
     hf_config: hfConfig(model),
   };
   return new Map([

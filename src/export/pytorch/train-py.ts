@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from model import Model, WEIGHTS, load_safetensors, save_safetensors  # noqa: E402
+from model import INPUTS, Model, WEIGHTS, load_safetensors, save_safetensors  # noqa: E402
 
 with open(os.path.join(HERE, "gptc-export.json"), encoding="utf-8") as f:
     EXPORT = json.load(f)
@@ -175,6 +175,10 @@ def save(model, opt, a, step, tokens_seen, meta):
 
 def main():
     a = parse_args()
+    if not EXPORT.get("trainable"):
+        fail(f"{EXPORT['name']} declares no loss: model.py runs it, but there is nothing to train")
+    if INPUTS != ["tokens", "targets"]:
+        fail(f"train.py feeds inputs tokens and targets; {EXPORT['name']} takes {', '.join(INPUTS)}")
     use_cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if use_cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
