@@ -229,6 +229,19 @@ describe("torchrun", () => {
     expect(gen.status, gen.stderr).toBe(0);
     expect(gen.stdout.startsWith("The ")).toBe(true);
     expect(gen.stderr).toMatch(/gptc: 12 tokens in/);
+    // gptc train goes on from it: the checkpoint holds AdamW's moments and the step.
+    const more = await gptc([
+      "train",
+      "specs/gpt2-tiny.model",
+      "--resume",
+      join(tmp, "run"),
+      "--steps",
+      "21",
+      "--backend",
+      "cpu",
+    ]);
+    expect(more.status, more.stderr).toBe(0);
+    expect(more.stderr).toMatch(/resuming .* at step 20/);
   }, 300_000);
   it("starts from a gptc checkpoint (train.py --init): the weights it loads are gptc's, bit for bit", async () => {
     const tok = join(tmp, "tok");
