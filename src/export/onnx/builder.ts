@@ -39,8 +39,9 @@ export class GraphBuilder {
 
   constructor(private readonly sources: Map<string, DimSource>) {}
 
+  /** A new value name; the leading "/" keeps it apart from gptc's names (inputs, weight keys). */
   fresh(hint: string): string {
-    return `${hint}_${this.count++}`;
+    return `/${hint}_${this.count++}`;
   }
 
   /** Appends `op(inputs)`; returns the name of its (first) output. */
