@@ -19,6 +19,7 @@ import { hfConfig, ModelSession, readWeights, type WeightsSource } from "./sessi
 
 /** The formats `exportModel` writes. */
 export const exportFormats = ["pytorch", "onnx"] as const;
+/** "pytorch" or "onnx". */
 export type ExportFormat = (typeof exportFormats)[number];
 
 /** What `exportModel` writes, and where. */
@@ -36,15 +37,19 @@ export interface ExportOptions {
   seed?: number;
 }
 
-/** The files an export wrote (absolute or as given: `join(out, name)`). */
+/** What an export wrote. */
 export interface ExportResult {
+  /** The format written. */
   format: ExportFormat;
+  /** The files, as `join(out, name)` (model.py, train.py, gptc-export.json; model.onnx, decode.onnx). */
   files: string[];
 }
 
 /** Names in the ONNX files: graph inputs, outputs (updated caches are `cache.X.next`). */
 export interface OnnxSignature {
+  /** tokens, cache_len, then the caches `cache.*`. */
   inputs: string[];
+  /** The updated caches `cache.*.next`, and logits. */
   outputs: string[];
 }
 
