@@ -34,6 +34,8 @@ const tmp = mkdtempSync(join(tmpdir(), "gptc-export-pt-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const [B, T] = [2, 8];
+// torchrun's rendezvous port: apart from another test run's on the same machine.
+const port = 30000 + (process.pid % 5000) * 2;
 const fixture = "test/fixtures/tiny";
 
 interface Case {
@@ -180,7 +182,7 @@ describe("torchrun", () => {
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29533",
+        String(port),
         "--redirects",
         "1",
         "--tee",
@@ -270,7 +272,7 @@ describe("torchrun", () => {
         "--nproc_per_node",
         "1",
         "--master_port",
-        "29534",
+        String(port + 1),
         "--redirects",
         "1",
         "--tee",
