@@ -19,6 +19,8 @@ export const errorCodes = {
   checkpoint: "the checkpoint cannot be used",
   /** The training text cannot be read or is too small. */
   data: "the training data cannot be used",
+  /** A model cannot be exported to the asked format (an op with no mapping, an unsupported option). */
+  export: "the model cannot be exported",
   /** A PyTorch fixture folder is malformed. */
   fixture: "the fixture cannot be used",
   /** A generation request cannot be met (empty prompt, prompt too long). */

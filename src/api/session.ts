@@ -225,7 +225,12 @@ export function checkTokenizer(model: CompiledModel, tok: Tokenizer): void {
   );
 }
 
-function readWeights(model: CompiledModel, src: WeightsSource | undefined, seed: number): Weights {
+/** The weights a session opens with: given ones checked against the model, or the seeded initialization. */
+export function readWeights(
+  model: CompiledModel,
+  src: WeightsSource | undefined,
+  seed: number,
+): Weights {
   if (src === undefined) return initWeights(model.weights, seed);
   if (typeof src === "string") return loadWeightsFile(src, model.weights);
   if (src instanceof Uint8Array)

@@ -8,6 +8,7 @@ import { registerGenerate } from "./generate.js";
 import { registerFmt } from "./fmt.js";
 import { registerGraph } from "./graph.js";
 import { registerPrepare } from "./prepare.js";
+import { registerExport } from "./export.js";
 import { reportAndExit } from "./errors.js";
 
 // `gptc ... | head` closes stdout early: that is not an error.
@@ -30,6 +31,7 @@ registerGraph(program);
 registerPrepare(program);
 registerTrain(program);
 registerGenerate(program);
+registerExport(program);
 
 try {
   await program.parseAsync(process.argv);
