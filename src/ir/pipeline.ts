@@ -51,7 +51,13 @@ export interface CompiledGraphs {
 /** The decode graph: logits and updated caches only (evaluation mode: generation never drops). */
 export function compileDecode(l: Lowered): Graph {
   const kept = (name: string) => name === "logits" || name.startsWith("cache.");
-  return optimize(runPass("evalMode", evalMode, runPass("dce", (g) => dce(g, kept), l.graph)));
+  return optimize(
+    runPass(
+      "evalMode",
+      evalMode,
+      runPass("dce", (g) => dce(g, kept), l.graph),
+    ),
+  );
 }
 
 export interface GraphOptions {
