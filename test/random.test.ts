@@ -17,3 +17,34 @@ describe("Philox 4x32-10", () => {
     ).toEqual(hex([0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]));
   });
 });
+
+describe("dropoutMask", () => {
+  // dropoutMask runs Philox's rounds on locals with another exact 32x32 -> 64
+  // product (float64 rounding, corrected by the exact low half); the decisions
+  // must be philox4x32's, at thresholds that test high and low bits of words.
+  it("keeps exactly the elements whose Philox word is at or above p's threshold", () => {
+    let mismatches = 0;
+    let checked = 0;
+    for (let s = 0; s < 20; s++) {
+      const seed = (0xdeadbeef + s * 7919) >>> 0;
+      const step = (s * 104729 + 65535) >>> 0;
+      const micro = s * 3;
+      const stream = s * 31 + 5;
+      for (const p of [1e-6, 0.1, 0.5, 0.999]) {
+        const m = dropoutMask(rngKey(seed, step, micro), stream, p, 1001);
+        const cut = Math.ceil(p * 2 ** 24);
+        for (let i = 0; i < m.length; i++) {
+          const w = philox4x32([i >> 2, step, micro, 0], [seed, stream])[i & 3];
+          if ((m[i] === 0) !== w >>> 8 < cut) mismatches++;
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(20 * 4 * 1001);
+    expect(mismatches).toBe(0);
+  });
+
+  it("rngKey splits seed, step and micro-batch into 16-bit halves a float32 holds exactly", () => {
+    expect(Array.from(rngKey(0xfffe0001, 65536 + 5, 2))).toEqual([1, 0xfffe, 5, 1, 2, 0]);
+  });
+});

@@ -48,5 +48,5 @@ export function hostMasks(
 
 /** The mask's values for this run's key. */
 export function fillMask(key: Float32Array, m: HostMask): Float32Array {
-  return dropoutMask(key, m.stream, m.p, m.size) as Float32Array;
+  return dropoutMask(key, m.stream, m.p, m.size);
 }

@@ -52,19 +52,27 @@ export function philox4x32(ctr: readonly number[], key: readonly number[]): numb
 /** The keep probability's scale, as float32 (what every backend multiplies by). */
 export const keepScale = (p: number): number => Math.fround(1 / (1 - p));
 
+const M0 = 0xd2511f53;
+const M1 = 0xcd9e8d57;
+const W0 = 0x9e3779b9;
+const W1 = 0xbb67ae85;
+const I32 = 2 ** -32;
+
 /**
  * The dropout mask of op `stream` for a key: element i is 0 where its uniform
  * u = (word >> 8) / 2^24 (exact in float32) falls below p, else 1 / (1 - p).
  * Element i is word i % 4 of Philox at counter (i / 4, step, micro, 0) under the
- * key (seed, stream).
+ * key (seed, stream). The rounds are philox4x32's, written out on locals: the
+ * host fills every mask of a training step (millions of elements), and
+ * philox4x32's arrays cost 100 times more.
  */
 export function dropoutMask(
   key: ArrayLike<number>,
   stream: number,
   p: number,
   n: number,
-  out: Float32Array | Float64Array = new Float32Array(n),
-): Float32Array | Float64Array {
+  out: Float32Array = new Float32Array(n),
+): Float32Array {
   const word = (k: number) => ((key[2 * k] & 0xffff) | ((key[2 * k + 1] & 0xffff) << 16)) >>> 0;
   const seed = word(0);
   const step = word(1);
@@ -72,10 +80,36 @@ export function dropoutMask(
   const scale = keepScale(p);
   // Integer threshold: u < p  <=>  (word >> 8) < ceil(p 2^24).
   const cut = Math.ceil(p * 2 ** 24);
+  const lanes = [0, 0, 0, 0];
   for (let block = 0; block * 4 < n; block++) {
-    const r = philox4x32([block, step, micro, 0], [seed, stream]);
-    for (let lane = 0; lane < 4 && block * 4 + lane < n; lane++)
-      out[block * 4 + lane] = r[lane] >>> 8 < cut ? 0 : scale;
+    let c0 = block >>> 0;
+    let c1 = step;
+    let c2 = micro;
+    let c3 = 0;
+    let k0 = seed;
+    let k1 = stream >>> 0;
+    for (let r = 0; r < 10; r++) {
+      // M * c = hi 2^32 + lo. lo is exact (Math.imul); the float64 product is
+      // off by at most 2^10 and so is subtracting lo, so (M c - lo) / 2^32 is
+      // within 2^-21 of the integer hi: rounding gives it exactly.
+      const lo0 = Math.imul(M0, c0) >>> 0;
+      const hi0 = Math.round((M0 * c0 - lo0) * I32) >>> 0;
+      const lo1 = Math.imul(M1, c2) >>> 0;
+      const hi1 = Math.round((M1 * c2 - lo1) * I32) >>> 0;
+      c0 = (hi1 ^ c1 ^ k0) >>> 0;
+      c1 = lo1;
+      c2 = (hi0 ^ c3 ^ k1) >>> 0;
+      c3 = lo0;
+      k0 = (k0 + W0) >>> 0;
+      k1 = (k1 + W1) >>> 0;
+    }
+    lanes[0] = c0;
+    lanes[1] = c1;
+    lanes[2] = c2;
+    lanes[3] = c3;
+    const base = block * 4;
+    for (let lane = 0; lane < 4 && base + lane < n; lane++)
+      out[base + lane] = lanes[lane] >>> 8 < cut ? 0 : scale;
   }
   return out;
 }
@@ -98,7 +132,7 @@ export const randomOps: OpDef[] = [
     },
     eval: ([key], a, out) => {
       const r = tensor(out);
-      dropoutMask(key.data, a.stream as number, a.p as number, r.data.length, r.data);
+      r.data.set(dropoutMask(key.data, a.stream as number, a.p as number, r.data.length));
       return r;
     },
     grad: () => [undefined],
