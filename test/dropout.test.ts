@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { compile } from "../src/api/compile.js";
 import { train } from "../src/api/train.js";
 import { run } from "../src/ir/interpret.js";
 import { lowerProgram } from "../src/ir/lower.js";
@@ -162,6 +163,29 @@ describe("training and evaluation graphs", () => {
     const set = { ...smallSetFor(program), embd_pdrop: "0", attn_pdrop: "0", resid_pdrop: "0" };
     const off = fuse(compileGraphs(lowerProgram(program, { set })).training!);
     expect(s.kernels.length).toBe(off.kernels.length + 1);
+  });
+});
+
+describe("probabilities from the spec, config.json and --set", () => {
+  const small = { vocab: 11, ctx: 8, d: 16, layers: 1, heads: 2 };
+  const masks = (m: ReturnType<typeof compile>) => modeDependent(m.graphs.training!);
+
+  it("gpt2-small reads embd_pdrop, attn_pdrop and resid_pdrop; --set overrides them", () => {
+    const file = { file: "specs/gpt2-small.model" };
+    const all = masks(compile(file, { set: small }));
+    expect(all.map((n) => n.attrs.p)).toEqual([0.1, 0.1, 0.1, 0.1]);
+    const cfg = compile(file, { set: small, config: { attn_pdrop: 0.25, embd_pdrop: 0 } });
+    expect(masks(cfg).map((n) => n.attrs.p)).toEqual([0.25, 0.1, 0.1]);
+    const set = compile(file, { set: { ...small, resid_pdrop: 0, attn_pdrop: 0.5 } });
+    expect(masks(set).map((n) => n.attrs.p)).toEqual([0.1, 0.5]);
+    // Generation's decode graph never drops.
+    expect(modeDependent(compile(file, { set: small }).graphs.decode!)).toEqual([]);
+  });
+
+  it("a probability outside [0, 1) is a clear error", () => {
+    expect(
+      () => compile({ file: "specs/seed-transformer.model" }, { set: { pdrop: 1 } }).graphs,
+    ).toThrow(/p of dropout_mask must be a number in \[0, 1\), got the number 1/);
   });
 });
 
