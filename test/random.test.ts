@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { dropoutMask, philox4x32, rngKey } from "../src/ir/ops/random.js";
+import { fastDropoutMask } from "../src/runtime/dropout-masks.js";
 
 const hex = (ws: number[]) => ws.map((w) => w.toString(16).padStart(8, "0"));
 
@@ -46,5 +47,20 @@ describe("dropoutMask", () => {
 
   it("rngKey splits seed, step and micro-batch into 16-bit halves a float32 holds exactly", () => {
     expect(Array.from(rngKey(0xfffe0001, 65536 + 5, 2))).toEqual([1, 0xfffe, 5, 1, 2, 0]);
+  });
+});
+
+describe("the executor's masks (WebAssembly, i64 products)", () => {
+  it("equal the reference generator's bit for bit", () => {
+    for (const [seed, step, micro, stream, p, n] of [
+      [1337, 0, 0, 0, 0.1, 1],
+      [1337, 5, 2, 3, 0.3, 4097],
+      [0xffffffff, 0xfffffffe, 65537, 40, 0.5, 10_003],
+      [7, 1 << 20, 3, 12, 0.999, 999],
+      [2024, 3, 0, 1, 1e-7, 1 << 16],
+    ])
+      expect(fastDropoutMask(rngKey(seed, step, micro), stream, p, n)).toEqual(
+        dropoutMask(rngKey(seed, step, micro), stream, p, n),
+      );
   });
 });

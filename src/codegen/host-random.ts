@@ -2,13 +2,12 @@
 // arithmetic (32x32 -> 64-bit products, xor), which gpu.js's GLSL translation
 // does not give: every value there is a float32, exact only below 2^24. So no
 // backend computes the generator in its shader; the host computes the mask of
-// a kernel (ops/random.ts, the same function the reference interpreter runs)
-// just before the kernel, the kernel reads it as a buffer, and it is dropped
+// a kernel (runtime/dropout-masks.ts, the generator of ops/random.ts in
+// WebAssembly) just before the kernel, the kernel reads it as a buffer, and it is dropped
 // right after: a backward kernel recomputes it from the same key rather than
 // anything keeping it. The multiply by the mask stays fused into its kernel.
 import { shapeEval } from "../ir/dims.js";
 import type { Graph } from "../ir/graph.js";
-import { dropoutMask } from "../ir/ops/random.js";
 import type { Kernel } from "../ir/passes/fuse.js";
 import { subKernel } from "./sub-kernel.js";
 
@@ -44,9 +43,4 @@ export function hostMasks(
     throw new Error(`internal: kernel ${kernel.name} writes a dropout mask (fusion inlines them)`);
   const buffers = new Set([...kernel.inputs, ...masks.map((m) => m.node)]);
   return { kernel: subKernel(g, kernel, kernel.output, buffers), masks };
-}
-
-/** The mask's values for this run's key. */
-export function fillMask(key: Float32Array, m: HostMask): Float32Array {
-  return dropoutMask(key, m.stream, m.p, m.size);
 }

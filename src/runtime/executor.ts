@@ -5,7 +5,7 @@
 import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
-import { fillMask, hostMasks, type HostMask } from "../codegen/host-random.js";
+import { hostMasks, type HostMask } from "../codegen/host-random.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
 import { outputSize, type Buffer, type KernelIR } from "../codegen/kernel-ir/types.js";
 import { printJs, type KernelJs } from "../codegen/kernel-js.js";
@@ -16,6 +16,7 @@ import { size } from "../ir/ops/tensor.js";
 import { gpujs, type Backend } from "./backend.js";
 import { planMemory } from "../ir/passes/memory.js";
 import { align, gemmEngine, type Gemm } from "./gemm.js";
+import { fillMask } from "./dropout-masks.js";
 import { WasmKernel } from "./wasm-kernel.js";
 
 /** A kernel: its IR, and what runs it: gpu.js (`fn`, from `js`), or on webasm gptc's own WebAssembly (`wasm`). */
