@@ -1,6 +1,7 @@
 // The gptc side of `npm run bench`: one workload per process (so peak RSS is
 // the workload's own), printed as one JSON line.
 //   npx tsx bench/gptc-run.ts train|generate|train124m|compile|dropout [--quick] [--backend b] [--profile]
+//   (dropout: [--steps n], default 8 of each kind, interleaved)
 // Generation and compilation go through the library's API; the training step
 // drives the runtime's Session and AdamW directly, so that what is timed is
 // the step alone (no batch sampling, clipping or logging).
@@ -121,7 +122,8 @@ async function main(): Promise<Record<string, unknown>> {
       // attention weights, residual branches) against the same step without,
       // steps interleaved so that load on a shared machine hits both alike.
       const [B, T] = quick ? [2, 32] : [4, 128];
-      const steps = quick ? 4 : 8;
+      const stepsAt = args.indexOf("--steps");
+      const steps = quick ? 4 : stepsAt >= 0 ? Number(args[stepsAt + 1]) : 8;
       const off = await trainer(benchSets, B, T);
       const on = await trainer({ ...benchSets, ...dropout }, B, T);
       const offMs: number[] = [];
@@ -142,6 +144,8 @@ async function main(): Promise<Record<string, unknown>> {
         msPerStepNoDropout: msOff,
         msPerStepDropout: msOn,
         ratio: msOn / msOff,
+        // The fastest step of each: less touched by other load on a shared machine.
+        minRatio: Math.min(...onMs.slice(1)) / Math.min(...offMs.slice(1)),
         stepsMsNoDropout: offMs,
         stepsMsDropout: onMs,
         loss: on.loss,
