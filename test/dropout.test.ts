@@ -2,6 +2,7 @@
 // for the same key (headlessgl: dropout.gl.ts), gradients against the
 // reference interpreter with the same mask, training versus evaluation graphs,
 // fusion, and a resumed run continuing the uninterrupted run's losses.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -187,6 +188,41 @@ describe("probabilities from the spec, config.json and --set", () => {
       () => compile({ file: "specs/seed-transformer.model" }, { set: { pdrop: 1 } }).graphs,
     ).toThrow(/p of dropout_mask must be a number in \[0, 1\), got the number 1/);
   });
+});
+
+describe("gptc compile --emit", () => {
+  const spec = { file: "specs/seed-transformer.model" };
+  const sizes = { batch: 2, seq: 16 };
+
+  it("says which ops are mode-dependent: the summary counts them, ir-train shows them", async () => {
+    const model = compile(spec);
+    expect(JSON.parse(await model.artifact("summary", sizes)).modeDependent).toBe(4);
+    const ir = await model.artifact("ir-train", sizes);
+    expect(ir.match(/= dropout_mask %\d+ \{p=0.1, /g)).toHaveLength(4);
+    expect(await model.artifact("ir-opt", sizes)).not.toMatch(/dropout_mask|rng_key/);
+    const off = compile(spec, { set: { pdrop: 0 } });
+    expect(JSON.parse(await off.artifact("summary", sizes)).modeDependent).toBe(0);
+  });
+
+  it("prints the count on the command line", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        "bin/gptc.js",
+        "compile",
+        spec.file,
+        "--emit",
+        "summary",
+        "--seq",
+        "16",
+        "-o",
+        mkdtempSync(join(tmpdir(), "gptc-drop-c-")),
+      ],
+      { encoding: "utf8" },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/mode-dependent: 4 dropout ops in training/);
+  }, 120_000);
 });
 
 describe("resuming a run with dropout", () => {
