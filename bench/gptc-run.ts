@@ -6,7 +6,10 @@
 // drives the runtime's Session and AdamW directly, so that what is timed is
 // the step alone (no batch sampling, clipping or logging).
 import { compile, createBackend, StepProfile, type BackendName } from "../src/index.js";
+import { shapeEval } from "../src/ir/dims.js";
 import { rngKey, rngKeyInput } from "../src/ir/ops/random.js";
+import { fuse } from "../src/ir/passes/fuse.js";
+import { fastDropoutMask } from "../src/runtime/dropout-masks.js";
 import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
@@ -134,6 +137,23 @@ async function main(): Promise<Record<string, unknown>> {
       }
       off.destroy();
       on.destroy();
+      // The generator's share, measured apart: every mask the step's kernels fill
+      // (forward and backward each recompute theirs), timed alone.
+      const g = model({ ...benchSets, ...dropout }).graphs.training!;
+      const fills: { size: number; p: number; stream: number }[] = [];
+      for (const k of fuse(g).kernels)
+        for (const id of k.nodes) {
+          const n = g.nodes[id];
+          if (n.op !== "dropout_mask") continue;
+          const size = shapeEval(n.type.shape, { B, T }).reduce((a, b) => a * b, 1);
+          fills.push({ size, p: n.attrs.p as number, stream: n.attrs.stream as number });
+        }
+      const maskMs: number[] = [];
+      for (let s = 0; s < 5; s++) {
+        const t0 = performance.now();
+        for (const f of fills) fastDropoutMask(rngKey(1, s, 0), f.stream, f.p, f.size);
+        maskMs.push(performance.now() - t0);
+      }
       const msOff = median(offMs.slice(1));
       const msOn = median(onMs.slice(1));
       return {
@@ -146,6 +166,9 @@ async function main(): Promise<Record<string, unknown>> {
         ratio: msOn / msOff,
         // The fastest step of each: less touched by other load on a shared machine.
         minRatio: Math.min(...onMs.slice(1)) / Math.min(...offMs.slice(1)),
+        maskFillsPerStep: fills.length,
+        maskElementsPerStep: fills.reduce((a, f) => a + f.size, 0),
+        maskMsPerStep: median(maskMs),
         stepsMsNoDropout: offMs,
         stepsMsDropout: onMs,
         loss: on.loss,
