@@ -1,10 +1,15 @@
 // The gptc side of `npm run bench`: one workload per process (so peak RSS is
 // the workload's own), printed as one JSON line.
-//   npx tsx bench/gptc-run.ts train|generate|train124m|compile [--quick] [--backend b] [--profile]
+//   npx tsx bench/gptc-run.ts train|generate|train124m|compile|dropout [--quick] [--backend b] [--profile]
+//   (dropout: [--steps n], default 8 of each kind, interleaved)
 // Generation and compilation go through the library's API; the training step
 // drives the runtime's Session and AdamW directly, so that what is timed is
 // the step alone (no batch sampling, clipping or logging).
 import { compile, createBackend, StepProfile, type BackendName } from "../src/index.js";
+import { shapeEval } from "../src/ir/dims.js";
+import { rngKey, rngKeyInput } from "../src/ir/ops/random.js";
+import { fuse } from "../src/ir/passes/fuse.js";
+import { fastDropoutMask } from "../src/runtime/dropout-masks.js";
 import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
@@ -17,13 +22,16 @@ const profileOn = args.includes("--profile");
 const backendAt = args.indexOf("--backend");
 const backendName = (backendAt >= 0 ? args[backendAt + 1] : "webasm") as BackendName;
 
+/** No dropout: the TF.js side has none, so the comparison is step for step (`dropout` measures it). */
+const noDropout = { embd_pdrop: "0", attn_pdrop: "0", resid_pdrop: "0" };
+const dropout = { embd_pdrop: "0.1", attn_pdrop: "0.1", resid_pdrop: "0.1" };
 /** The bench model: GPT-2 with vocab 50257, 4 layers, 4 heads, d 256 (16.3M parameters). */
 const benchSets: Record<string, string> = quick
-  ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64" }
-  : { vocab: "50257", layers: "4", heads: "4", d: "256", ctx: "1024" };
+  ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64", ...noDropout }
+  : { vocab: "50257", layers: "4", heads: "4", d: "256", ctx: "1024", ...noDropout };
 const smallSets: Record<string, string> = quick
-  ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64" }
-  : {};
+  ? { vocab: "512", layers: "2", heads: "2", d: "64", ctx: "64", ...noDropout }
+  : noDropout;
 
 function model(set: Record<string, string>, preset?: string) {
   return compile({ file: "specs/gpt2-small.model" }, { set, preset });
@@ -38,11 +46,11 @@ function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-async function trainSteps(set: Record<string, string>, B: number, T: number, steps: number) {
+/** A training-step driver for one model: each call times one step (forward, backward, AdamW). */
+async function trainer(set: Record<string, string>, B: number, T: number) {
   const m = model(set);
   const backend = await createBackend(backendName);
   const session = new Session(m.graphs, backend);
-  const profile = profileOn ? new StepProfile() : undefined;
   const specs = m.weights;
   const shapes = new Map(specs.map((s) => [s.key, s.shape]));
   let weights = initWeights(specs, 1);
@@ -52,27 +60,44 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
   if (placed) ({ weights, state: adam } = placed);
   const vocab = Number(set.vocab ?? 50257);
   const rng = new Rng(7);
+  let steps = 0;
+  return {
+    session,
+    loss: NaN,
+    async step(): Promise<number> {
+      const tokens = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
+      const targets = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
+      // The dropout key, as the trainer gives it (ignored by a graph without dropout).
+      const inputs = { tokens, targets, [rngKeyInput]: rngKey(1, steps++, 0) };
+      const t0 = performance.now();
+      const r = await session.lossAndGrads(weights, inputs, { B, T }, { views: true });
+      adamwStep(weights, r.grads, shapes, adam, {
+        lr: 1e-4,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weightDecay: 0.1,
+      });
+      this.loss = r.loss;
+      return performance.now() - t0;
+    },
+    destroy() {
+      session.destroy();
+      placed?.release();
+    },
+  };
+}
+
+async function trainSteps(set: Record<string, string>, B: number, T: number, steps: number) {
+  const t = await trainer(set, B, T);
+  const profile = profileOn ? new StepProfile() : undefined;
   const times: number[] = [];
-  let loss = NaN;
   for (let s = 0; s < steps; s++) {
-    const tokens = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
-    const targets = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
-    if (s === 1 && profile) session.profiler = profile; // after the compile-heavy first step
-    const t0 = performance.now();
-    const r = await session.lossAndGrads(weights, { tokens, targets }, { B, T }, { views: true });
-    adamwStep(weights, r.grads, shapes, adam, {
-      lr: 1e-4,
-      beta1: 0.9,
-      beta2: 0.95,
-      eps: 1e-8,
-      weightDecay: 0.1,
-    });
-    times.push(performance.now() - t0);
-    loss = r.loss;
+    if (s === 1 && profile) t.session.profiler = profile; // after the compile-heavy first step
+    times.push(await t.step());
   }
-  session.destroy();
-  placed?.release();
-  return { times, loss, profile };
+  t.destroy();
+  return { times, loss: t.loss, profile };
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -93,6 +118,60 @@ async function main(): Promise<Record<string, unknown>> {
         loss,
         profile: profile?.toJSON(),
         profileTable: profile?.table(),
+      };
+    }
+    case "dropout": {
+      // The bench step with dropout 0.1 in GPT-2's three places (embeddings,
+      // attention weights, residual branches) against the same step without,
+      // steps interleaved so that load on a shared machine hits both alike.
+      const [B, T] = quick ? [2, 32] : [4, 128];
+      const stepsAt = args.indexOf("--steps");
+      const steps = quick ? 4 : stepsAt >= 0 ? Number(args[stepsAt + 1]) : 8;
+      const off = await trainer(benchSets, B, T);
+      const on = await trainer({ ...benchSets, ...dropout }, B, T);
+      const offMs: number[] = [];
+      const onMs: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        offMs.push(await off.step());
+        onMs.push(await on.step());
+      }
+      off.destroy();
+      on.destroy();
+      // The generator's share, measured apart: every mask the step's kernels fill
+      // (forward and backward each recompute theirs), timed alone.
+      const g = model({ ...benchSets, ...dropout }).graphs.training!;
+      const fills: { size: number; p: number; stream: number }[] = [];
+      for (const k of fuse(g).kernels)
+        for (const id of k.nodes) {
+          const n = g.nodes[id];
+          if (n.op !== "dropout_mask") continue;
+          const size = shapeEval(n.type.shape, { B, T }).reduce((a, b) => a * b, 1);
+          fills.push({ size, p: n.attrs.p as number, stream: n.attrs.stream as number });
+        }
+      const maskMs: number[] = [];
+      for (let s = 0; s < 5; s++) {
+        const t0 = performance.now();
+        for (const f of fills) fastDropoutMask(rngKey(1, s, 0), f.stream, f.p, f.size);
+        maskMs.push(performance.now() - t0);
+      }
+      const msOff = median(offMs.slice(1));
+      const msOn = median(onMs.slice(1));
+      return {
+        workload,
+        backend: backendName,
+        B,
+        T,
+        msPerStepNoDropout: msOff,
+        msPerStepDropout: msOn,
+        ratio: msOn / msOff,
+        // The fastest step of each: less touched by other load on a shared machine.
+        minRatio: Math.min(...onMs.slice(1)) / Math.min(...offMs.slice(1)),
+        maskFillsPerStep: fills.length,
+        maskElementsPerStep: fills.reduce((a, f) => a + f.size, 0),
+        maskMsPerStep: median(maskMs),
+        stepsMsNoDropout: offMs,
+        stepsMsDropout: onMs,
+        loss: on.loss,
       };
     }
     case "train124m": {
@@ -157,7 +236,7 @@ async function main(): Promise<Record<string, unknown>> {
       return { workload, msSmall: out.small, msXl: out.xl };
     }
   }
-  throw new Error(`unknown workload '${workload}' (train, generate, train124m, compile)`);
+  throw new Error(`unknown workload '${workload}' (train, generate, train124m, compile, dropout)`);
 }
 
 const result = await main();

@@ -1,6 +1,7 @@
 // `npm run bench`: gptc and TensorFlow.js on the same workloads, in one run on
 // one machine. Each workload runs in its own process (so peak RSS is its own).
-//   npm run bench [-- --quick] [-- --profile] [-- --backends webasm,cpu,headlessgl] [-- --skip-tfjs]
+//   npm run bench [-- --quick] [-- --profile] [-- --backends webasm,cpu,headlessgl] [-- --skip-tfjs] [-- --dropout]
+// --dropout adds (e): the bench step with dropout 0.1 in GPT-2's three places against without.
 // Writes bench/results.json and bench/results.md (with --quick: bench/results-quick.*).
 import { spawnSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
@@ -10,6 +11,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const profile = argv.includes("--profile");
 const skipTfjs = argv.includes("--skip-tfjs");
+const withDropout = argv.includes("--dropout");
 const backendsAt = argv.indexOf("--backends");
 const backends = backendsAt >= 0 ? argv[backendsAt + 1].split(",") : ["webasm"];
 
@@ -42,7 +44,13 @@ function child(file: string, args: string[], timeoutS: number): Json {
 
 const gptc: Record<string, Json> = {};
 for (const backend of backends)
-  for (const w of ["train", "generate", "train124m", "compile"]) {
+  for (const w of [
+    "train",
+    "generate",
+    "train124m",
+    "compile",
+    ...(withDropout ? ["dropout"] : []),
+  ]) {
     if (w === "compile" && backend !== backends[0]) continue;
     process.stderr.write(`gptc ${w} on ${backend} ...\n`);
     const args = [
@@ -119,6 +127,16 @@ rows.push([
   "",
   "",
 ]);
+const drop = gptc[`dropout@${backends[0]}`];
+if (drop)
+  rows.push([
+    "(e) bench step with dropout 0.1 ×3 / without, ms (ratio)",
+    `${num(drop.msPerStepDropout, 0)} / ${num(drop.msPerStepNoDropout, 0)} (${num(drop.ratio, 2)})`,
+    "",
+    "",
+    "",
+    "",
+  ]);
 const rss = (j?: Json) => num(j?.peakRssMiB ?? j?.parentPeakRssMiB ?? j?.rssSampledMaxMiB, 0);
 rows.push([
   "peak RSS MiB: train / generate / 124M step (gptc)",

@@ -252,6 +252,7 @@ describe("blocks level", () => {
       "tokens",
       "embedding (wte)",
       "+",
+      "dropout",
       "layernorm (ln_1)",
       "causal_self_attention (attn)",
       "+",
@@ -273,7 +274,7 @@ describe("blocks level", () => {
     expect(posSource.map((n) => [n.shape, n.label])).toEqual([
       ["op", expect.stringMatching(/^(arange|positions)\(T\)$/)],
     ]);
-    followChain(d, [posSource[0].label, "embedding (wpe)", "+", "layernorm (ln_1)"]);
+    followChain(d, [posSource[0].label, "embedding (wpe)", "+", "dropout", "layernorm (ln_1)"]);
     followChain(d, ["targets", "cross_entropy"]);
     // The repeat is drawn once, as one cluster holding the whole block.
     expect(d.clusters).toHaveLength(1);
@@ -295,19 +296,19 @@ describe("blocks level", () => {
       [],
     );
     // x flows into the loop, round it (dashed, back) and out of it.
-    const last = path[8];
+    const last = path[9];
     expect(d.edges).toContainEqual({
       from: last,
-      to: path[3],
+      to: path[4],
       label: "x (next)",
       dashed: true,
       back: true,
     });
-    expect(d.edges).toContainEqual({ from: last, to: path[9] });
+    expect(d.edges).toContainEqual({ from: last, to: path[10] });
     // The LM head reads the token embedding's weight: a dashed "tied" edge.
     expect(d.edges).toContainEqual({
       from: path[1],
-      to: path[10],
+      to: path[11],
       label: "tied weight",
       dashed: true,
     });
@@ -332,6 +333,7 @@ describe("blocks level", () => {
       "* sqrt(d)",
       "+",
       "self_attention (attn)",
+      "dropout",
       "+",
       "layernorm (norm1)",
       "feed_forward (ffn)",

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { dimAdd, dimConst, dimMul, dimSym, shapeOf, type Dim } from "../src/ir/dims.js";
 import { Graph } from "../src/ir/graph.js";
 import { run } from "../src/ir/interpret.js";
+import { rngKey } from "../src/ir/ops/random.js";
 import { allOps, getOp } from "../src/ir/ops/registry.js";
 import { ShapeError, type Attrs, type DType, type TypeInfo } from "../src/ir/ops/types.js";
 import { autodiff } from "../src/ir/passes/autodiff.js";
@@ -272,6 +273,14 @@ const shapeCases: Record<string, () => void> = {
     rejects("cache_write", [past, f32("B", "H", "T", 4), f32()], { axis: 4 }, /axis 4/);
     rejects("cache_write", [past, f32("B", "T", 4), f32()], { axis: 2 }, /cannot write/);
     rejects("cache_write", [past, f32("B", "H", "T", 4), f32(1)], { axis: 2 }, /cannot write/);
+  },
+  dropout_mask: () => {
+    // key [6] -> a mask of the shape in its attrs
+    const attrs = { shape: [dimSym("B"), T, dimConst(8)], p: 0.1, stream: 0 };
+    expect(rule("dropout_mask", [i32(6)], attrs)).toBe("f32[B, T, 8]");
+    rejects("dropout_mask", [i32()], attrs, /key must be a vector/);
+    rejects("dropout_mask", [i32(6)], { ...attrs, p: 1 }, /p must lie in \(0, 1\)/);
+    rejects("dropout_mask", [i32(6)], { ...attrs, p: 0 }, /p must lie in \(0, 1\)/);
   },
   put: () => {
     expect(rule("put", [i32("B", "T"), f32("B", "T")], { n: dimConst(11) })).toBe("f32[B, T, 11]");
@@ -684,6 +693,14 @@ const gradCases: Record<string, GradCase> = {
     weights: [{ shape: [2, 3] }],
     inputs: [ids([2, 3], [0, 4, 4, 2, 1, 0])],
     build: (g, [v], [i]) => g.op("put", [i, v], { n: dimConst(5) }),
+  },
+  // The mask has no gradient of its own (the key is not differentiable); through
+  // a product, the gradient is the upstream one times the same mask.
+  dropout_mask: {
+    weights: [{ shape: [4, 5] }],
+    inputs: [ids([6], Array.from(rngKey(1337, 2, 1)))],
+    build: (g, [w], [key]) =>
+      g.op("mul", [w, g.op("dropout_mask", [key], { shape: shapeOf(4, 5), p: 0.5, stream: 3 })]),
   },
 };
 

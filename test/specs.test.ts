@@ -148,6 +148,9 @@ describe("gpt2-small", () => {
       layers: 12,
       heads: 12,
       eps: 1e-5,
+      embd_pdrop: 0.1,
+      attn_pdrop: 0.1,
+      resid_pdrop: 0.1,
     });
     expect(l.loss).toBeDefined();
   });

@@ -215,5 +215,9 @@ export function formatCompileSummary(c: Compilation): string {
       (s.training ? `; training: ${s.training.ops} ops -> ${s.training.kernels} kernels` : ""),
     `  memory at batch ${s.batch}, seq ${s.seq}: activations ${formatBytes(m.activations)} (${formatBytes(m.activationsWithoutReuse)} without reuse), weights ${formatBytes(m.weights)}, gradients ${formatBytes(m.gradients)}, optimizer ${formatBytes(m.optimizer)}; total ${formatBytes(m.total)}`,
   ];
+  if (s.modeDependent)
+    lines.push(
+      `  mode-dependent: ${s.modeDependent} dropout op${s.modeDependent === 1 ? "" : "s"} in training (dropout_mask in ir-train); the forward, evaluation and decode graphs have none`,
+    );
   return lines.join("\n");
 }

@@ -58,6 +58,12 @@ export interface CompileOptions {
    * imports); default `model.model` in the working directory.
    */
   path?: string;
+  /**
+   * false: the training graph too runs without dropout (evaluation mode), as
+   * PyTorch reference fixtures are made; `verify` sets it. Default true:
+   * training applies the spec's dropout, every other graph never does.
+   */
+  dropout?: boolean;
 }
 
 /** Sizes for memory plans and FLOP counts: the symbolic dims B and T (others are 1). */
@@ -140,7 +146,9 @@ export function compile(source: string | SpecFile, options: CompileOptions = {})
   };
   // The middle end (autodiff, the decode lowering) runs on first use: `check` needs none of it.
   const graphs = () =>
-    compileGraphs(lowered, lowerOrThrow(program, { ...lowerOpts, decode: true }));
+    compileGraphs(lowered, lowerOrThrow(program, { ...lowerOpts, decode: true }), {
+      dropout: options.dropout,
+    });
   return new CompiledModel(program, lowered, graphs, ref);
 }
 

@@ -62,7 +62,8 @@ export async function verify(dir: string, o: VerifyOptions = {}): Promise<Verify
     o.spec ??
     (specForModelType[type] ? { file: join(specsDir, specForModelType[type]) } : undefined);
   if (!spec) throw new UsageError(`${dir}: model_type '${type}' has no default spec; pass a spec`);
-  const model = compile(spec, { config });
+  // PyTorch's fixtures are made in evaluation mode: no dropout in any graph.
+  const model = compile(spec, { config, dropout: false });
   const backend =
     typeof o.backend === "object" ? o.backend : await createBackend(o.backend ?? "auto");
   const checks = await verifyFixture({

@@ -42,6 +42,7 @@ export function emitKernelModule(
 function describe(s: Schedule, id: number): string {
   const n = s.graph.nodes[id];
   if (n.op === "weight" || n.op === "input") return `${n.op} ${String(n.attrs.name)}`;
+  if (n.op === "dropout_mask") return `dropout_mask %${id} (filled by the host)`;
   return `%${id}`;
 }
 

@@ -81,6 +81,11 @@ export const builtins: Builtin[] = [
     doc: "x[..., ids[...]]: one entry of the last axis per position",
   },
   { name: "dim", params: [p("x"), p("axis")], doc: "the size of an axis" },
+  {
+    name: "dropout_mask",
+    params: [p("x"), p("p")],
+    doc: "random mask shaped like x for dropout: 0 with probability p, else 1/(1-p) (Philox, keyed by seed, step, micro-batch, op and element); 1 in evaluation graphs",
+  },
   // Initializers: only meaningful after `weight name: [...] =`.
   { name: "normal", params: [p("std")], doc: "initializer: normal distribution with mean 0" },
 ];

@@ -25,6 +25,7 @@ import {
 } from "./dims.js";
 import { Graph } from "./graph.js";
 import { transposeLast } from "./ops/matmul.js";
+import { rngKeyInput, rngKeyLength } from "./ops/random.js";
 import { ShapeError, type AttrValue, type DType } from "./ops/types.js";
 
 export type Value =
@@ -173,6 +174,9 @@ class Lowerer {
   private loss?: number;
   private readonly maxDepth: number;
   private cacheLenNode?: number;
+  private rngKeyNode?: number;
+  /** Random ops made so far: each one's stream number in the key. */
+  private streams = 0;
   private readonly cacheCount = new Map<string, number>();
   private noDecode?: { message: string; span?: Span };
 
@@ -912,6 +916,19 @@ class Lowerer {
         const v = dimValue(d);
         return v !== undefined ? num(v) : { kind: "dim", dim: d };
       }
+      case "dropout_mask": {
+        const x = tensorArg("x");
+        const pa = get("p");
+        if (pa.v.kind !== "num" || !(pa.v.value >= 0 && pa.v.value < 1))
+          throw new LowerError(
+            `p of dropout_mask must be a number in [0, 1), got ${describe(pa.v, this.graph)}`,
+            pa.span,
+          );
+        // p = 0 drops nothing: no op, no key, the graph of a model without dropout.
+        if (pa.v.value === 0) return num(1);
+        const attrs = { shape: this.graph.type(x).shape, p: pa.v.value, stream: this.streams++ };
+        return this.op("dropout_mask", [this.rngKey(span)], attrs, span);
+      }
       case "normal":
         throw new LowerError(
           "normal(std) is an initializer: use it as `weight w: [...] = normal(0.02)`",
@@ -922,6 +939,17 @@ class Lowerer {
   }
 
   // ---- helpers ---------------------------------------------------------------------
+
+  /** The training step's random key (ops/random.ts), an input made on first use. */
+  private rngKey(span: Span): number {
+    this.rngKeyNode ??= this.graph.op(
+      "input",
+      [],
+      { name: rngKeyInput, dtype: "i32", shape: [dimConst(rngKeyLength)] },
+      span,
+    );
+    return this.rngKeyNode;
+  }
 
   /** The decode graph's input holding how many cache slots are filled. */
   private cacheLen(span: Span): number {

@@ -6,6 +6,7 @@ import { autodiff } from "./passes/autodiff.js";
 import { cse } from "./passes/cse.js";
 import { dce } from "./passes/dce.js";
 import { fold } from "./passes/fold.js";
+import { evalMode } from "./passes/mode.js";
 import { verify } from "./passes/verify.js";
 
 /** A pass left a graph that breaks an invariant (checked when GPTC_VERIFY_PASSES=1: tests, debugging). */
@@ -35,7 +36,11 @@ export interface CompiledGraphs {
   forward: Graph;
   /** `forward` optimized (constant folding, CSE, dead-code removal): what inference runs. */
   forwardOpt: Graph;
-  /** The forward graph with the loss (for validation), optimized; undefined without a loss. */
+  /**
+   * The forward graph with the loss (for validation), optimized; undefined
+   * without a loss. Like forward, forwardOpt and decode it is in evaluation
+   * mode (no dropout); only `training` applies the mode-dependent ops.
+   */
   evaluation?: Graph;
   /** Loss and the gradient of every weight, optimized; undefined without a loss. */
   training?: Graph;
@@ -43,17 +48,40 @@ export interface CompiledGraphs {
   decode?: Graph;
 }
 
-/** The decode graph: logits and updated caches only. */
+/** The decode graph: logits and updated caches only (evaluation mode: generation never drops). */
 export function compileDecode(l: Lowered): Graph {
   const kept = (name: string) => name === "logits" || name.startsWith("cache.");
-  return optimize(runPass("dce", (g) => dce(g, kept), l.graph));
+  return optimize(
+    runPass(
+      "evalMode",
+      evalMode,
+      runPass("dce", (g) => dce(g, kept), l.graph),
+    ),
+  );
 }
 
-export function compileGraphs(l: Lowered, decode?: Lowered): CompiledGraphs {
-  const forward = runPass("dce", (g) => dce(g, (name) => name !== "loss"), l.graph);
+export interface GraphOptions {
+  /**
+   * false: the training graph too in evaluation mode (no dropout), as PyTorch's
+   * reference fixtures were made (`verify`). Default true.
+   */
+  dropout?: boolean;
+}
+
+export function compileGraphs(
+  l: Lowered,
+  decode?: Lowered,
+  opts: GraphOptions = {},
+): CompiledGraphs {
+  const lowered = l.graph;
+  const evalGraph = runPass("evalMode", evalMode, lowered);
+  const forward = runPass("dce", (g) => dce(g, (name) => name !== "loss"), evalGraph);
   const forwardOpt = optimize(forward);
-  const withLoss = l.loss === undefined ? undefined : optimize(l.graph);
-  const training = withLoss && optimize(runPass("autodiff", autodiff, withLoss));
+  const withLoss = l.loss === undefined ? undefined : optimize(evalGraph);
+  // Without mode-dependent ops (or with dropout off) training starts from the same graph.
+  const trainGraph =
+    withLoss && (opts.dropout === false || evalGraph === lowered ? withLoss : optimize(lowered));
+  const training = trainGraph && optimize(runPass("autodiff", autodiff, trainGraph));
   return {
     forward,
     forwardOpt,

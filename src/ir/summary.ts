@@ -1,6 +1,8 @@
 // Facts about a lowered model that a person wants first: parameter count, inputs, outputs.
 import { dimValue, shapeToString } from "./dims.js";
 import type { Lowered } from "./lower.js";
+import { rngKeyInput } from "./ops/random.js";
+import { modeDependent } from "./passes/mode.js";
 
 /** What `gptc check` prints of a model: its size, parameter values, inputs and outputs. */
 export interface ModelSummary {
@@ -37,6 +39,11 @@ export interface ModelSummary {
     /** Its dtype and shape, e.g. "f32[B, T, 50257]". */
     type: string;
   }[];
+  /**
+   * Ops whose value depends on the graph's mode (dropout): applied when
+   * training, the identity in validation and generation; 0 when none.
+   */
+  modeDependent: number;
 }
 
 export function summarize(l: Lowered): ModelSummary {
@@ -50,8 +57,13 @@ export function summarize(l: Lowered): ModelSummary {
     parameters,
     weights: weights.length,
     params: l.params,
-    inputs: g.nodesOf("input").map((n) => ({ name: n.attrs.name as string, type: typeText(n.id) })),
+    // The random key is the trainer's to supply, not the user's.
+    inputs: g
+      .nodesOf("input")
+      .filter((n) => n.attrs.name !== rngKeyInput)
+      .map((n) => ({ name: n.attrs.name as string, type: typeText(n.id) })),
     outputs: g.outputs.map((o) => ({ name: o.name, type: typeText(o.id) })),
+    modeDependent: modeDependent(g).length,
   };
 }
 
@@ -62,5 +74,9 @@ export function formatSummary(s: ModelSummary): string {
     `  inputs:  ${s.inputs.map((i) => `${i.name}: ${i.type}`).join(", ")}`,
     `  outputs: ${s.outputs.map((o) => `${o.name}: ${o.type}`).join(", ")}`,
   ];
+  if (s.modeDependent)
+    lines.push(
+      `  dropout: ${s.modeDependent} mode-dependent op${s.modeDependent === 1 ? "" : "s"} (training only; validation and generation compile them away)`,
+    );
   return lines.join("\n");
 }

@@ -5,6 +5,7 @@
 import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
+import { hostMasks, type HostMask } from "../codegen/host-random.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
 import { outputSize, type Buffer, type KernelIR } from "../codegen/kernel-ir/types.js";
 import { printJs, type KernelJs } from "../codegen/kernel-js.js";
@@ -15,6 +16,7 @@ import { size } from "../ir/ops/tensor.js";
 import { gpujs, type Backend } from "./backend.js";
 import { planMemory } from "../ir/passes/memory.js";
 import { align, gemmEngine, type Gemm } from "./gemm.js";
+import { fillMask } from "./dropout-masks.js";
 import { WasmKernel } from "./wasm-kernel.js";
 
 /** A kernel: its IR, and what runs it: gpu.js (`fn`, from `js`), or on webasm gptc's own WebAssembly (`wasm`). */
@@ -28,6 +30,8 @@ export interface KernelFn {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   fn?: any;
   wasm?: WasmKernel;
+  /** Dropout masks the host fills before each call (codegen/host-random). */
+  masks?: HostMask[];
 }
 
 /** The kernel (the whole fused kernel, or for a GEMM its epilogue if any) and how it runs. */
@@ -102,14 +106,17 @@ export class Executor {
     const elements = (id: number) => size(shapeEval(g.nodes[id].type.shape, bindings));
     // Every backend allocates one element for an empty tensor.
     const buffer = (id: number) => Math.max(1, elements(id));
-    const build = (kernel: Kernel): KernelFn => {
+    const build = (fused: Kernel): KernelFn => {
+      const host = hostMasks(g, fused, bindings);
+      const kernel = host?.kernel ?? fused;
+      const masks = host?.masks;
       const ir = buildKernel(g, kernel, bindings, grid);
       // What each call passes, found once here rather than on every run.
       const inputs = ir.buffers.filter((b) => b.kind === "input").map((b) => b.node);
       const tables = ir.buffers.filter((b) => b.kind !== "input");
       if (backend.wasmKernels) {
         this.gemmEngine ??= gemmEngine();
-        return { ir, inputs, tables, wasm: new WasmKernel(ir, this.gemmEngine) };
+        return { ir, inputs, tables, masks, wasm: new WasmKernel(ir, this.gemmEngine) };
       }
       const js = printJs(ir, { rowReads: backend.name === "webasm" });
       const fn = backend.gpu.createKernel(js.source, {
@@ -120,7 +127,7 @@ export class Executor {
         precision: "single",
         asyncMode: backend.async,
       });
-      return { ir, inputs, tables, js, fn };
+      return { ir, inputs, tables, masks, js, fn };
     };
     this.kernels = schedule.kernels.map((k) => {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
@@ -204,7 +211,19 @@ export class Executor {
       const target = this.targets[index];
       /** `out` is a new array of this run's own (no copy needed to return it). */
       let fresh = false;
-      const call = async ({ ir, inputs, tables, js, fn, wasm }: KernelFn, into?: Float32Array) => {
+      const call = async (k: KernelFn, into?: Float32Array) => {
+        // Masks live only while their kernel runs: a later kernel recomputes its own.
+        for (const m of k.masks ?? []) live.set(m.node, fillMask(take(m.key, k.ir.name), m));
+        try {
+          return await callKernel(k, into);
+        } finally {
+          for (const m of k.masks ?? []) live.delete(m.node);
+        }
+      };
+      const callKernel = async (
+        { ir, inputs, tables, js, fn, wasm }: KernelFn,
+        into?: Float32Array,
+      ) => {
         fresh = wasm !== undefined && !into;
         if (wasm) {
           const args: Float32Array[] = [];

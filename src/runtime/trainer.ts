@@ -3,6 +3,7 @@
 // warmup + cosine decay, periodic validation, checkpoints, a JSON-lines log and
 // an SVG loss curve. Seeded: the same options on the same backend give the
 // same weights, and a resumed run continues exactly where it stopped.
+import { rngKey, rngKeyInput } from "../ir/ops/random.js";
 import { GptcError } from "../errors.js";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -161,7 +162,9 @@ export class Trainer {
       // with more, the first's are summed into and must outlive the next run.
       const r = await this.t.session.lossAndGrads(
         this.t.weights,
-        { tokens: inputs, targets },
+        // Dropout's key: the same (seed, step, micro-batch) gives the same masks,
+        // so a resumed run continues the uninterrupted run's stream.
+        { tokens: inputs, targets, [rngKeyInput]: rngKey(this.o.seed, this.step, a) },
         { B: batch, T: seq },
         { views: accum === 1 },
       );

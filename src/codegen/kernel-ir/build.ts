@@ -10,6 +10,7 @@ import { getOp } from "../../ir/ops/registry.js";
 import type { ScalarExpr } from "../../ir/ops/scalar.js";
 import type { Node } from "../../ir/ops/types.js";
 import type { Kernel } from "../../ir/passes/fuse.js";
+import { hostMasks } from "../host-random.js";
 import {
   add,
   as,
@@ -416,5 +417,7 @@ export function buildKernel(
   bindings: Record<string, number>,
   grid: "flat" | "rows",
 ): KernelIR {
-  return new Builder(g, kernel, bindings).build(grid);
+  // Dropout masks are read from buffers the host fills (codegen/host-random.ts).
+  const k = hostMasks(g, kernel, bindings)?.kernel ?? kernel;
+  return new Builder(g, k, bindings).build(grid);
 }

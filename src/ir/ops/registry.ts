@@ -3,6 +3,7 @@ import { elementwiseOps } from "./elementwise.js";
 import { indexOps } from "./index.js";
 import { matmulOp } from "./matmul.js";
 import { movementOps } from "./movement.js";
+import { randomOps } from "./random.js";
 import { reduceOps } from "./reduce.js";
 import { sourceOps } from "./source.js";
 import type { OpDef } from "./types.js";
@@ -15,6 +16,7 @@ for (const op of [
   matmulOp,
   ...movementOps,
   ...indexOps,
+  ...randomOps,
 ])
   registry.set(op.name, op);
 

@@ -94,4 +94,9 @@ export interface OpDef {
    * place instead of through per-element index arithmetic.
    */
   view?(input: View, attrs: Attrs, inShape: number[], outShape: number[]): View | undefined;
+  /**
+   * Mode-dependent ops (dropout): what the op is in evaluation graphs
+   * (validation, generation), built from its node; training graphs keep the op.
+   */
+  inEval?(b: Builder, node: Node): number;
 }

@@ -50,7 +50,8 @@ export interface Schedule {
   materialized: Set<number>;
 }
 
-const alwaysInline = new Set(["const", "dim", "arange", "causal_mask"]);
+// dropout_mask too: a mask is recomputed by each kernel reading it, never stored.
+const alwaysInline = new Set(["const", "dim", "arange", "causal_mask", "dropout_mask"]);
 const anchorKind: Record<string, KernelKind | undefined> = {
   matmul: "matmul",
   sum: "reduce",
