@@ -80,7 +80,7 @@ for (;;) {
     const job = ctl[2];
     const args = Array.from(ctl.subarray(4, 4 + ctl[3]));
     if (job < ${LOAD}) fns[names[job]](...args);
-    else if (job === 3) {
+    else if (job === ${LOAD}) {
       for (let m; (m = receiveMessageOnPort(port)) !== undefined; ) {
         const env = { memory };
         for (const name of m.message.imports) env["Math_" + name] = Math[name];
@@ -588,7 +588,8 @@ export class Gemm {
       // A resident operand is the same matrix for the whole batch: packed once.
       if (packA && (!sa || m === 0))
         this.pack("a", at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
-      if (packB && qb && m === 0) packNarrow(qb, new Uint8Array(this.memory.buffer), bp, K, N);
+      if (packB && qb && m === 0)
+        packNarrow(qb, new Uint8Array(this.memory.buffer), bp, plan.b, K, N);
       else if (packB && (!sb || m === 0))
         this.pack("b", at.offB + 4 * plan.b.offsets[m], plan.b, N, K, bp, split);
       const c = at.offC / 4;
@@ -615,21 +616,20 @@ export class Gemm {
 }
 
 /**
- * The narrow form of weight `b` when the plan's B is that weight with its
- * output channels as columns: [K, N] row-major (axis 1), or the transpose of
- * an [N, K] one (axis 0: a tied LM head); else undefined (packed as float32
- * from the dequantized values, which are the same numbers).
+ * The narrow form of weight `b` when the plan's B is the whole weight, [K, N]
+ * row-major or the transpose of an [N, K] one (a tied LM head), and, for
+ * int8, B's columns are its output channels (the scales' axis); else
+ * undefined (packed as float32 from the dequantized values: the same numbers).
  */
 function narrowB(plan: GemmPlan, b: Float32Array): QuantizedWeight | undefined {
   const q = quantizedForm(b);
   if (!q || plan.b.offsets[0] !== 0) return undefined;
   const [R, C] = q.shape;
   const { rowStride: rs, colStride: cs } = plan.b;
-  const fits =
-    q.axis === 1
-      ? R === plan.K && C === plan.N && rs === C && cs === 1
-      : R === plan.N && C === plan.K && rs === 1 && cs === C;
-  return fits ? q : undefined;
+  const plain = R === plan.K && C === plan.N && rs === C && cs === 1;
+  const transposed = R === plan.N && C === plan.K && rs === 1 && cs === C;
+  if (q.dtype === "f16") return plain || transposed ? q : undefined;
+  return (q.axis === 1 ? plain : transposed) ? q : undefined;
 }
 
 /**
@@ -638,10 +638,17 @@ function narrowB(plan: GemmPlan, b: Float32Array): QuantizedWeight | undefined {
  * after the panels, from the next 64-byte boundary) or float16 bits (2 bytes).
  * Done once per weight, in JavaScript.
  */
-function packNarrow(q: QuantizedWeight, bytes: Uint8Array, dst: number, K: number, N: number) {
+function packNarrow(
+  q: QuantizedWeight,
+  bytes: Uint8Array,
+  dst: number,
+  b: GemmPlan["b"],
+  K: number,
+  N: number,
+) {
   const Np = roundUp(N, NR);
   // Element (k, n) of B is stored at k * ks + n * ns of the weight's array.
-  const [ks, ns] = q.axis === 1 ? [q.shape[1], 1] : [1, q.shape[1]];
+  const [ks, ns] = [b.rowStride, b.colStride];
   if (q.dtype === "int8") {
     const out = new Int8Array(bytes.buffer, dst, Np * K);
     for (let p = 0; p < Np; p += NR)

@@ -9,8 +9,10 @@
 // gather of a tied table, the cpu backend, saving) computes with exactly the
 // numbers the quantized GEMM multiplies by. The quantized form of such an
 // array is found through `quantizedForm`.
-import type { Graph } from "../ir/graph.js";
 import { GptcError } from "../errors.js";
+import { dimValue } from "../ir/dims.js";
+import type { Graph } from "../ir/graph.js";
+import type { TensorToWrite } from "./safetensors.js";
 
 /** How a session keeps its matmul weights: float32 (as trained), float16, or int8 with scales. */
 export type WeightsDtype = "f32" | "f16" | "int8";
@@ -169,3 +171,123 @@ export function halfToFloat(h: number): number {
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
+
+/** A weight's tensor as read from, or written to, a safetensors file. */
+interface FileTensor {
+  dtype?: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Suffix of an int8 weight's scales in safetensors files: `<key>_scale`. */
+export const SCALE_SUFFIX = "_scale";
+
+/**
+ * A file's tensors with quantized weights folded back into float32 (their
+ * narrow form registered for the GEMM): `<key>` of dtype I8 with
+ * `<key>_scale` (F32, [1, C]: one scale per column, the channels of an
+ * [in, out] weight; or [R, 1]: per row) becomes q * scale; a 2-D F16 tensor
+ * keeps its float16 form (its values are exact in float32 either way).
+ * `what` names the file in errors.
+ */
+export function foldQuantized<T extends FileTensor>(
+  tensors: Map<string, T>,
+  what: string,
+): Map<string, FileTensor> {
+  const out = new Map<string, FileTensor>(tensors);
+  for (const [key, t] of tensors) {
+    if (t.dtype === "F16" && t.shape.length === 2) {
+      const [R, C] = t.shape;
+      const bits = Uint16Array.from(t.data, floatToHalf);
+      out.set(key, { ...t, data: dequantize({ dtype: "f16", shape: [R, C], axis: 1, bits }) });
+    }
+    if (t.dtype !== "I8") continue;
+    const scale = tensors.get(key + SCALE_SUFFIX);
+    if (t.shape.length !== 2 || !scale)
+      throw new QuantizeError(
+        `${what}: ${key} is int8 (I8) but ${t.shape.length !== 2 ? "not 2-D" : `has no ${key}${SCALE_SUFFIX} tensor`}: gptc reads int8 weights as [R, C] with per-channel scales ([1, C] or [R, 1])`,
+      );
+    const [R, C] = t.shape;
+    const [a, b] = scale.shape;
+    const axis = scale.shape.length === 2 && a === 1 && b === C ? 1 : b === 1 && a === R ? 0 : -1;
+    if (axis < 0 || scale.shape.length !== 2)
+      throw new QuantizeError(
+        `${what}: ${key}${SCALE_SUFFIX} has shape [${scale.shape.join(", ")}], expected [1, ${C}] or [${R}, 1] for ${key} [${R}, ${C}]`,
+      );
+    const q = Int8Array.from(t.data);
+    if (q.some((v) => v === -128))
+      throw new QuantizeError(
+        `${what}: ${key} holds -128; gptc's int8 weights are symmetric (-127..127)`,
+      );
+    out.set(key, {
+      shape: t.shape,
+      data: dequantize({
+        dtype: "int8",
+        shape: [R, C],
+        axis: axis as 0 | 1,
+        q,
+        scales: Float32Array.from(scale.data),
+      }),
+    });
+    out.delete(key + SCALE_SUFFIX);
+  }
+  return out;
+}
+
+/**
+ * The tensors that store weight `key` in a safetensors file: its narrow form
+ * when it has one (I8 and `<key>_scale`, or F16), else the float32 values.
+ */
+export function narrowTensors(
+  key: string,
+  shape: number[],
+  data: Float32Array,
+): [string, TensorToWrite][] {
+  const q = quantizedForm(data);
+  if (!q) return [[key, { shape, data }]];
+  if (q.dtype === "f16") return [[key, { shape, data: q.bits, narrow: "F16" }]];
+  const [R, C] = q.shape;
+  return [
+    [key, { shape, data: q.q, narrow: "I8" }],
+    [key + SCALE_SUFFIX, { shape: q.axis === 1 ? [1, C] : [R, 1], data: q.scales }],
+  ];
+}
+
+/** Which narrow type a session's weights use ("f32" when none has a narrow form). */
+export function weightsDtypeOf(weights: Map<string, Float32Array>): WeightsDtype {
+  let dtype: WeightsDtype = "f32";
+  for (const w of weights.values()) {
+    const q = quantizedForm(w);
+    if (q?.dtype === "int8") return "int8";
+    if (q) dtype = "f16";
+  }
+  return dtype;
+}
+
+/**
+ * `weights` with the matmul weights of `g` (see matmulWeights) in `dtype`:
+ * int8 or float16 (re-quantized from their current values unless already in
+ * that form), or "f32": plain float32 copies that the GEMM packs as such.
+ * Other weights (biases, layernorms, position tables) stay float32.
+ */
+export function withWeightsDtype(
+  g: Graph,
+  weights: Map<string, Float32Array>,
+  dtype: WeightsDtype,
+): Map<string, Float32Array> {
+  const out = new Map(weights);
+  if (dtype === "f32") {
+    for (const [k, w] of weights) if (quantizedForm(w)) out.set(k, Float32Array.from(w));
+    return out;
+  }
+  const shapes = new Map(g.nodesOf("weight").map((n) => [n.attrs.name as string, n.type.shape]));
+  for (const [key, axis] of matmulWeights(g)) {
+    const w = weights.get(key);
+    if (!w) continue;
+    const had = quantizedForm(w);
+    if (had && had.dtype === dtype && (dtype === "f16" || had.axis === axis)) continue;
+    const [R, C] = shapes.get(key)!.map((d) => dimValue(d)!);
+    out.set(key, dequantize(quantize(w, [R, C], axis, dtype, key)));
+  }
+  return out;
+}
