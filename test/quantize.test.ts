@@ -171,6 +171,27 @@ describe("the GEMM's narrow packs", () => {
         }
   });
 
+  it("shared with the helper thread (large products): the same numbers as on one thread", async () => {
+    const two = new Gemm(2);
+    // The helper starts in the background.
+    for (let i = 0; i < 200 && !two.parallel(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(two.parallel()).toBe(true);
+    const r = rng(17);
+    for (const dtype of ["int8", "f16"] as const)
+      for (const [M, K, N] of [
+        [1, 512, 2048],
+        [6, KC + 8, 1200],
+      ]) {
+        const data = Float32Array.from({ length: K * N }, () => (r() - 0.5) * 0.2);
+        const w = dequantize(quantize(data, [K, N], 1, dtype, "w"));
+        const x = Float32Array.from({ length: M * K }, () => r() - 0.5);
+        expect(Array.from(two.run(plan(M, K, N, 1), x, w))).toEqual(
+          Array.from(engine.run(plan(M, K, N, 1), x, w)),
+        );
+      }
+    two.close();
+  });
+
   it("the pack is the narrow one: a changed float32 array is not read", () => {
     const r = rng(13);
     const [M, K, N] = [1, 64, 16];

@@ -192,8 +192,9 @@ async function decodeSegment(
         const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
         const id = sampleToken(row, o, rng);
         next[b] = id;
-        // A view lives until the next step: the callback gets a copy it may keep.
-        logitsOf(b, held ? row.slice() : row);
+        // A view lives until the next step: the callback gets a copy it may keep
+        // (made only when someone listens: 200 KB a token at GPT-2's vocabulary).
+        if (o.onLogits) logitsOf(b, held ? row.slice() : row);
         emit(b, id);
       }
       filled += T;
