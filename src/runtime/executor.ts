@@ -109,7 +109,10 @@ export class Executor {
       const tables = ir.buffers.filter((b) => b.kind !== "input");
       if (backend.wasmKernels) {
         this.gemmEngine ??= gemmEngine();
-        return { ir, inputs, tables, wasm: new WasmKernel(ir, this.gemmEngine) };
+        // Weights a kernel reads (a position table's gather) are kept in the
+        // engine's memory between calls, not copied in per call.
+        const weights = inputs.map((id) => g.nodes[id].op === "weight");
+        return { ir, inputs, tables, wasm: new WasmKernel(ir, this.gemmEngine, weights) };
       }
       const js = printJs(ir, { rowReads: backend.name === "webasm" });
       const fn = backend.gpu.createKernel(js.source, {

@@ -435,6 +435,31 @@ export class Gemm {
     return this.buffers.has(a.buffer);
   }
 
+  /** Bumped each time the resident packs are dropped (their places reused). */
+  get epochNow(): number {
+    return this.epoch;
+  }
+
+  /**
+   * The address of a copy of weight `w` kept among the resident packs (made
+   * again when its version moves), for kernels that read a weight whole (a
+   * position table's gather) instead of copying it in per call; undefined
+   * when it does not fit above the arenas. Valid until the packs are dropped
+   * (see epochNow).
+   */
+  residentCopy(w: Float32Array): number | undefined {
+    const bytes = w.length * 4;
+    if (align(this.residentTop) + bytes > MAX_BYTES) return undefined;
+    const op = { buffer: 0, offsets: [0], rowStride: 0, colStride: 0, resident: true };
+    const { entry, current } = this.place([{ op, data: w, key: "copy", bytes }])[0]!;
+    if (!current) {
+      this.ensure(entry.offset + bytes);
+      new Float32Array(this.memory.buffer).set(w, entry.offset / 4);
+      entry.version = weightVersion(w);
+    }
+    return entry.offset;
+  }
+
   /**
    * Byte offset of `bytes` of scratch space above the resident packs, valid
    * until the next call into the engine.
