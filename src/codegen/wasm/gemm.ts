@@ -251,7 +251,7 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
       f.for(i, 0, M, MR, (f) => {
         f.get(M).get(i).i32Sub().set(rows);
         f.for(j, jc, jend, NR, (f) => {
-          // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8)*4; cp = c + (i*ldc + j)*4
+          // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8) << eShift; cp = c + (i*ldc + j)*4
           f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
           f.i32Add().set(a);
           f.get(bp).get(j).get(K).i32Mul().get(pc).i32(3).i32Shl().i32Add().i32(eShift).i32Shl();
