@@ -48,8 +48,10 @@ export function quantizedForm(w: Float32Array): QuantizedWeight | undefined {
 export function dequantize(qw: QuantizedWeight): Float32Array {
   const [R, C] = qw.shape;
   const out = new Float32Array(R * C);
-  if (qw.dtype === "f16") for (let i = 0; i < out.length; i++) out[i] = halfToFloat(qw.bits[i]);
-  else
+  if (qw.dtype === "f16") {
+    const table = halves();
+    for (let i = 0; i < out.length; i++) out[i] = table[qw.bits[i]];
+  } else
     for (let r = 0; r < R; r++)
       for (let c = 0; c < C; c++) {
         const i = r * C + c;
@@ -167,6 +169,16 @@ export function halfToFloat(h: number): number {
   if (exp === 0) return sign * frac * 2 ** -24;
   if (exp === 0x1f) return frac ? NaN : sign * Infinity;
   return sign * (1024 + frac) * 2 ** (exp - 25);
+}
+
+/** Every half's value by its bits (256 KB, made on first use): widening 124M weights by lookup. */
+let halfTable: Float32Array | undefined;
+function halves(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  return halfTable;
 }
 
 const f32 = new Float32Array(1);
