@@ -1,11 +1,20 @@
 // The gptc side of `npm run bench`: one workload per process (so peak RSS is
 // the workload's own), printed as one JSON line.
 //   npx tsx bench/gptc-run.ts train|generate|train124m|compile|dropout [--quick] [--backend b] [--profile]
-//   (dropout: [--steps n], default 8 of each kind, interleaved)
+//   dropout: [--steps n] (default 8 of each kind, interleaved)
+//   generate: [--dtypes f32,f16,int8] [--rounds n] (weights' types, interleaved rounds)
+//   train124m: [--steps n] (the first step and the median of the others)
 // Generation and compilation go through the library's API; the training step
 // drives the runtime's Session and AdamW directly, so that what is timed is
 // the step alone (no batch sampling, clipping or logging).
-import { compile, createBackend, StepProfile, type BackendName } from "../src/index.js";
+import {
+  compile,
+  createBackend,
+  StepProfile,
+  type BackendName,
+  type ModelSession,
+  type WeightsDtype,
+} from "../src/index.js";
 import { shapeEval } from "../src/ir/dims.js";
 import { rngKey, rngKeyInput } from "../src/ir/ops/random.js";
 import { fuse } from "../src/ir/passes/fuse.js";
@@ -21,6 +30,8 @@ const quick = args.includes("--quick");
 const profileOn = args.includes("--profile");
 const backendAt = args.indexOf("--backend");
 const backendName = (backendAt >= 0 ? args[backendAt + 1] : "webasm") as BackendName;
+/** The value after flag `name`, if given. */
+const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 
 /** No dropout: the TF.js side has none, so the comparison is step for step (`dropout` measures it). */
 const noDropout = { embd_pdrop: "0", attn_pdrop: "0", resid_pdrop: "0" };
@@ -175,10 +186,24 @@ async function main(): Promise<Record<string, unknown>> {
       };
     }
     case "train124m": {
+      // The first step (compiling, packing, warm-up) and the steady ones after it.
       const [B, T] = quick ? [1, 16] : [1, 128];
+      const steps = quick ? 2 : Number(arg("--steps") ?? 3);
       try {
-        const { times, loss } = await trainSteps(smallSets, B, T, 1);
-        return { workload, backend: backendName, B, T, msPerStep: times[0], loss };
+        const { times, loss } = await trainSteps(smallSets, B, T, steps);
+        const steady = times.slice(1);
+        return {
+          workload,
+          backend: backendName,
+          B,
+          T,
+          msPerStep: steady.length ? median(steady) : times[0],
+          firstStepMs: times[0],
+          steadyMs: steady.length
+            ? { min: Math.min(...steady), median: median(steady), max: Math.max(...steady) }
+            : undefined,
+          loss,
+        };
       } catch (e) {
         return {
           workload,
@@ -190,38 +215,72 @@ async function main(): Promise<Record<string, unknown>> {
       }
     }
     case "generate": {
+      // fp32 and the quantized weights (--weights-dtype) side by side, their
+      // runs interleaved (rounds of f32, f16, int8) so that a busy machine
+      // slows each alike: the ratios are what to read.
       const m = model(smallSets);
-      const session = await m.open({ backend: backendName, seed: 1 });
       const vocab = quick ? 512 : 50257;
       const rng = new Rng(3);
       const prompt = Array.from({ length: 16 }, () => Math.floor(rng.next() * vocab));
       const newTokens = quick ? 8 : 64;
+      const rounds = quick ? 1 : Number(arg("--rounds") ?? 3);
       const greedy = { maxNewTokens: newTokens, temperature: 0, stopAtEnd: false };
-      // Warm-up: the same run once, as TF.js's side does (cold, then warm). Its
-      // executors (prompt and single-token, sized for this cache) are compiled
-      // there, and the weights packed; a shorter warm-up would size another cache.
-      await session.generate([prompt], greedy);
+      const dtypes = (arg("--dtypes") ?? "f32,f16,int8").split(",") as WeightsDtype[];
+      const sessions: ModelSession[] = [];
+      const tokens: number[][] = [];
+      for (const weightsDtype of dtypes) {
+        const session = await m.open({ backend: backendName, seed: 1, weightsDtype });
+        // Warm-up: the same run once, as TF.js's side does (cold, then warm). Its
+        // executors (prompt and single-token, sized for this cache) are compiled
+        // there, and the weights packed; a shorter warm-up would size another cache.
+        tokens.push((await session.generate([prompt], greedy))[0].tokens);
+        sessions.push(session);
+      }
       const profile = profileOn ? new StepProfile() : undefined;
-      session.profiler = profile;
-      let firstAt = 0;
-      const t0 = performance.now();
-      await session.generate([prompt], {
-        ...greedy,
-        onToken: () => {
-          if (!firstAt) firstAt = performance.now();
-        },
+      const runs = dtypes.map(() => ({ total: [] as number[], steady: [] as number[] }));
+      for (let r = 0; r < rounds; r++)
+        for (const [i, session] of sessions.entries()) {
+          session.profiler = dtypes[i] === "f32" ? profile : undefined;
+          let firstAt = 0;
+          const t0 = performance.now();
+          await session.generate([prompt], {
+            ...greedy,
+            onToken: () => {
+              if (!firstAt) firstAt = performance.now();
+            },
+          });
+          const end = performance.now();
+          runs[i].total.push(newTokens / ((end - t0) / 1000));
+          // Steady state: the tokens after the first (which includes the prompt pass).
+          runs[i].steady.push((newTokens - 1) / ((end - firstAt) / 1000));
+        }
+      for (const s of sessions) s.close();
+      const stats = (xs: number[]) => ({
+        min: Math.min(...xs),
+        median: median(xs),
+        max: Math.max(...xs),
       });
-      const total = performance.now() - t0;
-      session.close();
-      // Steady state: the tokens after the first (which includes the prompt pass).
-      const steady = (newTokens - 1) / ((performance.now() - firstAt) / 1000);
+      const byDtype = Object.fromEntries(
+        dtypes.map((d, i) => [
+          d,
+          {
+            tokensPerSec: stats(runs[i].total),
+            steadyTokensPerSec: stats(runs[i].steady),
+            // Greedy tokens equal to fp32's, position by position (random weights: a sanity check;
+            // quality on a trained model is bench/quantize-quality.ts's).
+            agreeWithF32: tokens[i].filter((t, j) => t === tokens[0][j]).length / newTokens,
+          },
+        ]),
+      );
+      const f32 = byDtype.f32 ?? Object.values(byDtype)[0];
       return {
         workload,
         backend: backendName,
         newTokens,
-        seconds: total / 1000,
-        tokensPerSec: newTokens / (total / 1000),
-        steadyTokensPerSec: steady,
+        rounds,
+        tokensPerSec: f32.tokensPerSec.median,
+        steadyTokensPerSec: f32.steadyTokensPerSec.median,
+        byDtype,
         profile: profile?.toJSON(),
         profileTable: profile?.table(),
       };

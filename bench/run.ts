@@ -63,6 +63,9 @@ for (const backend of backends)
     gptc[`${w}@${backend}`] = child("bench/gptc-run.ts", args, quick ? 300 : 3600);
   }
 
+/** ONNX Runtime's results (see the hook in the report); empty until gptc exports ONNX. */
+const ort: Record<string, Json> = {};
+
 const tfjs: Record<string, Json> = {};
 if (!skipTfjs)
   for (const threads of [false, true]) {
@@ -107,11 +110,41 @@ for (const backend of backends) {
     num(tfjs["b/tuned+threads"]?.tokensPerSec, 2),
     ratio(g.tokensPerSec, tfGen()?.tokensPerSec),
   ]);
+  // Quantized weights, measured in the same process, rounds interleaved with fp32's.
+  const byDtype = (g.byDtype ?? {}) as Record<string, { tokensPerSec: Json; agreeWithF32: number }>;
+  for (const dtype of ["f16", "int8"]) {
+    const q = byDtype[dtype];
+    if (!q) continue;
+    const t = q.tokensPerSec;
+    rows.push([
+      `(b) … with --weights-dtype ${dtype}: tokens/s median (min–max); × fp32`,
+      `${num(t.median, 2)} (${num(t.min, 1)}–${num(t.max, 1)}); ×${ratio(t.median, byDtype.f32?.tokensPerSec.median)}`,
+      "",
+      "",
+      "",
+      ratio(t.median, tfGen()?.tokensPerSec),
+    ]);
+  }
+  // ONNX Runtime column (hook): once `gptc export --format onnx` exists
+  // (branch export), a bench/ort-run.ts child exports this same model with the
+  // same weights, runs it with onnxruntime-node (fp32, 1 and 2 threads) and
+  // its tokens/s goes here as `ort.generate` beside gptc's f32 / f16 / int8.
+  if (ort.generate)
+    rows.push([
+      "(b) … ONNX Runtime fp32 on gptc's exported model, tokens/s",
+      num(ort.generate.tokensPerSec, 2),
+      "",
+      "",
+      "",
+      `gptc int8 / ORT: ${ratio(byDtype.int8?.tokensPerSec.median, ort.generate.tokensPerSec)}`,
+    ]);
   const c = gptc[`train124m@${backend}`];
   const tc = tfjs["c/tuned"] ?? tfjs["c/naive"];
   rows.push([
-    `(c) gpt2-124M training step B=1 T=128, ms (gptc ${backend})`,
-    c.failed ? `failed: ${String(c.failed).slice(0, 60)}` : num(c.msPerStep, 0),
+    `(c) gpt2-124M training step B=1 T=128, ms: first / steady median (gptc ${backend})`,
+    c.failed
+      ? `failed: ${String(c.failed).slice(0, 60)}`
+      : `${num(c.firstStepMs, 0)} / ${num((c.steadyMs as Json | undefined)?.median, 0)}`,
     "",
     tc ? (tc.ok ? num(tc.msPerStep, 0) : `failed: ${String(tc.error ?? "").slice(0, 60)}`) : "—",
     "",
@@ -171,7 +204,7 @@ const md = [
 ].join("\n");
 
 const base = quick ? "bench/results-quick" : "bench/results";
-writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs }, null, 2) + "\n");
+writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs, ort }, null, 2) + "\n");
 writeFileSync(`${base}.md`, md);
 process.stdout.write(md);
 for (const [k, v] of Object.entries(gptc))

@@ -27,6 +27,8 @@ export const errorCodes = {
   generate: "the generation request is invalid",
   /** A kernel produced NaN or infinity (with numerics checks on). */
   numerics: "a kernel produced NaN or infinity",
+  /** Weights cannot be stored in the narrower type asked for (non-finite, or beyond float16's range). */
+  quantize: "the weights cannot be quantized",
   /** A safetensors file is malformed, or tensors cannot be written. */
   safetensors: "the safetensors file cannot be used",
   /** A tokenizer does not fit the model or the checkpoint. */

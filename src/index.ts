@@ -47,6 +47,7 @@ export type { MemoryPlan } from "./ir/passes/memory.js";
 
 // Running.
 export { ModelSession, checkTokenizer } from "./api/session.js";
+export type { WeightsDtype } from "./runtime/quantize.js";
 export type {
   OpenOptions,
   WeightsSource,

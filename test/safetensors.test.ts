@@ -350,7 +350,7 @@ describe("malformed input", () => {
     for (const dtype of ["I64", "I32", "U8", "BOOL"]) {
       const message = errorOf(() => parseSafetensors(one({ ...ok, dtype })));
       expect(message).toBe(
-        `<buffer>: tensor 'x' has dtype ${dtype}; gptc reads float tensors only (F32, F16, BF16, F64)`,
+        `<buffer>: tensor 'x' has dtype ${dtype}; gptc reads float tensors (F32, F16, BF16, F64) and I8 only`,
       );
     }
   });

@@ -7,6 +7,13 @@ import { createBackend, type Backend, type BackendName } from "../runtime/backen
 import { generateCached, type GenerateOptions } from "../runtime/generate.js";
 import { inEngine, newAdamWState, type AdamWState } from "../runtime/optimizer.js";
 import type { Profiler } from "../runtime/executor.js";
+import {
+  narrowTensors,
+  WEIGHTS_DTYPES,
+  weightsDtypeOf,
+  withWeightsDtype,
+  type WeightsDtype,
+} from "../runtime/quantize.js";
 import { parseSafetensors, serializeSafetensors } from "../runtime/safetensors.js";
 import { Session } from "../runtime/session.js";
 import { gpt2Tokenizer, TokenizerError, type Tokenizer } from "../runtime/tokenizer.js";
@@ -42,6 +49,14 @@ export interface OpenOptions {
   seed?: number;
   /** Turns text into ids and back (default GPT-2's BPE); must fit the model's vocabulary. */
   tokenizer?: Tokenizer;
+  /**
+   * For inference: the matmul weights as `int8` (one scale per output
+   * channel) or `f16`, widened in registers by the webasm GEMM (other
+   * backends compute with the same dequantized values), or `f32`. Default: as
+   * the weights come (a file saved with int8 or f16 weights keeps them).
+   * Training turns them back into float32 (from their dequantized values).
+   */
+  weightsDtype?: WeightsDtype;
 }
 
 /** How `generate` and `stream` sample; every field is optional. */
@@ -286,9 +301,19 @@ export class ModelSession {
     const gpt2Fits = (model.vocabSize ?? 50257) >= 50257;
     const tokenizer = o.tokenizer ?? (gpt2Fits ? gpt2Tokenizer() : undefined);
     if (tokenizer) checkTokenizer(model, tokenizer);
-    const weights = readWeights(model, o.weights, o.seed ?? 1337);
+    if (o.weightsDtype !== undefined && !WEIGHTS_DTYPES.includes(o.weightsDtype))
+      throw new UsageError(
+        `weightsDtype ${JSON.stringify(o.weightsDtype)}: expected ${WEIGHTS_DTYPES.join(", ")}`,
+      );
+    let weights = readWeights(model, o.weights, o.seed ?? 1337);
+    if (o.weightsDtype) weights = withWeightsDtype(model.lowered.graph, weights, o.weightsDtype);
     const backend = await createBackend(o.backend ?? "auto", { threads: o.threads });
     return new ModelSession(model, backend, weights, tokenizer);
+  }
+
+  /** How the matmul weights are kept: "f32", or "int8" / "f16" (see OpenOptions.weightsDtype). */
+  get weightsDtype(): WeightsDtype {
+    return weightsDtypeOf(this.weights);
   }
 
   /** Which backend runs the kernels, in words (e.g. "webasm (WebAssembly SIMD)"). */
@@ -302,6 +327,10 @@ export class ModelSession {
    * Returns the moments to train with.
    */
   prepareTraining(adam?: AdamWState): AdamWState {
+    // Training updates float32 weights: narrow ones train from their
+    // dequantized values (and the GEMM no longer reads their narrow packs).
+    if (this.weightsDtype !== "f32")
+      this.weights = withWeightsDtype(this.model.lowered.graph, this.weights, "f32");
     let state = adam ?? this.adam ?? newAdamWState(this.weights);
     if (!this.placed) {
       const placed = inEngine(this.backend, this.weights, state);
@@ -420,6 +449,40 @@ export class ModelSession {
   }
 
   /**
+   * Perplexity on `text` (or token ids): exp of the mean cross-entropy of
+   * each token after the first given the ones before it, in windows of
+   * `window` tokens (default the model's context, at most 256) that do not
+   * overlap, so each window starts without history. What quantized weights
+   * are measured by against float32 (`weightsDtype`).
+   */
+  async perplexity(text: string | number[], o: { window?: number } = {}): Promise<number> {
+    if (!this.model.trainable)
+      throw new UsageError(`${this.model.name} declares no loss, so it has no perplexity`);
+    const ids = this.encodePrompt(text);
+    const T = o.window ?? Math.min(this.model.context ?? 256, 256);
+    if (!(Number.isInteger(T) && T >= 1) || (this.model.context && T > this.model.context))
+      throw new UsageError(
+        `window ${T}: expected 1 to the model's context (${this.model.context})`,
+      );
+    const windows = Math.floor((ids.length - 1) / T);
+    if (windows < 1)
+      throw new UsageError(`perplexity needs more than ${T} tokens, got ${ids.length}`);
+    let total = 0;
+    for (let w = 0; w < windows; w += 8) {
+      const B = Math.min(8, windows - w);
+      const tokens = new Float32Array(B * T);
+      const targets = new Float32Array(B * T);
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++) {
+          tokens[b * T + t] = ids[(w + b) * T + t];
+          targets[b * T + t] = ids[(w + b) * T + t + 1];
+        }
+      total += B * (await this.runtime.evaluate(this.weights, { tokens, targets }, { B, T }));
+    }
+    return Math.exp(total / windows);
+  }
+
+  /**
    * Trains the session's weights in place on `data` (a Dataset from
    * `loadDataset`, tokenized with this session's tokenizer). Options default
    * as `gptc train`'s; `out` keeps log.jsonl, loss.svg and checkpoints there.
@@ -478,13 +541,17 @@ export class ModelSession {
     };
   }
 
-  /** The weights as the bytes of a model.safetensors file (Hugging Face keys where the spec uses them). */
+  /**
+   * The weights as the bytes of a model.safetensors file (Hugging Face keys
+   * where the spec uses them). Quantized weights are stored narrow: int8 as
+   * `<key>` (I8) with `<key>_scale` (F32, [1, out] or [out, 1]: one per
+   * output channel, value = q * scale), float16 as F16.
+   */
   safetensors(): Uint8Array {
+    const dtype = this.weightsDtype;
     return serializeSafetensors(
-      this.model.weights.map(
-        (w) => [w.key, { shape: w.shape, data: this.weights.get(w.key)! }] as const,
-      ),
-      { format: "pt" },
+      this.model.weights.flatMap((w) => narrowTensors(w.key, w.shape, this.weights.get(w.key)!)),
+      dtype === "f32" ? { format: "pt" } : { format: "pt", weights_dtype: dtype },
     );
   }
 

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { load } from "../api/load.js";
 import { UsageError } from "../errors.js";
 import { StepProfile } from "../runtime/profile.js";
+import { WEIGHTS_DTYPES, type WeightsDtype } from "../runtime/quantize.js";
 import {
   addBackendFlag,
   addModelFlags,
@@ -26,6 +27,13 @@ interface GenerateFlags extends ModelFlags, BackendFlags {
   topP?: number;
   seed: number;
   profile?: boolean;
+  weightsDtype?: WeightsDtype;
+}
+
+function weightsDtype(v: string): WeightsDtype {
+  if (!(WEIGHTS_DTYPES as readonly string[]).includes(v))
+    throw new UsageError(`--weights-dtype ${v}: expected ${WEIGHTS_DTYPES.join(", ")}`);
+  return v as WeightsDtype;
 }
 
 function unitInterval(v: string): number {
@@ -68,6 +76,11 @@ export function registerGenerate(program: Command): void {
       unitInterval,
     )
     .option("--seed <n>", "sampling seed", intAtLeast("--seed", 0), 0)
+    .option(
+      "--weights-dtype <type>",
+      "matmul weights as int8 (per-channel scales) or f16 for faster generation, or f32 (default: as stored)",
+      weightsDtype,
+    )
     .option("--profile", "print where the time went: per kernel family, per matmul shape, copies")
     .action(async (path: string, flags: GenerateFlags) => {
       const { session, hasWeights } = await load(path, {
@@ -77,8 +90,11 @@ export function registerGenerate(program: Command): void {
         tokenizer: flags.tokenizer,
         compile: compileOptions(flags),
         seed: flags.seed,
+        weightsDtype: flags.weightsDtype,
       });
-      process.stderr.write(`gptc: backend ${session.backendName}\n`);
+      process.stderr.write(
+        `gptc: backend ${session.backendName}${session.weightsDtype === "f32" ? "" : `, ${session.weightsDtype} weights`}\n`,
+      );
       if (!hasWeights)
         process.stderr.write(
           "gptc: no --weights given: sampling from randomly initialized weights\n",

@@ -116,7 +116,10 @@ export class Executor {
       const tables = ir.buffers.filter((b) => b.kind !== "input");
       if (backend.wasmKernels) {
         this.gemmEngine ??= gemmEngine();
-        return { ir, inputs, tables, masks, wasm: new WasmKernel(ir, this.gemmEngine) };
+        // Weights a kernel reads (a position table's gather) are kept in the
+        // engine's memory between calls, not copied in per call.
+        const weights = inputs.map((id) => g.nodes[id].op === "weight");
+        return { ir, inputs, tables, masks, wasm: new WasmKernel(ir, this.gemmEngine, weights) };
       }
       const js = printJs(ir, { rowReads: backend.name === "webasm" });
       const fn = backend.gpu.createKernel(js.source, {
@@ -168,12 +171,15 @@ export class Executor {
    * the buffers of the requested nodes (graph outputs by default) as Float32Arrays.
    * With `views`, requested graph outputs that live in the engine's memory
    * (webasm) are returned as views of it, valid until this executor runs
-   * again, instead of copies.
+   * again, instead of copies. `into` gives graph outputs a place of their own
+   * in the engine's memory (by node id, e.g. decoding's next KV caches): their
+   * kernels write there instead of the arena, and the result is that array.
+   * It must not be a buffer this run reads.
    */
   async run(
     feeds: Map<number, Float32Array>,
     want?: number[],
-    { views = false }: { views?: boolean } = {},
+    { views = false, into }: { views?: boolean; into?: Map<number, Float32Array> } = {},
   ): Promise<Map<number, Float32Array>> {
     const wanted = new Set(want ?? this.schedule.graph.outputs.map((o) => o.id));
     for (const [id, v] of feeds) {
@@ -207,8 +213,10 @@ export class Executor {
       const { ir, fn, wasm, gemm, prologue, gathers } = compiled;
       const kernel = this.schedule.kernels[index];
       const started = this.profiler ? performance.now() : 0;
-      // Where this kernel's output lives in the engine memory (webasm), if planned.
-      const target = this.targets[index];
+      // Where this kernel's output lives in the engine memory (webasm), if
+      // planned: the caller's place for it (`into`) where it gives one.
+      const own = this.targets[index] && into?.get(kernel.output);
+      const target = own && this.gemmEngine!.owns(own) ? own : this.targets[index];
       /** `out` is a new array of this run's own (no copy needed to return it). */
       let fresh = false;
       const call = async (k: KernelFn, into?: Float32Array) => {

@@ -14,6 +14,7 @@ import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
 import { gemmModule, KC, MR, NC, NR } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
+import { quantizedForm, type QuantizedWeight } from "./quantize.js";
 import { weightVersion } from "./weights.js";
 
 /**
@@ -21,10 +22,10 @@ import { weightVersion } from "./weights.js";
  * call per job. Jobs pass through a shared Int32Array (sequence number, done
  * number, job, argument count, arguments, error flag, ready flag) with
  * Atomics.wait/notify, so a call costs microseconds and the main thread never
- * yields to the event loop. Jobs 0-2 are the GEMM exports; job 3 loads the
+ * yields to the event loop. Jobs 0-4 are the GEMM exports; job 5 loads the
  * kernel modules posted to the thread's port since the last load
  * (receiveMessageOnPort: the thread reads its messages without an event loop);
- * job 4 shares a range with this thread: both claim chunks of it from a
+ * job 6 shares a range with this thread: both claim chunks of it from a
  * counter (NEXT) until none is left, so a slower core takes fewer (one of this
  * machine's two vCPUs runs the same code 20-40% slower than the other at times).
  */
@@ -55,11 +56,17 @@ function claim(
     fn(...args);
   }
 }
+const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2, gemm_int8: 3, gemm_f16: 4 } as const;
+type ExportName = keyof typeof exportIndex;
+const EXPORTS = Object.keys(exportIndex);
+/** Jobs after the exports' calls (job = export index for those). */
+const LOAD = EXPORTS.length;
+const SHARE = LOAD + 1;
 const workerSource = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
 const { module, memory, control, port } = workerData;
 const fns = new WebAssembly.Instance(module, { env: { memory } }).exports;
-const names = ["pack_a", "pack_b", "gemm"];
+const names = ${JSON.stringify(EXPORTS)};
 const kernels = [];
 const ctl = new Int32Array(control);
 const claim = ${claim.toString()};
@@ -72,17 +79,17 @@ for (;;) {
   try {
     const job = ctl[2];
     const args = Array.from(ctl.subarray(4, 4 + ctl[3]));
-    if (job < 3) fns[names[job]](...args);
-    else if (job === 3) {
+    if (job < ${LOAD}) fns[names[job]](...args);
+    else if (job === ${LOAD}) {
       for (let m; (m = receiveMessageOnPort(port)) !== undefined; ) {
         const env = { memory };
         for (const name of m.message.imports) env["Math_" + name] = Math[name];
         kernels[m.message.slot] = new WebAssembly.Instance(m.message.module, { env }).exports.run;
       }
     } else {
-      // [target (export index, or 3 + kernel slot), at, start, end, step, ...rest]
+      // [target (export index, or the exports' count + kernel slot), at, start, end, step, ...rest]
       const [target, at, start, end, step] = args;
-      claim(ctl, ${NEXT}, target < 3 ? fns[names[target]] : kernels[target - 3], at, start, end, step, args.slice(5));
+      claim(ctl, ${NEXT}, target < names.length ? fns[names[target]] : kernels[target - names.length], at, start, end, step, args.slice(5));
     }
   } catch (e) {
     // The main thread is blocked waiting: say so through memory, not a message.
@@ -93,10 +100,6 @@ for (;;) {
   Atomics.notify(ctl, 1);
 }
 `;
-const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2 } as const;
-type ExportName = keyof typeof exportIndex;
-const LOAD = 3;
-const SHARE = 4;
 /** Below this many multiply-adds a product runs on one thread (a hand-off costs ~10-50 us). */
 const PARALLEL_MACS = 1 << 20;
 
@@ -122,6 +125,10 @@ interface GemmExports {
     j1: number,
     depth: number,
   ): void;
+  /** As gemm, B packed as int8 with its columns' scales at byte `scales` (see PackedB). */
+  gemm_int8(...args: number[]): void;
+  /** As gemm, B packed as float16. */
+  gemm_f16(...args: number[]): void;
 }
 
 interface Packed {
@@ -290,13 +297,16 @@ export class Gemm {
       this.handoff(LOAD, [], () => {});
       this.helperLoaded = true;
     }
-    this.share(3 + slot, run, 1, 0, rows, Math.max(1, Math.ceil(rows / 16)), [out, ...args]);
+    this.share(EXPORTS.length + slot, run, 1, 0, rows, Math.max(1, Math.ceil(rows / 16)), [
+      out,
+      ...args,
+    ]);
   }
 
   /**
    * fn over `chunks`, claimed by this thread and the helper as each finishes
-   * its last: `target` names fn for the helper (an export's index, or 3 + a
-   * kernel's slot).
+   * its last: `target` names fn for the helper (an export's index, or the
+   * exports' count + a kernel's slot).
    */
   private share(target: number, fn: (...args: number[]) => void, ...chunks: Chunks): void {
     const ctl = this.helper!.ctl;
@@ -425,6 +435,31 @@ export class Gemm {
     return this.buffers.has(a.buffer);
   }
 
+  /** Bumped each time the resident packs are dropped (their places reused). */
+  get epochNow(): number {
+    return this.epoch;
+  }
+
+  /**
+   * The address of a copy of weight `w` kept among the resident packs (made
+   * again when its version moves), for kernels that read a weight whole (a
+   * position table's gather) instead of copying it in per call; undefined
+   * when it does not fit above the arenas. Valid until the packs are dropped
+   * (see epochNow).
+   */
+  residentCopy(w: Float32Array): number | undefined {
+    const bytes = w.length * 4;
+    if (align(this.residentTop) + bytes > MAX_BYTES) return undefined;
+    const op = { buffer: 0, offsets: [0], rowStride: 0, colStride: 0, resident: true };
+    const { entry, current } = this.place([{ op, data: w, key: "copy", bytes }])[0]!;
+    if (!current) {
+      this.ensure(entry.offset + bytes);
+      new Float32Array(this.memory.buffer).set(w, entry.offset / 4);
+      entry.version = weightVersion(w);
+    }
+    return entry.offset;
+  }
+
   /**
    * Byte offset of `bytes` of scratch space above the resident packs, valid
    * until the next call into the engine.
@@ -483,6 +518,10 @@ export class Gemm {
     const ownB = this.owns(b);
     const Mp = roundUp(M, MR);
     const Np = roundUp(N, NR);
+    // A weight kept narrow (runtime/quantize.ts) is packed from its int8 or
+    // float16 form when B's columns are its output channels.
+    const qb = plan.b.resident ? narrowB(plan, b) : undefined;
+    const qBytes = qb?.dtype === "int8" ? align(Np * K) + Np * 4 : Np * K * 2;
     // A pack depends on its own matrix only (not on the other operand's size):
     // the prompt's and the decode step's products share a weight's pack.
     const operands = [
@@ -495,8 +534,8 @@ export class Gemm {
       {
         op: plan.b,
         data: b,
-        key: `b:${plan.b.offsets[0]}:${plan.b.rowStride}:${plan.b.colStride}:${K}:${N}`,
-        bytes: Np * K * 4,
+        key: `b:${plan.b.offsets[0]}:${plan.b.rowStride}:${plan.b.colStride}:${K}:${N}${qb ? `:${qb.dtype}` : ""}`,
+        bytes: qb ? qBytes : Np * K * 4,
       },
     ];
     // C straight into `out` (rows N floats apart) when it is a view of this
@@ -536,7 +575,7 @@ export class Gemm {
     const packA = !sa?.current;
     const packB = !sb?.current;
     if (packA && !ownA) mem.set(a, at.offA / 4);
-    if (packB && !ownB && !(a === b && packA)) mem.set(b, at.offB / 4);
+    if (packB && !ownB && !qb && !(a === b && packA)) mem.set(b, at.offB / 4);
 
     out ??= new Float32Array(batch * M * N);
     const ap = sa ? sa.entry.offset : at.offAp;
@@ -556,19 +595,27 @@ export class Gemm {
         : M <= MR
           ? 16
           : Math.max(2, Math.min(16, Math.floor(Np / NC)));
+    const kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
+    const gemm = this.fns[kernel] as (...args: number[]) => void;
+    const scales = qb?.dtype === "int8" ? [bp + align(Np * K)] : [];
     /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
       // Chunks of whole 8-column panels.
       const step = roundUp(Math.ceil((j1 - j0) / chunks), NR);
       if (split && step < j1 - j0 && this.parallel())
-        this.share(exportIndex.gemm, this.fns.gemm, 6, j0, j1, step, [ap, bp, c, M, K, ldc, depth]);
-      else this.fns.gemm(ap, bp, c, M, K, ldc, j0, j1, depth);
+        this.share(exportIndex[kernel], gemm, 6, j0, j1, step, [
+          ...[ap, bp, c, M, K, ldc, depth],
+          ...scales,
+        ]);
+      else gemm(ap, bp, c, M, K, ldc, j0, j1, depth, ...scales);
     };
     for (let m = 0; m < batch; m++) {
       // A resident operand is the same matrix for the whole batch: packed once.
       if (packA && (!sa || m === 0))
         this.pack("a", at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
-      if (packB && (!sb || m === 0))
+      if (packB && qb && m === 0)
+        packNarrow(qb, new Uint8Array(this.memory.buffer), bp, plan.b, K, N);
+      else if (packB && (!sb || m === 0))
         this.pack("b", at.offB + 4 * plan.b.offsets[m], plan.b, N, K, bp, split);
       const c = at.offC / 4;
       if (direct) {
@@ -576,7 +623,7 @@ export class Gemm {
         product(base, N, 0, N8);
         if (N8 === N) continue;
         // The last panel: a tile 8 columns wide (its column j at offC + (j - N8) * 4).
-        this.fns.gemm(ap, bp, at.offC - N8 * 4, M, K, NR, N8, Np, depth);
+        gemm(ap, bp, at.offC - N8 * 4, M, K, NR, N8, Np, depth, ...scales);
         for (let i = 0; i < M; i++)
           out.set(mem.subarray(c + i * NR, c + i * NR + N - N8), (m * M + i) * N + N8);
         continue;
@@ -591,6 +638,61 @@ export class Gemm {
     if (sb) sb.entry.version = weightVersion(b);
     return out;
   }
+}
+
+/**
+ * The narrow form of weight `b` when the plan's B is the whole weight, [K, N]
+ * row-major or the transpose of an [N, K] one (a tied LM head), and, for
+ * int8, B's columns are its output channels (the scales' axis); else
+ * undefined (packed as float32 from the dequantized values: the same numbers).
+ */
+function narrowB(plan: GemmPlan, b: Float32Array): QuantizedWeight | undefined {
+  const q = quantizedForm(b);
+  if (!q || plan.b.offsets[0] !== 0) return undefined;
+  const [R, C] = q.shape;
+  const { rowStride: rs, colStride: cs } = plan.b;
+  const plain = R === plan.K && C === plan.N && rs === C && cs === 1;
+  const transposed = R === plan.N && C === plan.K && rs === 1 && cs === C;
+  if (q.dtype === "f16") return plain || transposed ? q : undefined;
+  return (q.axis === 1 ? plain : transposed) ? q : undefined;
+}
+
+/**
+ * Packs a narrow weight as B ([K, N], columns its channels) into 8-column
+ * panels, k-major, at byte `dst` of `bytes`: int8 (1 byte each; the Np scales
+ * after the panels, from the next 64-byte boundary) or float16 bits (2 bytes).
+ * Done once per weight, in JavaScript.
+ */
+function packNarrow(
+  q: QuantizedWeight,
+  bytes: Uint8Array,
+  dst: number,
+  b: GemmPlan["b"],
+  K: number,
+  N: number,
+) {
+  const Np = roundUp(N, NR);
+  // Element (k, n) of B is stored at k * ks + n * ns of the weight's array.
+  const [ks, ns] = [b.rowStride, b.colStride];
+  if (q.dtype === "int8") {
+    const out = new Int8Array(bytes.buffer, dst, Np * K);
+    for (let p = 0; p < Np; p += NR)
+      for (let w = 0; w < NR; w++) {
+        const n = p + w;
+        for (let k = 0, o = p * K + w; k < K; k++, o += NR)
+          out[o] = n < N ? q.q[k * ks + n * ns] : 0;
+      }
+    const scales = new Float32Array(bytes.buffer, dst + align(Np * K), Np);
+    scales.fill(0).set(q.scales);
+    return;
+  }
+  const out = new Uint16Array(bytes.buffer, dst, Np * K);
+  for (let p = 0; p < Np; p += NR)
+    for (let w = 0; w < NR; w++) {
+      const n = p + w;
+      for (let k = 0, o = p * K + w; k < K; k++, o += NR)
+        out[o] = n < N ? q.bits[k * ks + n * ns] : 0;
+    }
 }
 
 /**

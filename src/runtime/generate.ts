@@ -162,14 +162,17 @@ async function decodeSegment(
   const C = len + Math.max(0, steps - 1);
   const dims = { B, C };
   const cacheInputs = session.cacheInputs(dims);
-  // On webasm the caches live in the engine's memory: kernels read them in
-  // place, and each step's updated caches (views of the executor's arena)
-  // are copied into them once, with no new arrays per token.
-  const held = session.backend.wasmKernels
-    ? gemmEngine().hold(cacheInputs.map((c) => c.size))
-    : undefined;
+  // On webasm the caches live in the engine's memory, twice: kernels read
+  // one set in place and write the updated caches into the other, and the
+  // two swap each step. No copy per token (a whole cache, O(context), each).
+  const sizes = cacheInputs.map((c) => c.size);
+  const held = session.backend.wasmKernels ? gemmEngine().hold([...sizes, ...sizes]) : undefined;
   const caches: Record<string, Float32Array> = {};
-  cacheInputs.forEach((c, i) => (caches[c.name] = held?.arrays[i] ?? new Float32Array(c.size)));
+  const spare: Record<string, Float32Array> = {};
+  cacheInputs.forEach((c, i) => {
+    caches[c.name] = held?.arrays[i] ?? new Float32Array(c.size);
+    if (held) spare[c.name] = held.arrays[sizes.length + i];
+  });
   let tokens = Float32Array.from(window.flat());
   let T = len;
   let filled = 0;
@@ -180,20 +183,29 @@ async function decodeSegment(
         weights,
         { tokens, cache_len: Float32Array.of(filled), ...caches },
         { ...dims, T },
-        { views: held !== undefined },
+        { views: held !== undefined, into: held && spare },
       );
-      // Without views the session's outputs are copies of their own: kept as they are.
-      for (const name of Object.keys(caches))
-        if (held) caches[name].set(out[name]);
-        else caches[name] = out[name];
+      // The outputs are the spare set (webasm; copied in where a kernel could
+      // not write there), or copies of their own: kept as they are.
+      for (const name of Object.keys(caches)) {
+        if (!held) {
+          caches[name] = out[name];
+          continue;
+        }
+        const written = spare[name];
+        if (out[name] !== written) written.set(out[name]);
+        spare[name] = caches[name];
+        caches[name] = written;
+      }
       const vocab = out.logits.length / (B * T);
       const next = new Float32Array(B);
       for (let b = 0; b < B; b++) {
         const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
         const id = sampleToken(row, o, rng);
         next[b] = id;
-        // A view lives until the next step: the callback gets a copy it may keep.
-        logitsOf(b, held ? row.slice() : row);
+        // A view lives until the next step: the callback gets a copy it may keep
+        // (made only when someone listens: 200 KB a token at GPT-2's vocabulary).
+        if (o.onLogits) logitsOf(b, held ? row.slice() : row);
         emit(b, id);
       }
       filled += T;

@@ -6,8 +6,9 @@
 // with offsets relative to the first byte of the data section, plus an optional
 // "__metadata__" object of string -> string.
 //
-// gptc computes in float32, so the reader converts every float dtype (F32, F16, BF16, F64) to a
-// fresh Float32Array, and the writer writes F32 only. The reader treats its input as untrusted:
+// gptc computes in float32, so the reader converts every float dtype (F32, F16, BF16, F64), and
+// I8 (quantized weights, runtime/quantize.ts), to a fresh Float32Array; the writer writes F32,
+// and F16 or I8 given as their bits. The reader treats its input as untrusted:
 // every malformed file ends in a SafetensorsError (never a RangeError, TypeError or an
 // out-of-bounds read), and tensor names are only ever used as Map keys, so names such as
 // "__proto__" cannot touch any object's prototype.
@@ -25,7 +26,7 @@ export class SafetensorsError extends GptcError {
 
 /** One tensor as read. `dtype` is the dtype stored in the file; `data` is always float32. */
 export interface SafetensorsTensor {
-  /** The dtype stored in the file: "F32", "F16", "BF16" or "F64". */
+  /** The dtype stored in the file: "F32", "F16", "BF16", "F64" or "I8". */
   dtype: string;
   /** Dimensions, outermost first ([] for a scalar). */
   shape: number[];
@@ -42,12 +43,17 @@ export interface SafetensorsFile {
 }
 
 /** What the writer needs of a tensor; a SafetensorsTensor fits. */
-export interface TensorToWrite {
-  /** Dimensions, outermost first; their product must equal `data.length`. */
-  shape: readonly number[];
-  /** The values, row-major; written as F32. */
-  data: Float32Array;
-}
+export type TensorToWrite =
+  | {
+      /** Dimensions, outermost first; their product must equal `data.length`. */
+      shape: readonly number[];
+      /** The values, row-major; written as F32. */
+      data: Float32Array;
+    }
+  /** float16 bits, written as F16. */
+  | { shape: readonly number[]; data: Uint16Array; narrow: "F16" }
+  /** int8 values, written as I8. */
+  | { shape: readonly number[]; data: Int8Array; narrow: "I8" };
 
 /** The safetensors library refuses headers above this size; so do we, before decoding them. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -59,13 +65,13 @@ const FLOAT_DTYPE_BYTES: ReadonlyMap<string, number> = new Map([
   ["F16", 2],
   ["BF16", 2],
   ["F64", 8],
+  ["I8", 1],
 ]);
 // Dtypes the format defines that gptc does not read: named so the error says "unsupported"
 // rather than "unknown".
 const OTHER_KNOWN_DTYPES = new Set([
   "BOOL",
   "U8",
-  "I8",
   "U16",
   "I16",
   "U32",
@@ -258,7 +264,9 @@ export function parseSafetensors(bytes: Uint8Array, source = "<buffer>"): Safete
     const itemSize = FLOAT_DTYPE_BYTES.get(dtype);
     if (itemSize === undefined) {
       if (OTHER_KNOWN_DTYPES.has(dtype)) {
-        fail(`${what} has dtype ${dtype}; gptc reads float tensors only (F32, F16, BF16, F64)`);
+        fail(
+          `${what} has dtype ${dtype}; gptc reads float tensors (F32, F16, BF16, F64) and I8 only`,
+        );
       }
       fail(`${what} has unknown dtype ${q(dtype)}`);
     }
@@ -341,6 +349,9 @@ function toFloat32(
     case "F16":
       for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(at + 2 * i, true));
       break;
+    case "I8":
+      for (let i = 0; i < count; i++) out[i] = view.getInt8(at + i);
+      break;
   }
   return out;
 }
@@ -378,8 +389,13 @@ export function serializeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   const enc = new TextEncoder();
-  const items: { name: string; key: Uint8Array; shape: readonly number[]; data: Float32Array }[] =
-    [];
+  const items: {
+    name: string;
+    key: Uint8Array;
+    shape: readonly number[];
+    data: Float32Array | Uint16Array | Int8Array;
+    dtype: string;
+  }[] = [];
   const seen = new Set<string>();
   for (const [name, t] of tensors) {
     const what = `tensor ${q(String(name))}`;
@@ -392,7 +408,12 @@ export function serializeSafetensors(
     if (name === METADATA_KEY) fail(`${what}: the name is reserved for metadata`);
     if (seen.has(name)) fail(`${what}: the name is given twice`);
     seen.add(name);
-    if (!t || !(t.data instanceof Float32Array)) fail(`${what}: data must be a Float32Array`);
+    const dtype = t && "narrow" in t ? t.narrow : "F32";
+    const arrayType = { F32: Float32Array, F16: Uint16Array, I8: Int8Array }[dtype];
+    if (!arrayType)
+      fail(`${what}: dtype ${q(String(dtype))} is not one gptc writes (F32, F16, I8)`);
+    if (!(t.data instanceof arrayType))
+      fail(`${what}: data of ${dtype} must be a ${arrayType.name}`);
     const shape = checkedShape(t.shape, what, fail);
     const count = elementCount(shape, what, fail);
     if (count !== t.data.length) {
@@ -400,7 +421,7 @@ export function serializeSafetensors(
         `${what}: shape ${JSON.stringify(shape)} needs ${count} values, data has ${t.data.length}`,
       );
     }
-    items.push({ name, key: enc.encode(name), shape: [...shape], data: t.data });
+    items.push({ name, key: enc.encode(name), shape: [...shape], data: t.data, dtype });
   }
   items.sort((a, b) => compareBytes(a.key, b.key));
 
@@ -427,7 +448,7 @@ export function serializeSafetensors(
   for (const it of items) {
     const end = offset + it.data.byteLength;
     parts.push(
-      `${JSON.stringify(it.name)}:{"dtype":"F32","shape":${JSON.stringify(it.shape)},` +
+      `${JSON.stringify(it.name)}:{"dtype":"${it.dtype}","shape":${JSON.stringify(it.shape)},` +
         `"data_offsets":[${offset},${end}]}`,
     );
     offset = end;
@@ -445,7 +466,11 @@ export function serializeSafetensors(
     if (HOST_IS_LITTLE_ENDIAN) {
       out.set(new Uint8Array(it.data.buffer, it.data.byteOffset, it.data.byteLength), at);
     } else {
-      for (let i = 0; i < it.data.length; i++) view.setFloat32(at + 4 * i, it.data[i]!, true);
+      const d = it.data;
+      for (let i = 0; i < d.length; i++)
+        if (d instanceof Float32Array) view.setFloat32(at + 4 * i, d[i]!, true);
+        else if (d instanceof Uint16Array) view.setUint16(at + 2 * i, d[i]!, true);
+        else view.setInt8(at + i, d[i]!);
     }
     at += it.data.byteLength;
   }

@@ -180,17 +180,22 @@ export class Session {
   /**
    * One decoding step: tokens, cache_len and caches in; logits and updated
    * caches out (with `views`, views of the executor's memory where it has one,
-   * valid until its next run, as in lossAndGrads).
+   * valid until its next run, as in lossAndGrads). `into`: arrays of the
+   * engine's memory, by output name, that outputs are written to instead
+   * (webasm), never one of this step's inputs.
    */
   async decode(
     weights: Weights,
     inputs: Record<string, Float32Array>,
     dims: Dims,
-    opts: { views?: boolean } = {},
+    opts: { views?: boolean; into?: Record<string, Float32Array> } = {},
   ): Promise<Record<string, Float32Array>> {
     const ex = this.executor("decode", dims);
     const g = ex.schedule.graph;
-    const out = await ex.run(this.feeds(g, weights, inputs), undefined, opts);
+    const into =
+      opts.into &&
+      new Map(g.outputs.filter((o) => opts.into![o.name]).map((o) => [o.id, opts.into![o.name]]));
+    const out = await ex.run(this.feeds(g, weights, inputs), undefined, { ...opts, into });
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
   }
 

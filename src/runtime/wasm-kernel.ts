@@ -21,6 +21,8 @@ export class WasmKernel {
   constructor(
     readonly ir: KernelIR,
     private readonly engine: Gemm,
+    /** Which arguments are weights: read from a copy the engine keeps (see Gemm.residentCopy). */
+    private readonly weights: boolean[] = [],
   ) {
     const { bytes, imports } = wasmKernel(ir, engineMemory);
     this.kernel = engine.loadKernel(bytes, imports);
@@ -38,21 +40,30 @@ export class WasmKernel {
    * else returned as a new array. Arguments that are views of the engine's
    * memory are read where they are; others are copied into scratch space.
    */
-  call(args: Float32Array[], out?: Float32Array): Float32Array {
+  call(args: Float32Array[], out?: Float32Array, keepWeights = true): Float32Array {
     const engine = this.engine;
     if (out && !engine.owns(out))
       throw new Error("internal: kernel output outside the engine memory");
+    const epoch = engine.epochNow;
+    // Weights: the engine's kept copy (placed before the scratch space, which lies above it).
+    const kept = args.map((a, k) =>
+      keepWeights && this.weights[k] && !engine.owns(a) ? engine.residentCopy(a) : undefined,
+    );
     // Scratch offsets of the arguments to copy in; -1 for those read in place.
     const offsets: number[] = [];
     let top = out ? 0 : align(this.outputSize * 4);
-    for (const a of args) {
-      const copy = !engine.owns(a);
+    for (const [k, a] of args.entries()) {
+      const copy = !engine.owns(a) && kept[k] === undefined;
       offsets.push(copy ? top : -1);
       if (copy) top = align(top + a.length * 4);
     }
     const base = engine.scratch(top);
+    // Scratch that did not fit dropped the kept copies: this call copies everything.
+    if (engine.epochNow !== epoch && kept.some((a) => a !== undefined))
+      return this.call(args, out, false);
     const mem = new Float32Array(engine.memory.buffer);
     const addrs = args.map((a, k) => {
+      if (kept[k] !== undefined) return kept[k];
       if (offsets[k] < 0) return a.byteOffset;
       mem.set(a, (base + offsets[k]) / 4);
       return base + offsets[k];

@@ -6,6 +6,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dimValue } from "../ir/dims.js";
 import type { Graph } from "../ir/graph.js";
+import { foldQuantized } from "./quantize.js";
 import { Rng } from "./rng.js";
 import { printableName, readSafetensors } from "./safetensors.js";
 
@@ -86,13 +87,14 @@ export function loadWeightsFile(path: string, specs: WeightSpec[]): Weights {
  * it in messages): every key the specs expect with its shape, nothing else.
  */
 export function weightsFromTensors(
-  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  tensors: Map<string, { dtype?: string; shape: number[]; data: Float32Array }>,
   specs: WeightSpec[],
   what: string,
 ): Weights {
   const file = what;
   const found = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [rawKey, t] of tensors) {
+  // Quantized weights (I8 with scales, F16) as float32, their narrow forms kept.
+  for (const [rawKey, t] of foldQuantized(tensors, what)) {
     const key = rawKey.startsWith("transformer.") ? rawKey.slice("transformer.".length) : rawKey;
     found.set(key, t);
   }

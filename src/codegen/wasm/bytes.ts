@@ -104,6 +104,8 @@ export const SIMD = {
   "f32x4.trunc": 0x69,
   "f32x4.nearest": 0x6a,
   "i32x4.neg": 0xa1,
+  "i32x4.extend_low_i16x8_s": 0xa7,
+  "i32x4.extend_high_i16x8_s": 0xa8,
   "i32x4.shl": 0xab,
   "i32x4.add": 0xae,
   "i32x4.sub": 0xb1,
@@ -352,6 +354,10 @@ export class Fn {
   }
   v128Store(offset = 0): this {
     return this.simd(0x0b, 4, ...uleb(offset));
+  }
+  /** i16x8.load8x8_s: 8 signed bytes widened to 8 i16 lanes. */
+  v128Load8x8S(offset = 0): this {
+    return this.simd(0x01, 3, ...uleb(offset));
   }
   v128Load32Splat(offset = 0): this {
     return this.simd(0x09, 2, ...uleb(offset));

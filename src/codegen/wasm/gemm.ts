@@ -24,6 +24,19 @@ export const KC = 256;
 export const NC = 256;
 
 /**
+ * The element type of packed B. Weight-only quantization (runtime/quantize.ts)
+ * packs a weight's panels as int8 (8 bytes per k, the output channels' scales
+ * beside them: `gemm_int8` takes their address and scales each tile once, at
+ * its store) or float16 (16 bytes per k, `gemm_f16`). Both widen in
+ * registers: int8 by sign extension and conversion; float16, which wasm
+ * cannot load, by bit operations: sign-extended to i32 and shifted left 13,
+ * the sign lands in bit 31 and exponent and mantissa in float32's places (bits
+ * 28-30 hold copies of the sign, masked off); the value is then 2^-112 of the
+ * half's, so one multiply by 2^112 makes it exact, subnormals included.
+ */
+export type PackedB = "f32" | "int8" | "f16";
+
+/**
  * Packs `lines` lines (rows of A, columns of B) into panels of W lines, k-major:
  * dst[p][k][w] = src[(p*W + w) * lineStride + k * kStride], zero lines past
  * the end. A full panel whose lines are adjacent (lineStride 1: a transposed A,
@@ -99,9 +112,13 @@ function packPanels(name: string, W: number): Fn {
  * holds: a last panel of 1-3 rows (and decoding's single row) does only its
  * own rows' work.
  */
-function gemm(fma: boolean): Fn {
-  const f = new Fn("gemm", ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"]);
-  const [ap, bp, c, M, K, ldc, j0, j1, depth] = f.params;
+function gemm(fma: boolean, w: PackedB = "f32"): Fn {
+  const name = w === "f32" ? "gemm" : `gemm_${w}`;
+  const params = Array<"i32">(w === "f32" ? 9 : 10).fill("i32");
+  const f = new Fn(name, params);
+  const [ap, bp, c, M, K, ldc, j0, j1, depth, scales] = f.params;
+  /** log2 of the bytes of one element of packed B. */
+  const eShift = { f32: 2, f16: 1, int8: 0 }[w];
   const jc = f.local("i32");
   const jend = f.local("i32");
   const pc = f.local("i32");
@@ -118,32 +135,59 @@ function gemm(fma: boolean): Fn {
   const b0 = f.local("v128");
   const b1 = f.local("v128");
   const av = f.local("v128");
+  const raw = f.local("v128");
+  // float16 -> float32 (see widenHalves); int8: the channel's scales at the store.
+  const mask = f.local("v128");
+  const pow112 = f.local("v128");
+  const s0 = f.local("v128");
+  const s1 = f.local("v128");
+  const sp = f.local("i32");
+  if (w === "f16") {
+    f.v128Const(new Int32Array(4).fill(0x8fffffff | 0)).set(mask);
+    f.v128Const(new Float32Array(4).fill(2 ** 112)).set(pow112);
+  }
+  /** float16 bits (the i32 lanes of a sign-extended i16x8 half) -> float32: see the module comment. */
+  const widenHalves = (f: Fn, extend: "i32x4.extend_low_i16x8_s" | "i32x4.extend_high_i16x8_s") =>
+    f.get(raw).v(extend).i32(13).v("i32x4.shl").get(mask).v("v128.and").get(pow112).f32x4Mul();
 
   /** Pushes the address of row r of the C tile. */
   const rowOfC = (f: Fn, r: number) => f.get(cp).get(ldcb).i32(r).i32Mul().i32Add();
 
   /** The 4 x 8 (or R x 8) tile at (a, b) -> cp, over kc steps of depth. */
   const micro = (f: Fn, R: number) => {
-    // The first depth block starts from zero, later ones add to C.
-    f.get(pc)
-      .i32Eqz()
-      .ifElse(
-        (f) => {
-          for (let v = 0; v < 2 * R; v++) f.v128Zero().set(acc[v]);
-        },
-        (f) => {
-          for (let r = 0; r < R; r++)
-            for (const h of [0, 1])
-              rowOfC(f, r)
-                .v128Load(16 * h)
-                .set(acc[2 * r + h]);
-        },
-      );
+    // The first depth block starts from zero, later ones add to C (int8:
+    // every block from zero, added to C once scaled).
+    if (w === "int8") for (let v = 0; v < 2 * R; v++) f.v128Zero().set(acc[v]);
+    else
+      f.get(pc)
+        .i32Eqz()
+        .ifElse(
+          (f) => {
+            for (let v = 0; v < 2 * R; v++) f.v128Zero().set(acc[v]);
+          },
+          (f) => {
+            for (let r = 0; r < R; r++)
+              for (const h of [0, 1])
+                rowOfC(f, r)
+                  .v128Load(16 * h)
+                  .set(acc[2 * r + h]);
+          },
+        );
     f.while(
       (f) => f.get(a).get(aend).i32LtU(),
       (f) => {
-        f.get(b).v128Load(0).set(b0);
-        f.get(b).v128Load(16).set(b1);
+        if (w === "f32") {
+          f.get(b).v128Load(0).set(b0);
+          f.get(b).v128Load(16).set(b1);
+        } else if (w === "int8") {
+          f.get(b).v128Load8x8S(0).set(raw);
+          f.get(raw).v("i32x4.extend_low_i16x8_s").v("f32x4.convert_i32x4_s").set(b0);
+          f.get(raw).v("i32x4.extend_high_i16x8_s").v("f32x4.convert_i32x4_s").set(b1);
+        } else {
+          f.get(b).v128Load(0).set(raw);
+          widenHalves(f, "i32x4.extend_low_i16x8_s").set(b0);
+          widenHalves(f, "i32x4.extend_high_i16x8_s").set(b1);
+        }
         for (let r = 0; r < R; r++) {
           f.get(a)
             .v128Load32Splat(r * 4)
@@ -163,9 +207,27 @@ function gemm(fma: boolean): Fn {
                 .f32x4Add()
                 .set(acc[2 * r + h]);
         }
-        f.inc(a, MR * 4).inc(b, NR * 4);
+        f.inc(a, MR * 4).inc(b, NR << eShift);
       },
     );
+    if (w === "int8") {
+      f.get(scales).get(j).i32(2).i32Shl().i32Add().tee(sp).v128Load(0).set(s0);
+      f.get(sp).v128Load(16).set(s1);
+      for (let r = 0; r < R; r++)
+        for (const h of [0, 1]) {
+          f.get(acc[2 * r + h])
+            .get(h ? s1 : s0)
+            .f32x4Mul()
+            .set(acc[2 * r + h]);
+          f.get(pc).ifElse((f) =>
+            rowOfC(f, r)
+              .v128Load(16 * h)
+              .get(acc[2 * r + h])
+              .f32x4Add()
+              .set(acc[2 * r + h]),
+          );
+        }
+    }
     for (let r = 0; r < R; r++)
       for (const h of [0, 1])
         rowOfC(f, r)
@@ -189,10 +251,10 @@ function gemm(fma: boolean): Fn {
       f.for(i, 0, M, MR, (f) => {
         f.get(M).get(i).i32Sub().set(rows);
         f.for(j, jc, jend, NR, (f) => {
-          // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8)*4; cp = c + (i*ldc + j)*4
+          // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8) << eShift; cp = c + (i*ldc + j)*4
           f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
           f.i32Add().set(a);
-          f.get(bp).get(j).get(K).i32Mul().get(pc).i32(3).i32Shl().i32Add().i32(2).i32Shl();
+          f.get(bp).get(j).get(K).i32Mul().get(pc).i32(3).i32Shl().i32Add().i32(eShift).i32Shl();
           f.i32Add().set(b);
           f.get(c).get(i).get(ldc).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(cp);
           f.get(a).get(kc).i32(4).i32Shl().i32Add().set(aend);
@@ -237,5 +299,14 @@ export function gemmModule(
   memory: { initial: number; maximum: number; shared: boolean },
   fma = false,
 ): Uint8Array<ArrayBuffer> {
-  return moduleBytes([packPanels("pack_a", MR), packPanels("pack_b", NR), gemm(fma)], memory);
+  return moduleBytes(
+    [
+      packPanels("pack_a", MR),
+      packPanels("pack_b", NR),
+      gemm(fma),
+      gemm(fma, "int8"),
+      gemm(fma, "f16"),
+    ],
+    memory,
+  );
 }
