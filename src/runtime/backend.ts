@@ -2,6 +2,7 @@
 // picks the best that works here (headlessgl, then webasm, then cpu) and says
 // which one ran in `describe` (the CLI logs it).
 import { GptcError } from "../errors.js";
+import type { DeviceLimits } from "../codegen/device-layout.js";
 import { createRequire } from "node:module";
 import { engineThreads } from "./gemm.js";
 
@@ -45,20 +46,38 @@ export interface Backend {
   wasmKernels: boolean;
   /** The backend in words, for logs: e.g. "webasm (WebAssembly SIMD)". */
   describe: string;
+  /**
+   * GPU backends: what one texture or buffer holds and indexes exactly; tensors
+   * past it are tiled (codegen/device-layout.ts) or refused before anything runs.
+   */
+  limits?: DeviceLimits;
 }
 
-function headlessGlWorks(): boolean {
+/**
+ * gpu.js writes its kernels' index arithmetic in float32 (GLSL and WGSL alike:
+ * `const i = this.thread.x` is a float), exact for integers up to 2^24.
+ */
+export const FLOAT_EXACT = 2 ** 24;
+
+/** The GL context's MAX_TEXTURE_SIZE when headlessgl runs here (a probe kernel), else undefined. */
+function headlessGlProbe(): number | undefined {
   try {
     const { GPU } = gpujs();
-    if (!GPU.isHeadlessGLSupported) return false;
+    if (!GPU.isHeadlessGLSupported) return undefined;
     const gpu = new GPU({ mode: "headlessgl" });
     const k = gpu.createKernel("function (a) { return a[this.thread.x] + 1.0; }", { output: [2] });
     const r = k(Float32Array.of(1, 2));
+    const gl = k.context;
+    const max = gl ? (gl.getParameter(gl.MAX_TEXTURE_SIZE) as number) : 4096;
     gpu.destroy?.();
-    return r[0] === 2 && r[1] === 3;
+    return r[0] === 2 && r[1] === 3 ? max : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function headlessGlWorks(): boolean {
+  return headlessGlProbe() !== undefined;
 }
 
 /**
@@ -110,8 +129,9 @@ export async function createBackend(
       };
       break;
     }
-    case "headlessgl":
-      if (!headlessGlWorks())
+    case "headlessgl": {
+      const maxTextureSize = headlessGlProbe();
+      if (maxTextureSize === undefined)
         throw new BackendError(
           "headlessgl is not available: the optional 'gl' package did not build or no display is open " +
             "(install libxi-dev libx11-dev libxext-dev pkg-config, run `npm rebuild gl`, and run under `xvfb-run -a`)",
@@ -123,16 +143,31 @@ export async function createBackend(
         gemm: false,
         wasmKernels: false,
         describe: "headlessgl (GLSL through the gl package)",
+        // Textures of 32-bit floats: a texel holds one value of an output (four of an upload).
+        limits: {
+          backend: "headlessgl",
+          exactIndex: FLOAT_EXACT,
+          maxTextureSize,
+          maxElements: maxTextureSize * maxTextureSize,
+        },
       };
       break;
+    }
     case "webgpu": {
       let adapter: unknown;
+      let bindingBytes = 2 ** 27;
       try {
         const webgpu = require("webgpu");
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         (globalThis as any).navigator ??= { gpu: webgpu.create([]) };
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         adapter = await (globalThis as any).navigator.gpu?.requestAdapter();
+        if (adapter) {
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any
+          const l = (adapter as any).limits;
+          // Storage buffers, not textures: no side limit, only the binding's size.
+          bindingBytes = Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize);
+        }
       } catch (e) {
         throw new BackendError(`webgpu is not available: ${(e as Error).message.split("\n")[0]}`);
       }
@@ -145,6 +180,12 @@ export async function createBackend(
         gemm: false,
         wasmKernels: false,
         describe: "webgpu (WGSL compute shaders)",
+        limits: {
+          backend: "webgpu",
+          exactIndex: FLOAT_EXACT,
+          maxTextureSize: FLOAT_EXACT,
+          maxElements: Math.floor(bindingBytes / 4),
+        },
       };
       break;
     }
