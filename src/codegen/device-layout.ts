@@ -11,6 +11,7 @@
 // tensor run over the texture's threads (codegen/kernel-js.ts maps them back to
 // (row, col)); readers index it the same way. Both follow from the shape and
 // the limits alone, so producer and consumer agree without being told.
+import type { KernelIR, Stmt } from "./kernel-ir/types.js";
 
 /** What one buffer of a GPU backend can hold and index exactly. */
 export interface DeviceLimits {
@@ -22,6 +23,12 @@ export interface DeviceLimits {
   maxTextureSize: number;
   /** Most elements one texture or storage binding holds. */
   maxElements: number;
+  /**
+   * Most loop iterations one shader invocation runs, all its loops together
+   * (Mesa's llvmpipe stops at 65,535 and returns what it has: measured by the
+   * backend's probe); Infinity where nothing stops them.
+   */
+  maxLoopIterations: number;
 }
 
 export type Layout =
@@ -110,4 +117,18 @@ export function describeLayout(l: Layout): string {
   return l.lines === 1
     ? `${l.width} x ${l.height} texture, ${l.per} row${l.per > 1 ? "s" : ""} of ${l.cols} per line`
     : `${l.width} x ${l.height} texture, each row of ${l.cols} over ${l.lines} lines`;
+}
+
+/** Loop iterations one thread of a kernel runs: every reduction's nest, multiplied out. */
+export function loopIterations(ir: KernelIR): number {
+  const walk = (stmts: Stmt[]): number =>
+    stmts.reduce((total, st) => {
+      if (st.k !== "reduce") return total;
+      // Each loop runs its extent times, and each iteration runs the loops inside it.
+      let inner = 0;
+      for (let i = st.loops.length - 1; i >= 0; i--)
+        inner = st.loops[i].extent * (1 + inner + walk(st.loops[i].body));
+      return total + inner;
+    }, 0);
+  return walk(ir.body);
 }

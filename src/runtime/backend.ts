@@ -59,8 +59,10 @@ export interface Backend {
  */
 export const FLOAT_EXACT = 2 ** 24;
 
-/** The GL context's MAX_TEXTURE_SIZE when headlessgl runs here (a probe kernel), else undefined. */
-function headlessGlProbe(): number | undefined {
+/** What headlessgl can do here (probe kernels), or undefined where it does not run. */
+function headlessGlProbe(
+  measureLoops = true,
+): { maxTextureSize: number; maxLoopIterations: number } | undefined {
   try {
     const { GPU } = gpujs();
     if (!GPU.isHeadlessGLSupported) return undefined;
@@ -68,16 +70,28 @@ function headlessGlProbe(): number | undefined {
     const k = gpu.createKernel("function (a) { return a[this.thread.x] + 1.0; }", { output: [2] });
     const r = k(Float32Array.of(1, 2));
     const gl = k.context;
-    const max = gl ? (gl.getParameter(gl.MAX_TEXTURE_SIZE) as number) : 4096;
+    const maxTextureSize = gl ? (gl.getParameter(gl.MAX_TEXTURE_SIZE) as number) : 4096;
+    let maxLoopIterations = Infinity;
+    if (measureLoops) {
+      // Mesa's llvmpipe ends a shader's loops after 65,535 iterations in all, silently:
+      // count how many one loop of more actually runs.
+      const n = 100_000;
+      const loop = gpu.createKernel(
+        `function () { let s = 0.0; for (let j = 0; j < ${n}; j++) { s = s + 1.0; } return s; }`,
+        { output: [1], tactic: "precision", precision: "single" },
+      );
+      const ran = loop()[0] as number;
+      if (ran < n) maxLoopIterations = ran;
+    }
     gpu.destroy?.();
-    return r[0] === 2 && r[1] === 3 ? max : undefined;
+    return r[0] === 2 && r[1] === 3 ? { maxTextureSize, maxLoopIterations } : undefined;
   } catch {
     return undefined;
   }
 }
 
 function headlessGlWorks(): boolean {
-  return headlessGlProbe() !== undefined;
+  return headlessGlProbe(false) !== undefined;
 }
 
 /**
@@ -130,8 +144,8 @@ export async function createBackend(
       break;
     }
     case "headlessgl": {
-      const maxTextureSize = headlessGlProbe();
-      if (maxTextureSize === undefined)
+      const probe = headlessGlProbe();
+      if (probe === undefined)
         throw new BackendError(
           "headlessgl is not available: the optional 'gl' package did not build or no display is open " +
             "(install libxi-dev libx11-dev libxext-dev pkg-config, run `npm rebuild gl`, and run under `xvfb-run -a`)",
@@ -147,8 +161,9 @@ export async function createBackend(
         limits: {
           backend: "headlessgl",
           exactIndex: FLOAT_EXACT,
-          maxTextureSize,
-          maxElements: maxTextureSize * maxTextureSize,
+          maxTextureSize: probe.maxTextureSize,
+          maxElements: probe.maxTextureSize ** 2,
+          maxLoopIterations: probe.maxLoopIterations,
         },
       };
       break;
@@ -185,6 +200,7 @@ export async function createBackend(
           exactIndex: FLOAT_EXACT,
           maxTextureSize: FLOAT_EXACT,
           maxElements: Math.floor(bindingBytes / 4),
+          maxLoopIterations: Infinity,
         },
       };
       break;

@@ -10,7 +10,8 @@ import type { Graph } from "../ir/graph.js";
 import { shapeEval } from "../ir/dims.js";
 import { assertBindings } from "../ir/passes/bindings.js";
 import type { Backend } from "./backend.js";
-import { layoutOf, type DeviceLimits } from "../codegen/device-layout.js";
+import { layoutOf, loopIterations, type DeviceLimits } from "../codegen/device-layout.js";
+import { buildKernel } from "../codegen/kernel-ir/build.js";
 import { Executor, type Profiler } from "./executor.js";
 import type { Weights } from "./weights.js";
 
@@ -61,6 +62,16 @@ export function checkCapacity(
           : `the value of op ${n.op} (%${n.id}${n.span ? `, ${n.span.file}:${n.span.line}:${n.span.col}` : ""})`;
       throw new CapacityError(
         `${what}, f32[${shape.join(", ")}], has ${l.reason}: use a smaller --batch or --seq or a smaller model, or --backend webasm`,
+      );
+    }
+    if (limits.maxLoopIterations === Infinity) return;
+    for (const k of s.kernels) {
+      const n = loopIterations(buildKernel(g, k, bindings, "flat"));
+      if (n <= limits.maxLoopIterations) continue;
+      const anchor = g.nodes[k.anchor ?? k.output];
+      const at = anchor.span ? ` (${anchor.span.file}:${anchor.span.line}:${anchor.span.col})` : "";
+      throw new CapacityError(
+        `kernel ${k.name}, op ${anchor.op}${at}, runs ${n.toLocaleString("en-US")} loop iterations per thread; ${limits.backend} here stops a shader after ${limits.maxLoopIterations.toLocaleString("en-US")} (Mesa llvmpipe's limit): make the reduced axis shorter (a smaller vocabulary or model), or use --backend webasm`,
       );
     }
     return;
