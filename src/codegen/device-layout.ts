@@ -11,6 +11,8 @@
 // tensor run over the texture's threads (codegen/kernel-js.ts maps them back to
 // (row, col)); readers index it the same way. Both follow from the shape and
 // the limits alone, so producer and consumer agree without being told.
+import { shapeEval } from "../ir/dims.js";
+import type { Schedule } from "../ir/passes/fuse.js";
 import type { KernelIR, Stmt } from "./kernel-ir/types.js";
 
 /** What one buffer of a GPU backend can hold and index exactly. */
@@ -131,4 +133,47 @@ export function loopIterations(ir: KernelIR): number {
       return total + inner;
     }, 0);
   return walk(ir.body);
+}
+
+/**
+ * Limits the plan shows the split for (`gptc compile --emit plan`, which runs
+ * no backend): WebGL's float32 index range and a common MAX_TEXTURE_SIZE. A
+ * session uses the limits its backend reports instead.
+ */
+export const referenceGpuLimits: DeviceLimits = {
+  backend: "webgl",
+  exactIndex: 2 ** 24,
+  maxTextureSize: 16384,
+  maxElements: 16384 ** 2,
+  maxLoopIterations: Infinity,
+};
+
+/**
+ * The buffers of a schedule a GPU backend with `limits` tiles or cannot hold,
+ * one line each; empty when every buffer is flat.
+ */
+export function printDeviceLayouts(
+  s: Schedule,
+  bindings: Record<string, number>,
+  limits: DeviceLimits = referenceGpuLimits,
+): string {
+  const g = s.graph;
+  const lines: string[] = [];
+  for (const id of [...s.materialized].sort((a, b) => a - b)) {
+    const n = g.nodes[id];
+    const shape = shapeEval(n.type.shape, bindings);
+    const l = layoutOf(shape, limits);
+    if (l.kind === "flat") continue;
+    const what = n.op === "weight" || n.op === "input" ? `${n.op} ${String(n.attrs.name)}` : n.op;
+    lines.push(
+      `    %${id} ${what} f32[${shape.join(", ")}]: ${l.kind === "tiled" ? describeLayout(l) : `refused: ${l.reason}`}`,
+    );
+  }
+  if (!lines.length) return "";
+  return (
+    [
+      `  split on GPU backends (index exact to ${fmt(limits.exactIndex)}, textures ${limits.maxTextureSize} x ${limits.maxTextureSize}; a session uses its backend's own limits):`,
+      ...lines,
+    ].join("\n") + "\n"
+  );
 }
