@@ -11,8 +11,9 @@ import { Graph } from "../src/ir/graph.js";
 import { fuse } from "../src/ir/passes/fuse.js";
 import { createBackend, type Backend } from "../src/runtime/backend.js";
 import { Executor } from "../src/runtime/executor.js";
-import { CapacityError, checkCapacity } from "../src/runtime/session.js";
-import { backend, compareOutputs, input } from "./helpers/backend.js";
+import { CapacityError, checkCapacity, Session } from "../src/runtime/session.js";
+import { weightChanged } from "../src/runtime/weights.js";
+import { backend, compareOutputs, input, relError } from "./helpers/backend.js";
 import { gpuParity } from "./helpers/gpu-parity.js";
 import { model } from "./helpers/train.js";
 
@@ -176,5 +177,38 @@ describe("a GPT-2 whose embedding is past 2^24 elements, headlessgl against weba
       seed: 7,
     });
     for (const c of checks) expect(c.err, c.name).toBeLessThanOrEqual(c.tol);
+  });
+});
+
+describe("weights stay on the device", () => {
+  it("uploaded once per session, again only when changed; one read-back per output asked for", async () => {
+    const be = await createBackend("headlessgl"); // its own weight cache
+    const m = model("gpt2-tiny");
+    const w = m.init(3);
+    const session = new Session(m.graphs, be);
+    let copies = 0;
+    session.profiler = { kernel: () => {}, copy: () => void copies++ };
+    try {
+      const tokens = Float32Array.from({ length: 8 }, (_, i) => (i * 5) % 64);
+      const dims = { B: 1, T: 8 };
+      const first = Float32Array.from((await session.forward(w, { tokens }, dims)).logits);
+      const weights = m.graphs.forwardOpt.nodesOf("weight").length;
+      expect(be.weights!.uploads).toBe(weights);
+      expect(copies).toBe(1); // the logits, nothing inside the step
+      const again = (await session.forward(w, { tokens }, dims)).logits;
+      expect(be.weights!.uploads).toBe(weights);
+      expect(again).toEqual(first);
+      // The optimizer writes in place and says so: that weight alone goes up again.
+      const ln = w.get("ln_f.bias")!;
+      ln.fill(0.5);
+      weightChanged(ln);
+      const changed = (await session.forward(w, { tokens }, dims)).logits;
+      expect(be.weights!.uploads).toBe(weights + 1);
+      const ref = new Session(m.graphs, await backend("webasm"));
+      expect(relError(changed, (await ref.forward(w, { tokens }, dims)).logits)).toBeLessThan(1e-4);
+      ref.destroy();
+    } finally {
+      session.destroy();
+    }
   });
 });

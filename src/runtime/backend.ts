@@ -3,6 +3,7 @@
 // which one ran in `describe` (the CLI logs it).
 import { GptcError } from "../errors.js";
 import type { DeviceLimits } from "../codegen/device-layout.js";
+import { DeviceWeights } from "./device-weights.js";
 import { createRequire } from "node:module";
 import { engineThreads } from "./gemm.js";
 
@@ -51,6 +52,8 @@ export interface Backend {
    * past it are tiled (codegen/device-layout.ts) or refused before anything runs.
    */
   limits?: DeviceLimits;
+  /** GPU backends: weights uploaded once and kept as textures (runtime/device-weights.ts). */
+  weights?: DeviceWeights;
 }
 
 /**
@@ -210,5 +213,6 @@ export async function createBackend(
         `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
       );
   }
+  if (backend.limits) backend.weights = new DeviceWeights(backend.gpu, backend.async);
   return backend;
 }

@@ -199,6 +199,12 @@ export class Executor {
     }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>(feeds);
+    // GPU backends: weights as the textures the backend keeps (uploaded once, not per call).
+    const kept = this.onDevice ? this.backend.weights : undefined;
+    if (kept)
+      for (const [id, v] of feeds)
+        if (this.schedule.graph.nodes[id].op === "weight")
+          live.set(id, await kept.texture(v, this.layoutOf(id)));
     const result = new Map<number, Float32Array>();
     const tables = new Map<string, ReturnType<typeof indexTables>>();
     // Feeds a kernel reads as tiled textures, packed once per run.
@@ -264,7 +270,12 @@ export class Executor {
       for (const h of gathers ?? [])
         live.set(
           h.node,
-          gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
+          // A weight's rows from the host's copy, never its texture read back.
+          gatherRows(
+            feeds.get(h.table) ?? (await toArray(take(h.table, kernel.name), -1)),
+            feeds.get(h.ids)!,
+            h,
+          ),
         );
       if (ir && (fn || wasm)) {
         // With its IR, a compiled kernel has every field of a KernelFn.
