@@ -72,7 +72,7 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
   }
   session.destroy();
   placed?.release();
-  return { times, loss, profile };
+  return { times, loss, profile, describe: backend.describe };
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -80,11 +80,12 @@ async function main(): Promise<Record<string, unknown>> {
     case "train": {
       const [B, T] = quick ? [2, 32] : [4, 128];
       const steps = quick ? 4 : 8;
-      const { times, loss, profile } = await trainSteps(benchSets, B, T, steps);
+      const { times, loss, profile, describe } = await trainSteps(benchSets, B, T, steps);
       const ms = median(times.slice(1));
       return {
         workload,
         backend: backendName,
+        describe,
         B,
         T,
         msPerStep: ms,

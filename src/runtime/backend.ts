@@ -65,7 +65,7 @@ export const FLOAT_EXACT = 2 ** 24;
 /** What headlessgl can do here (probe kernels), or undefined where it does not run. */
 function headlessGlProbe(
   measureLoops = true,
-): { maxTextureSize: number; maxLoopIterations: number } | undefined {
+): { maxTextureSize: number; maxLoopIterations: number; renderer: string } | undefined {
   try {
     const { GPU } = gpujs();
     if (!GPU.isHeadlessGLSupported) return undefined;
@@ -74,6 +74,7 @@ function headlessGlProbe(
     const r = k(Float32Array.of(1, 2));
     const gl = k.context;
     const maxTextureSize = gl ? (gl.getParameter(gl.MAX_TEXTURE_SIZE) as number) : 4096;
+    const renderer = gl ? String(gl.getParameter(gl.RENDERER)) : "unknown";
     let maxLoopIterations = Infinity;
     if (measureLoops) {
       // Mesa's llvmpipe ends a shader's loops after 65,535 iterations in all, silently:
@@ -87,7 +88,7 @@ function headlessGlProbe(
       if (ran < n) maxLoopIterations = ran;
     }
     gpu.destroy?.();
-    return r[0] === 2 && r[1] === 3 ? { maxTextureSize, maxLoopIterations } : undefined;
+    return r[0] === 2 && r[1] === 3 ? { maxTextureSize, maxLoopIterations, renderer } : undefined;
   } catch {
     return undefined;
   }
@@ -159,7 +160,8 @@ export async function createBackend(
         async: false,
         gemm: false,
         wasmKernels: false,
-        describe: "headlessgl (GLSL through the gl package)",
+        // Mesa's llvmpipe and softpipe render on the CPU: say so wherever numbers are shown.
+        describe: `headlessgl (GLSL through the gl package, ${probe.renderer}${/llvmpipe|softpipe|swiftshader/i.test(probe.renderer) ? ": a software renderer on the CPU" : ""})`,
         // Textures of 32-bit floats: a texel holds one value of an output (four of an upload).
         limits: {
           backend: "headlessgl",
@@ -213,6 +215,8 @@ export async function createBackend(
         `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
       );
   }
-  if (backend.limits) backend.weights = new DeviceWeights(backend.gpu, backend.async);
+  // Checked on headlessgl only: gpu.js's webgpu mode has had no adapter to run on here.
+  if (backend.name === "headlessgl")
+    backend.weights = new DeviceWeights(backend.gpu, backend.async);
   return backend;
 }

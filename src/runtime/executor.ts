@@ -6,7 +6,7 @@ import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
-import { outputSize, type Buffer, type KernelIR } from "../codegen/kernel-ir/types.js";
+import type { Buffer, KernelIR } from "../codegen/kernel-ir/types.js";
 import { printJs, type KernelJs } from "../codegen/kernel-js.js";
 import {
   layoutOf,
