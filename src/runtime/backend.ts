@@ -161,7 +161,13 @@ export async function createBackend(
         gemm: false,
         wasmKernels: false,
         // Mesa's llvmpipe and softpipe render on the CPU: say so wherever numbers are shown.
-        describe: `headlessgl (GLSL through the gl package, ${probe.renderer}${/llvmpipe|softpipe|swiftshader/i.test(probe.renderer) ? ": a software renderer on the CPU" : ""})`,
+        describe: `headlessgl (GLSL through the gl package, ${probe.renderer}${
+          /llvmpipe|softpipe|swiftshader/i.test(probe.renderer)
+            ? ": a software renderer on the CPU"
+            : probe.maxLoopIterations === 65535
+              ? "; its shaders stop at 65,535 loop iterations as Mesa's llvmpipe does: most likely a software renderer on the CPU"
+              : ""
+        })`,
         // Textures of 32-bit floats: a texel holds one value of an output (four of an upload).
         limits: {
           backend: "headlessgl",
