@@ -74,6 +74,7 @@ async function trainer(set: Record<string, string>, B: number, T: number) {
   let steps = 0;
   return {
     session,
+    describe: backend.describe,
     loss: NaN,
     async step(): Promise<number> {
       const tokens = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
@@ -108,7 +109,7 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
     times.push(await t.step());
   }
   t.destroy();
-  return { times, loss: t.loss, profile };
+  return { times, loss: t.loss, profile, describe: t.describe };
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -116,11 +117,12 @@ async function main(): Promise<Record<string, unknown>> {
     case "train": {
       const [B, T] = quick ? [2, 32] : [4, 128];
       const steps = quick ? 4 : 8;
-      const { times, loss, profile } = await trainSteps(benchSets, B, T, steps);
+      const { times, loss, profile, describe } = await trainSteps(benchSets, B, T, steps);
       const ms = median(times.slice(1));
       return {
         workload,
         backend: backendName,
+        describe,
         B,
         T,
         msPerStep: ms,

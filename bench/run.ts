@@ -201,9 +201,13 @@ const md = [
   "",
   "Speedup: TF.js time / gptc time for training, gptc tokens/s / TF.js tokens/s for generation (> 1: gptc faster).",
   "",
+  // Where a GPU backend ran on a software renderer, its numbers are CPU numbers.
+  ...backends.map((b) => `gptc ${b}: ${String(gptc[`train@${b}`]?.describe ?? b)}`),
+  "",
 ].join("\n");
 
-const base = quick ? "bench/results-quick" : "bench/results";
+// Other backends than the default get files of their own (the webasm results stay).
+const base = `bench/results${quick ? "-quick" : ""}${backends.join(",") === "webasm" ? "" : `-${backends.join("-")}`}`;
 writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs, ort }, null, 2) + "\n");
 writeFileSync(`${base}.md`, md);
 process.stdout.write(md);

@@ -6,6 +6,7 @@ import type { Lowered } from "../ir/lower.js";
 import { getOp } from "../ir/ops/registry.js";
 import { assertBindings } from "../ir/passes/bindings.js";
 import { emitKernelModule, formatJs, printKernels } from "../codegen/module.js";
+import { printDeviceLayouts } from "../codegen/device-layout.js";
 import { fuse, printSchedule, type Schedule } from "../ir/passes/fuse.js";
 import { formatBytes, planMemory, printMemoryPlan, type MemoryPlan } from "../ir/passes/memory.js";
 import { compileGraphs, type CompiledGraphs } from "../ir/pipeline.js";
@@ -192,7 +193,10 @@ export async function renderArtifact(
       return [...schedules.map(({ s }) => printSchedule(s)), ...schedules.map(ir)].join("\n");
     }
     case "plan":
-      return printMemoryPlan(c.plan, c.trainingSchedule ?? c.forwardSchedule);
+      return (
+        printMemoryPlan(c.plan, c.trainingSchedule ?? c.forwardSchedule) +
+        printDeviceLayouts(c.trainingSchedule ?? c.forwardSchedule, c.plan.bindings)
+      );
     case "summary":
       return JSON.stringify(c.summary, null, 2) + "\n";
   }

@@ -3,8 +3,9 @@
 // floats, so i32/f32 conversions print as nothing; loads print their flat
 // index; a reduction is `let acc` and a loop nest.
 import { strides as stridesOf } from "../ir/ops/tensor.js";
+import { layoutOf, type DeviceLimits } from "./device-layout.js";
 import { constText, infix } from "./kernel-ir/print.js";
-import type { Expr, KernelIR, Stmt } from "./kernel-ir/types.js";
+import { outputSize, type Expr, type KernelIR, type Stmt } from "./kernel-ir/types.js";
 
 export interface KernelJs {
   /** The function source, `function (in0, in1) { ... }`. */
@@ -40,6 +41,8 @@ class Printer {
     private readonly ir: KernelIR,
     /** gpu.js webasm indexes in float32: read buffers past 2^24 elements as rows. */
     private readonly rowReads: boolean,
+    /** GL/WebGPU: buffers past these limits are tiled textures (codegen/device-layout.ts). */
+    private readonly limits?: DeviceLimits,
   ) {}
 
   expr(e: Expr): string {
@@ -88,6 +91,21 @@ class Printer {
         .filter((t) => t);
       return terms.length ? terms.join(" + ") : "0";
     };
+    const tiled = this.limits && layoutOf(b.shape, this.limits);
+    if (tiled && tiled.kind === "tiled") {
+      // Only numbers below the texture's sides in float math; gpu.js joins Y and X as ints.
+      const row = flat(e.coords.slice(0, -1), b.shape.slice(0, -1));
+      const col = this.expr(e.coords[e.coords.length - 1]);
+      const { per, cols, lines, width } = tiled;
+      this.inputDims[e.buf] = [tiled.width, tiled.height];
+      if (lines > 1) {
+        const q = `Math.floor(${col} / ${width})`;
+        return `${b.name}[(${row}) * ${lines} + ${q}][${col} - ${q} * ${width}]`;
+      }
+      if (per === 1) return `${b.name}[${row}][${col}]`;
+      const q = `Math.floor((${row}) / ${per})`;
+      return `${b.name}[${q}][((${row}) - ${q} * ${per}) * ${cols} + ${col}]`;
+    }
     if (!this.rowReads || size <= EXACT_F32 || b.shape.length < 2)
       return `${b.name}[${flat(e.coords, b.shape)}]`;
     const cols = b.shape[b.shape.length - 1];
@@ -119,22 +137,50 @@ class Printer {
 
   print(): KernelJs {
     const ir = this.ir;
-    const lines =
+    const out = this.limits && layoutOf(ir.outShape, this.limits);
+    let dims = ir.grid.kind === "rows" ? [ir.grid.cols, ir.grid.rows] : [outputSize(ir)];
+    let lines =
       ir.grid.kind === "rows"
         ? ["  const x = this.thread.x;", "  const y = this.thread.y;"]
         : ["  const i = this.thread.x;"];
+    if (out && out.kind === "tiled") {
+      if (ir.grid.kind !== "rows")
+        throw new Error(`internal: tiled output of ${ir.name} needs a rows grid`);
+      // Threads run over the output's texture; (y, x) is the tensor's (row, col) they write.
+      dims = [out.width, out.height];
+      lines =
+        out.lines > 1
+          ? [
+              `  const tq = Math.floor(this.thread.y / ${out.lines});`,
+              "  const y = tq;",
+              `  const x = (this.thread.y - tq * ${out.lines}) * ${out.width} + this.thread.x;`,
+            ]
+          : [
+              `  const tq = Math.floor(this.thread.x / ${out.cols});`,
+              `  const y = this.thread.y * ${out.per} + tq;`,
+              `  const x = this.thread.x - tq * ${out.cols};`,
+            ];
+    }
     for (const s of ir.body) this.stmt(s, lines, "  ");
     lines.push(`  return ${this.expr(ir.result)};`);
     const params = ir.buffers.map((b) => b.name).join(", ");
     return {
       source: `function (${params}) {\n${lines.join("\n")}\n}`,
-      dims: ir.grid.kind === "rows" ? [ir.grid.cols, ir.grid.rows] : [ir.grid.size],
+      dims,
       inputDims: this.inputDims,
     };
   }
 }
 
-/** gpu.js source of a kernel; `rowReads` for gpu.js's webasm backend (see EXACT_F32). */
-export function printJs(ir: KernelIR, opts: { rowReads?: boolean } = {}): KernelJs {
-  return new Printer(ir, opts.rowReads ?? false).print();
+/**
+ * gpu.js source of a kernel; `rowReads` for gpu.js's webasm backend (see
+ * EXACT_F32); `limits` for the GPU backends, where buffers past them are
+ * tiled textures (device-layout.ts) and a kernel writing one (built on a rows
+ * grid) runs over its texture.
+ */
+export function printJs(
+  ir: KernelIR,
+  opts: { rowReads?: boolean; limits?: DeviceLimits } = {},
+): KernelJs {
+  return new Printer(ir, opts.rowReads ?? false, opts.limits).print();
 }

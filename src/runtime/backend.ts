@@ -2,6 +2,8 @@
 // picks the best that works here (headlessgl, then webasm, then cpu) and says
 // which one ran in `describe` (the CLI logs it).
 import { GptcError } from "../errors.js";
+import type { DeviceLimits } from "../codegen/device-layout.js";
+import { DeviceWeights } from "./device-weights.js";
 import { createRequire } from "node:module";
 import { engineThreads } from "./gemm.js";
 
@@ -45,20 +47,55 @@ export interface Backend {
   wasmKernels: boolean;
   /** The backend in words, for logs: e.g. "webasm (WebAssembly SIMD)". */
   describe: string;
+  /**
+   * GPU backends: what one texture or buffer holds and indexes exactly; tensors
+   * past it are tiled (codegen/device-layout.ts) or refused before anything runs.
+   */
+  limits?: DeviceLimits;
+  /** GPU backends: weights uploaded once and kept as textures (runtime/device-weights.ts). */
+  weights?: DeviceWeights;
 }
 
-function headlessGlWorks(): boolean {
+/**
+ * gpu.js writes its kernels' index arithmetic in float32 (GLSL and WGSL alike:
+ * `const i = this.thread.x` is a float), exact for integers up to 2^24.
+ */
+export const FLOAT_EXACT = 2 ** 24;
+
+/** What headlessgl can do here (probe kernels), or undefined where it does not run. */
+function headlessGlProbe(
+  measureLoops = true,
+): { maxTextureSize: number; maxLoopIterations: number; renderer: string } | undefined {
   try {
     const { GPU } = gpujs();
-    if (!GPU.isHeadlessGLSupported) return false;
+    if (!GPU.isHeadlessGLSupported) return undefined;
     const gpu = new GPU({ mode: "headlessgl" });
     const k = gpu.createKernel("function (a) { return a[this.thread.x] + 1.0; }", { output: [2] });
     const r = k(Float32Array.of(1, 2));
+    const gl = k.context;
+    const maxTextureSize = gl ? (gl.getParameter(gl.MAX_TEXTURE_SIZE) as number) : 4096;
+    const renderer = gl ? String(gl.getParameter(gl.RENDERER)) : "unknown";
+    let maxLoopIterations = Infinity;
+    if (measureLoops) {
+      // Mesa's llvmpipe ends a shader's loops after 65,535 iterations in all, silently:
+      // count how many one loop of more actually runs.
+      const n = 100_000;
+      const loop = gpu.createKernel(
+        `function () { let s = 0.0; for (let j = 0; j < ${n}; j++) { s = s + 1.0; } return s; }`,
+        { output: [1], tactic: "precision", precision: "single" },
+      );
+      const ran = loop()[0] as number;
+      if (ran < n) maxLoopIterations = ran;
+    }
     gpu.destroy?.();
-    return r[0] === 2 && r[1] === 3;
+    return r[0] === 2 && r[1] === 3 ? { maxTextureSize, maxLoopIterations, renderer } : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function headlessGlWorks(): boolean {
+  return headlessGlProbe(false) !== undefined;
 }
 
 /**
@@ -110,8 +147,9 @@ export async function createBackend(
       };
       break;
     }
-    case "headlessgl":
-      if (!headlessGlWorks())
+    case "headlessgl": {
+      const probe = headlessGlProbe();
+      if (probe === undefined)
         throw new BackendError(
           "headlessgl is not available: the optional 'gl' package did not build or no display is open " +
             "(install libxi-dev libx11-dev libxext-dev pkg-config, run `npm rebuild gl`, and run under `xvfb-run -a`)",
@@ -122,17 +160,40 @@ export async function createBackend(
         async: false,
         gemm: false,
         wasmKernels: false,
-        describe: "headlessgl (GLSL through the gl package)",
+        // Mesa's llvmpipe and softpipe render on the CPU: say so wherever numbers are shown.
+        describe: `headlessgl (GLSL through the gl package, ${probe.renderer}${
+          /llvmpipe|softpipe|swiftshader/i.test(probe.renderer)
+            ? ": a software renderer on the CPU"
+            : probe.maxLoopIterations === 65535
+              ? "; its shaders stop at 65,535 loop iterations as Mesa's llvmpipe does: most likely a software renderer on the CPU"
+              : ""
+        })`,
+        // Textures of 32-bit floats: a texel holds one value of an output (four of an upload).
+        limits: {
+          backend: "headlessgl",
+          exactIndex: FLOAT_EXACT,
+          maxTextureSize: probe.maxTextureSize,
+          maxElements: probe.maxTextureSize ** 2,
+          maxLoopIterations: probe.maxLoopIterations,
+        },
       };
       break;
+    }
     case "webgpu": {
       let adapter: unknown;
+      let bindingBytes = 2 ** 27;
       try {
         const webgpu = require("webgpu");
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         (globalThis as any).navigator ??= { gpu: webgpu.create([]) };
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         adapter = await (globalThis as any).navigator.gpu?.requestAdapter();
+        if (adapter) {
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any
+          const l = (adapter as any).limits;
+          // Storage buffers, not textures: no side limit, only the binding's size.
+          bindingBytes = Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize);
+        }
       } catch (e) {
         throw new BackendError(`webgpu is not available: ${(e as Error).message.split("\n")[0]}`);
       }
@@ -145,6 +206,13 @@ export async function createBackend(
         gemm: false,
         wasmKernels: false,
         describe: "webgpu (WGSL compute shaders)",
+        limits: {
+          backend: "webgpu",
+          exactIndex: FLOAT_EXACT,
+          maxTextureSize: FLOAT_EXACT,
+          maxElements: Math.floor(bindingBytes / 4),
+          maxLoopIterations: Infinity,
+        },
       };
       break;
     }
@@ -153,5 +221,8 @@ export async function createBackend(
         `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
       );
   }
+  // Checked on headlessgl only: gpu.js's webgpu mode has had no adapter to run on here.
+  if (backend.name === "headlessgl")
+    backend.weights = new DeviceWeights(backend.gpu, backend.async);
   return backend;
 }

@@ -7,8 +7,15 @@ import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
 import { hostMasks, type HostMask } from "../codegen/host-random.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
-import { outputSize, type Buffer, type KernelIR } from "../codegen/kernel-ir/types.js";
+import type { Buffer, KernelIR } from "../codegen/kernel-ir/types.js";
 import { printJs, type KernelJs } from "../codegen/kernel-js.js";
+import {
+  layoutOf,
+  pack,
+  texels as texelsOf,
+  unpack,
+  type Layout,
+} from "../codegen/device-layout.js";
 import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
@@ -101,8 +108,18 @@ export class Executor {
   ) {
     this.onDevice = backend.name === "headlessgl" || backend.name === "webgpu";
     // webasm vectorizes along thread.x: give it the last axis (a rows grid).
-    const grid = backend.name === "webasm" ? "rows" : "flat";
+    const flatGrid = backend.name === "webasm" ? "rows" : "flat";
     const g = schedule.graph;
+    // GPU backends: tensors past one texture's exact range are tiled (device-layout.ts);
+    // checkCapacity has refused, before this, any that cannot be.
+    const limits = this.onDevice ? backend.limits : undefined;
+    this.layoutOf = (id: number): Layout => {
+      const shape = shapeEval(g.nodes[id].type.shape, bindings);
+      const l = limits ? layoutOf(shape, limits) : undefined;
+      if (l?.kind === "refused")
+        throw new Error(`internal: %${id} cannot be laid out: ${l.reason}`);
+      return l ?? { kind: "flat", size: size(shape) };
+    };
     const elements = (id: number) => size(shapeEval(g.nodes[id].type.shape, bindings));
     // Every backend allocates one element for an empty tensor.
     const buffer = (id: number) => Math.max(1, elements(id));
@@ -110,6 +127,7 @@ export class Executor {
       const host = hostMasks(g, fused, bindings);
       const kernel = host?.kernel ?? fused;
       const masks = host?.masks;
+      const grid = this.layoutOf(kernel.output).kind === "tiled" ? "rows" : flatGrid;
       const ir = buildKernel(g, kernel, bindings, grid);
       // What each call passes, found once here rather than on every run.
       const inputs = ir.buffers.filter((b) => b.kind === "input").map((b) => b.node);
@@ -121,7 +139,7 @@ export class Executor {
         const weights = inputs.map((id) => g.nodes[id].op === "weight");
         return { ir, inputs, tables, masks, wasm: new WasmKernel(ir, this.gemmEngine, weights) };
       }
-      const js = printJs(ir, { rowReads: backend.name === "webasm" });
+      const js = printJs(ir, { rowReads: backend.name === "webasm", limits });
       const fn = backend.gpu.createKernel(js.source, {
         output: js.dims,
         pipeline: this.onDevice,
@@ -194,8 +212,16 @@ export class Executor {
     }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>(feeds);
+    // GPU backends: weights as the textures the backend keeps (uploaded once, not per call).
+    const kept = this.onDevice ? this.backend.weights : undefined;
+    if (kept)
+      for (const [id, v] of feeds)
+        if (this.schedule.graph.nodes[id].op === "weight")
+          live.set(id, await kept.texture(v, this.layoutOf(id)));
     const result = new Map<number, Float32Array>();
     const tables = new Map<string, ReturnType<typeof indexTables>>();
+    // Feeds a kernel reads as tiled textures, packed once per run.
+    const packed = new Map<number, Float32Array>();
     const indexTable = (b: Buffer) => {
       // Built once per run and ids buffer: a scatter kernel takes both tables.
       const key = `${b.node}:${b.rows}`;
@@ -242,12 +268,17 @@ export class Executor {
         const args = inputs.map((id, k) => {
           const v = take(id, ir.name);
           const dims = js!.inputDims[k];
-          return dims ? gpujs().input(v, dims) : v;
+          // Textures (kernel outputs on the device) carry their own dims.
+          if (!dims || !(v instanceof Float32Array)) return v;
+          if (!this.onDevice) return gpujs().input(v, dims);
+          let p = packed.get(id);
+          if (!p) packed.set(id, (p = pack(this.layoutOf(id), v)));
+          return gpujs().input(p, dims);
         });
         for (const b of tables) args.push(indexTable(b));
         let out = fn(...args);
         if (out && typeof out.then === "function") out = await out;
-        return js!.dims.length === 2 ? flatten(out, outputSize(ir)) : out;
+        return js!.dims.length === 2 ? flatten(out, js!.dims[0] * js!.dims[1]) : out;
       };
       let out;
       if (gemm) {
@@ -266,7 +297,12 @@ export class Executor {
       for (const h of gathers ?? [])
         live.set(
           h.node,
-          gatherRows(await toArray(take(h.table, kernel.name), -1), feeds.get(h.ids)!, h),
+          // A weight's rows from the host's copy, never its texture read back.
+          gatherRows(
+            feeds.get(h.table) ?? (await toArray(take(h.table, kernel.name), -1)),
+            feeds.get(h.ids)!,
+            h,
+          ),
         );
       if (ir && (fn || wasm)) {
         // With its IR, a compiled kernel has every field of a KernelFn.
@@ -279,7 +315,7 @@ export class Executor {
 
       const size = this.sizes[index];
       live.set(kernel.output, out);
-      if (this.checkNumerics) this.scan(index, await toArray(out, size));
+      if (this.checkNumerics) this.scan(index, await this.read(kernel.output, out, size));
       if (wanted.has(kernel.output)) {
         const t = this.profiler ? performance.now() : 0;
         // A copy: backends reuse output buffers (gpu.js's, the arena's) on the
@@ -287,7 +323,10 @@ export class Executor {
         // and so is a graph output's arena slot when views are asked for (the
         // memory plan keeps those to the end of the run).
         const keep = fresh || (views && target !== undefined && this.outputs.has(kernel.output));
-        result.set(kernel.output, keep ? out : Float32Array.from(await toArray(out, size)));
+        result.set(
+          kernel.output,
+          keep ? out : Float32Array.from(await this.read(kernel.output, out, size)),
+        );
         if (this.profiler) this.profiler.copy(performance.now() - t);
       }
       for (const id of kernel.inputs)
@@ -295,6 +334,21 @@ export class Executor {
     }
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
     return result;
+  }
+
+  /** Layout of a node's value on this executor's device (flat off the GPU backends). */
+  private readonly layoutOf: (id: number) => Layout;
+
+  /**
+   * A kernel's output as the tensor's values: a texture read back (the one
+   * device-to-host copy, for what the caller asked for), tiles unpacked; may
+   * share memory with `out` (copy what is kept).
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private async read(id: number, out: any, size: number): Promise<Float32Array> {
+    const l = this.layoutOf(id);
+    if (l.kind === "flat") return toArray(out, size);
+    return unpack(l, await toArray(out, texelsOf(l)));
   }
 
   private scan(index: number, values: Float32Array): void {
@@ -417,7 +471,13 @@ async function toArray(v: any, size: number): Promise<Float32Array> {
   if (v && typeof v.toArray === "function") {
     let a = v.toArray();
     if (a && typeof a.then === "function") a = await a;
-    const arr = a instanceof Float32Array ? a : Float32Array.from(a);
+    // A 2-D texture (a tiled tensor) reads back as rows.
+    const arr =
+      a instanceof Float32Array
+        ? a
+        : a[0] instanceof Float32Array
+          ? flatten(a, a.length * a[0].length)
+          : Float32Array.from(a);
     // Textures are padded to a rectangle: keep the output's own elements.
     return arr.length === size ? arr : arr.subarray(0, size);
   }

@@ -10,6 +10,8 @@ import type { Graph } from "../ir/graph.js";
 import { shapeEval } from "../ir/dims.js";
 import { assertBindings } from "../ir/passes/bindings.js";
 import type { Backend } from "./backend.js";
+import { layoutOf, loopIterations, type DeviceLimits } from "../codegen/device-layout.js";
+import { buildKernel } from "../codegen/kernel-ir/build.js";
 import { Executor, type Profiler } from "./executor.js";
 import type { Weights } from "./weights.js";
 
@@ -33,6 +35,8 @@ export function checkCapacity(
   bindings: Record<string, number>,
   backend: string,
   training: boolean,
+  /** The backend's texture/binding limits (GPU backends). */
+  limits?: DeviceLimits,
 ): void {
   const plan = planMemory(s, bindings, { training });
   const need = plan.totalBytes;
@@ -43,15 +47,32 @@ export function checkCapacity(
       `this step needs ${(need / GiB).toFixed(1)} GiB (activations ${(plan.activationBytes / GiB).toFixed(1)}, weights ${(plan.weightBytes / GiB).toFixed(1)}, gradients ${(plan.gradientBytes / GiB).toFixed(1)}, optimizer ${(plan.optimizerBytes / GiB).toFixed(1)}), more than this machine's ${(have / GiB).toFixed(1)} GiB: ${advice}`,
     );
   const g = s.graph;
-  if (backend === "headlessgl") {
-    // GLSL indexes buffers with float32 arithmetic: past 2^24 elements indices are
-    // no longer exact (measured: wrong reads from element 16,777,217 on).
+  if (limits) {
+    // GPU backends index in float32 (exact to 2^24) and hold a tensor in one
+    // texture or binding: larger tensors are tiled (codegen/device-layout.ts);
+    // refuse here, naming it, any the layout cannot take. Every node, not only
+    // buffers: a kernel's index math runs over its values' coordinates too.
     for (const n of g.nodes) {
-      const elems = shapeEval(n.type.shape, bindings).reduce((p, q) => p * q, 1);
-      if (elems > 2 ** 24)
-        throw new CapacityError(
-          `op ${n.op}${n.span ? ` (${n.span.file}:${n.span.line}:${n.span.col})` : ""} has ${elems.toLocaleString("en-US")} elements; headlessgl indexes exactly only up to 2^24 = 16,777,216: use a smaller --batch or --seq, or --backend webasm`,
-        );
+      const shape = shapeEval(n.type.shape, bindings);
+      const l = layoutOf(shape, limits);
+      if (l.kind !== "refused") continue;
+      const what =
+        n.op === "weight" || n.op === "input"
+          ? `${n.op} '${String(n.attrs.name)}'`
+          : `the value of op ${n.op} (%${n.id}${n.span ? `, ${n.span.file}:${n.span.line}:${n.span.col}` : ""})`;
+      throw new CapacityError(
+        `${what}, f32[${shape.join(", ")}], has ${l.reason}: use a smaller --batch or --seq or a smaller model, or --backend webasm`,
+      );
+    }
+    if (limits.maxLoopIterations === Infinity) return;
+    for (const k of s.kernels) {
+      const n = loopIterations(buildKernel(g, k, bindings, "flat"));
+      if (n <= limits.maxLoopIterations) continue;
+      const anchor = g.nodes[k.anchor ?? k.output];
+      const at = anchor.span ? ` (${anchor.span.file}:${anchor.span.line}:${anchor.span.col})` : "";
+      throw new CapacityError(
+        `kernel ${k.name}, op ${anchor.op}${at}, runs ${n.toLocaleString("en-US")} loop iterations per thread; ${limits.backend} here stops a shader after ${limits.maxLoopIterations.toLocaleString("en-US")} (Mesa llvmpipe's limit): make the reduced axis shorter (a smaller vocabulary or model), or use --backend webasm`,
+      );
     }
     return;
   }
@@ -116,7 +137,7 @@ export class Session {
     if (!ex) {
       assertBindings(g, bindings);
       const schedule = fuse(g, this.limits);
-      checkCapacity(schedule, bindings, this.backend.name, kind === "train");
+      checkCapacity(schedule, bindings, this.backend.name, kind === "train", this.backend.limits);
       ex = new Executor(schedule, bindings, this.backend);
       this.executors.set(key, ex);
     }
