@@ -7,8 +7,11 @@ import { engineThreads } from "./gemm.js";
 
 /** The backends gptc runs on (besides `auto`, which picks one). */
 export const backendNames = ["webasm", "cpu", "headlessgl", "webgpu"] as const;
-/** One of `backendNames`. */
-export type BackendName = (typeof backendNames)[number];
+/**
+ * One of `backendNames`, or `webgl2`: gpu.js's WebGL2 mode, which exists only in
+ * a browser (the playground, web/); Node's GLSL path is headlessgl.
+ */
+export type BackendName = (typeof backendNames)[number] | "webgl2";
 
 const require = createRequire(import.meta.url);
 
@@ -123,6 +126,20 @@ export async function createBackend(
         gemm: false,
         wasmKernels: false,
         describe: "headlessgl (GLSL through the gl package)",
+      };
+      break;
+    case "webgl2":
+      if (!GPU.isWebGL2Supported)
+        throw new BackendError(
+          "webgl2 is not available: it runs in a browser with WebGL2 (the playground); in Node.js use headlessgl",
+        );
+      backend = {
+        name: "webgl2",
+        gpu: new GPU({ mode: "webgl2" }),
+        async: false,
+        gemm: false,
+        wasmKernels: false,
+        describe: "webgl2 (GLSL in the browser's WebGL2)",
       };
       break;
     case "webgpu": {

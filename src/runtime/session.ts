@@ -43,14 +43,14 @@ export function checkCapacity(
       `this step needs ${(need / GiB).toFixed(1)} GiB (activations ${(plan.activationBytes / GiB).toFixed(1)}, weights ${(plan.weightBytes / GiB).toFixed(1)}, gradients ${(plan.gradientBytes / GiB).toFixed(1)}, optimizer ${(plan.optimizerBytes / GiB).toFixed(1)}), more than this machine's ${(have / GiB).toFixed(1)} GiB: ${advice}`,
     );
   const g = s.graph;
-  if (backend === "headlessgl") {
+  if (backend === "headlessgl" || backend === "webgl2") {
     // GLSL indexes buffers with float32 arithmetic: past 2^24 elements indices are
     // no longer exact (measured: wrong reads from element 16,777,217 on).
     for (const n of g.nodes) {
       const elems = shapeEval(n.type.shape, bindings).reduce((p, q) => p * q, 1);
       if (elems > 2 ** 24)
         throw new CapacityError(
-          `op ${n.op}${n.span ? ` (${n.span.file}:${n.span.line}:${n.span.col})` : ""} has ${elems.toLocaleString("en-US")} elements; headlessgl indexes exactly only up to 2^24 = 16,777,216: use a smaller --batch or --seq, or --backend webasm`,
+          `op ${n.op}${n.span ? ` (${n.span.file}:${n.span.line}:${n.span.col})` : ""} has ${elems.toLocaleString("en-US")} elements; ${backend} indexes exactly only up to 2^24 = 16,777,216: use a smaller --batch or --seq, or --backend webasm`,
         );
     }
     return;
