@@ -24,7 +24,12 @@ for (const backend of backends) {
       req: { spec, backend, batch, seq, steps, lr: 0.01, text },
     });
     const started = performance.now();
-    const g = await pg.request<any>({ kind: "generate", prompt: "The jury", maxNewTokens: 32, temperature: 0.8 });
+    const g = await pg.request<any>({
+      kind: "generate",
+      prompt: "The jury",
+      maxNewTokens: 32,
+      temperature: 0.8,
+    });
     const genSeconds = (performance.now() - started) / 1000;
     const tps = (steps * batch * seq) / t.seconds;
     rows.push(

@@ -12,7 +12,17 @@ import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const shims = join(root, "src/platform/browser");
-const nodeModules = ["fs", "path", "url", "module", "os", "v8", "worker_threads", "crypto", "buffer"];
+const nodeModules = [
+  "fs",
+  "path",
+  "url",
+  "module",
+  "os",
+  "v8",
+  "worker_threads",
+  "crypto",
+  "buffer",
+];
 
 /** Brown documents bundled for the page's sample text: the press reportage (ca01-ca10, ~230 kB tagged). */
 const brownFiles = Array.from({ length: 10 }, (_, i) => `ca${String(i + 1).padStart(2, "0")}`);

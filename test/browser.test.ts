@@ -5,7 +5,9 @@
 // loss; generation streams; a screenshot after training is a drawn page.
 // Fails (does not skip) when Chromium is missing. By hand, against a running
 // `npm run playground`: PLAYGROUND_URL=http://127.0.0.1:8080/ npm run test:browser
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compile, DiagnosticError } from "../src/index.js";
@@ -77,10 +79,17 @@ model second = gpt2 { ctx = 8 }
     expect(where.line).toBe(expected!.line);
     expect(where.text).toBe("second");
     const listed = await pg.page.textContent("#diagnostics");
-    expect(listed).toContain(`playground.model:${expected!.line}:${expected!.col}: error: ${expected!.message}`);
+    expect(listed).toContain(
+      `playground.model:${expected!.line}:${expected!.col}: error: ${expected!.message}`,
+    );
     // Fixing it clears the diagnostics.
-    await pg.page.evaluate((s) => (window as any).playground.setSpec(s), spec.split("\n").slice(0, 3).join("\n") + "\n");
-    await pg.page.waitForFunction(() => document.querySelector("#diagnostics")?.textContent === "no problems");
+    await pg.page.evaluate(
+      (s) => (window as any).playground.setSpec(s),
+      spec.split("\n").slice(0, 3).join("\n") + "\n",
+    );
+    await pg.page.waitForFunction(
+      () => document.querySelector("#diagnostics")?.textContent === "no problems",
+    );
     await pg.page.waitForSelector("#diagram svg", { timeout: 30_000 });
   });
 
@@ -92,7 +101,9 @@ model second = gpt2 { ctx = 8 }
     await page.fill("#steps", "40");
     await page.fill("#lr", "0.01");
     await page.click("#brown");
-    await page.waitForFunction(() => (document.querySelector("#text") as HTMLTextAreaElement).value.length > 10_000);
+    await page.waitForFunction(
+      () => (document.querySelector("#text") as HTMLTextAreaElement).value.length > 10_000,
+    );
     await page.click("#trainbtn");
     await page.waitForSelector("body[data-trained]", { timeout: 110_000 });
     const status = (await page.textContent("#trainstatus"))!;
@@ -141,13 +152,18 @@ model second = gpt2 { ctx = 8 }
     await page.evaluate(() => {
       const w = window as any;
       w.outputSnapshots = [];
-      new MutationObserver(() => w.outputSnapshots.push(document.querySelector("#output")!.textContent)).observe(
-        document.querySelector("#output")!,
-        { childList: true, characterData: true, subtree: true },
-      );
+      new MutationObserver(() =>
+        w.outputSnapshots.push(document.querySelector("#output")!.textContent),
+      ).observe(document.querySelector("#output")!, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
     });
     await page.click("#generatebtn");
-    await page.waitForFunction(() => !(document.querySelector("#generatebtn") as HTMLButtonElement).disabled);
+    await page.waitForFunction(
+      () => !(document.querySelector("#generatebtn") as HTMLButtonElement).disabled,
+    );
     const snaps: string[] = await page.evaluate(() => (window as any).outputSnapshots);
     const text = (await page.textContent("#output"))!;
     expect(text.startsWith("The jury")).toBe(true);
@@ -157,4 +173,61 @@ model second = gpt2 { ctx = 8 }
     expect(snaps.length).toBeGreaterThan(20);
     for (let i = 1; i < snaps.length; i++) expect(snaps[i].startsWith(snaps[i - 1])).toBe(true);
   });
+});
+
+describe("checkpoints between the page and the CLI", () => {
+  it(
+    "a run downloaded from the page generates the same greedy text with gptc generate, and loads back into the page",
+    { timeout: 120_000 },
+    async () => {
+      const files = await pg.page.evaluate(async () => {
+        const r = await (window as any).playground.request({ kind: "download" });
+        return Object.fromEntries(
+          Object.entries(r.files as Record<string, Uint8Array>).map(([k, v]) => [k, [...v]]),
+        );
+      });
+      expect(Object.keys(files).sort()).toEqual(
+        expect.arrayContaining([
+          "checkpoint.safetensors",
+          "config.json",
+          "model.safetensors",
+          "tokenizer.json",
+        ]),
+      );
+      const dir = mkdtempSync(join(tmpdir(), "gptc-page-run-"));
+      for (const [name, bytes] of Object.entries(files))
+        writeFileSync(join(dir, name), Uint8Array.from(bytes as number[]));
+      const greedy = { kind: "generate", prompt: "The jury", maxNewTokens: 12, temperature: 0 };
+      const inPage = (await pg.request<{ text: string }>(greedy)).text;
+      const cli = spawnSync(
+        process.execPath,
+        [
+          "bin/gptc.js",
+          "generate",
+          dir,
+          "--prompt",
+          "The jury",
+          "--max-new-tokens",
+          "12",
+          "--temperature",
+          "0",
+          "--backend",
+          "cpu",
+        ],
+        { encoding: "utf8", timeout: 90_000 },
+      );
+      expect(cli.status, cli.stderr).toBe(0);
+      expect(cli.stdout).toContain(`The jury${inPage}`);
+      // The reverse: the folder dropped on the page opens as a checkpoint.
+      await pg.page.setInputFiles(
+        "#hffiles",
+        Object.keys(files).map((f) => join(dir, f)),
+      );
+      await pg.page.waitForFunction(() =>
+        /loaded|error/.test(document.querySelector("#moreout")!.textContent!),
+      );
+      expect(await pg.page.textContent("#moreout")).toMatch(/^loaded playground/);
+      expect((await pg.request<{ text: string }>(greedy)).text).toBe(inPage);
+    },
+  );
 });

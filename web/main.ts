@@ -22,7 +22,9 @@ const pending = new Map<
   number,
   { resolve: (v: any) => void; reject: (e: Error) => void; onEvent?: (r: Reply) => void }
 >();
-const ready = new Promise<{ threads: boolean }>((resolve) => pending.set(0, { resolve, reject: () => {} }));
+const ready = new Promise<{ threads: boolean }>((resolve) =>
+  pending.set(0, { resolve, reject: () => {} }),
+);
 worker.onmessage = (e: MessageEvent<Reply>) => {
   const r = e.data;
   const p = pending.get(r.id);
@@ -55,7 +57,10 @@ let lastDiagnostics: EditorDiagnostic[] = [];
 const modelLint = linter(
   async (view): Promise<Diagnostic[]> => {
     const spec = view.state.doc.toString();
-    const { diagnostics } = await request<{ diagnostics: EditorDiagnostic[] }>({ kind: "check", spec });
+    const { diagnostics } = await request<{ diagnostics: EditorDiagnostic[] }>({
+      kind: "check",
+      spec,
+    });
     lastDiagnostics = diagnostics;
     showDiagnostics(diagnostics);
     if (diagnostics.length === 0) scheduleCompile();
@@ -240,9 +245,9 @@ function download(bytes: Uint8Array, name: string, type = "application/octet-str
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 $("downloadbtn").onclick = async () => {
-  const r = await request<{ bytes: Uint8Array; config: unknown }>({ kind: "download" });
-  download(r.bytes, "model.safetensors");
-  download(new TextEncoder().encode(JSON.stringify(r.config, null, 2)), "config.json", "application/json");
+  // The run folder's files (checkpoint, weights, tokenizer, config): put them in one folder for `gptc generate`.
+  const r = await request<{ files: Record<string, Uint8Array> }>({ kind: "download" });
+  for (const [name, bytes] of Object.entries(r.files)) download(bytes, name);
 };
 
 // --- Generation, streamed.
@@ -289,7 +294,10 @@ $<HTMLInputElement>("hffiles").onchange = async (e) => {
     });
     trained = true;
     buttons();
-    setStatus("moreout", `loaded ${r.name} (${r.parameters.toLocaleString("en-US")} parameters) on ${r.backend}`);
+    setStatus(
+      "moreout",
+      `loaded ${r.name} (${r.kind}) ${r.parameters.toLocaleString("en-US")} parameters, on ${r.backend}`,
+    );
   } catch (err) {
     setStatus("moreout", `error: ${(err as Error).message}`);
   }
@@ -298,12 +306,19 @@ $<HTMLInputElement>("fixturefiles").onchange = async (e) => {
   const backend = $<HTMLSelectElement>("verifybackend").value as TrainRequest["backend"];
   setStatus("moreout", `verifying on ${backend}...`);
   try {
-    const r = await request<any>({ kind: "verify", backend, files: await filesOf(e.target as HTMLInputElement) });
+    const r = await request<any>({
+      kind: "verify",
+      backend,
+      files: await filesOf(e.target as HTMLInputElement),
+    });
     setStatus(
       "moreout",
       `${r.pass ? "PASS" : "FAIL"} on ${r.backend}\n` +
         r.checks
-          .map((c: any) => `${c.pass ? "ok  " : "FAIL"} ${c.name}  max|d| ${c.maxAbs.toExponential(2)}  rel ${c.rel.toExponential(2)}  (${c.tolerance})${c.note ? "  " + c.note : ""}`)
+          .map(
+            (c: any) =>
+              `${c.pass ? "ok  " : "FAIL"} ${c.name}  max|d| ${c.maxAbs.toExponential(2)}  rel ${c.rel.toExponential(2)}  (${c.tolerance})${c.note ? "  " + c.note : ""}`,
+          )
           .join("\n"),
     );
     document.body.dataset.verified = r.pass ? "pass" : "fail";
@@ -334,5 +349,12 @@ $<HTMLInputElement>("fixturefiles").onchange = async (e) => {
 
 // For tests and the console: the worker's requests, and the editor.
 Object.assign(window, {
-  playground: { request, setSpec, specText, runTraining, runGenerate, diagnostics: () => lastDiagnostics },
+  playground: {
+    request,
+    setSpec,
+    specText,
+    runTraining,
+    runGenerate,
+    diagnostics: () => lastDiagnostics,
+  },
 });

@@ -5,7 +5,9 @@ import { StreamLanguage, type StringStream } from "@codemirror/language";
 import { allTokens } from "../src/dsl/lexer.js";
 
 const keywords = new Set(
-  allTokens.filter((t) => (t as { LONGER_ALT?: unknown }).LONGER_ALT).map((t) => t.name.toLowerCase()),
+  allTokens
+    .filter((t) => (t as { LONGER_ALT?: unknown }).LONGER_ALT)
+    .map((t) => t.name.toLowerCase()),
 );
 const types = new Set(["float", "int", "bool"]);
 

@@ -8,34 +8,54 @@ import {
   buildCharTokenizer,
   compile,
   createBackend,
+  DataError,
   DiagnosticError,
   formatCompileSummary,
   GptcError,
-  gpt2Tokenizer,
+  load,
   memoryTokens,
-  parseSafetensors,
   verify,
   type CompiledModel,
   type Dataset,
   type ModelSession,
   type Tokenizer,
   type TrainStepReport,
+  UsageError,
 } from "../src/index.js";
+import { hfConfig } from "../src/api/session.js";
+import { readCheckpointState } from "../src/runtime/checkpoint.js";
 import { untagBrown } from "../src/runtime/corpus.js";
-import { mount, unmount } from "../src/platform/browser/fs.js";
+import { mount, readdirSync, readFileSync, unmount } from "../src/platform/browser/fs.js";
 import type { BackendChoice, EditorDiagnostic, Reply, Request, TrainRequest } from "./protocol.js";
 
 mount(specs);
 /** Where the editor's text is taken to live: `import "gpt2-small.model"` resolves beside it. */
 const specPath = "/specs/playground.model";
+/**
+ * The shipped specs the editor's text may import, given to compile() as `files`
+ * so checkpoints record them (the CLI compiles a page's checkpoint without /specs).
+ */
+const specFiles = Object.fromEntries(
+  Object.entries(specs)
+    .filter(([p]) => !p.startsWith("/specs/std/"))
+    .map(([p, text]) => [p.slice("/specs/".length), text]),
+);
+/** The run folder training writes (in memory): what Download hands out, what Resume continues. */
+const runDir = "/run";
 
 const post = (r: Reply, transfer: Transferable[] = []) =>
   (self as unknown as Worker).postMessage(r, transfer);
 
 /** The editor's spec as `gptc check` sees it: every diagnostic in that file, with offsets. */
-function check(spec: string, vocabSize?: number): { diagnostics: EditorDiagnostic[]; model?: CompiledModel } {
+function check(
+  spec: string,
+  vocabSize?: number,
+): { diagnostics: EditorDiagnostic[]; model?: CompiledModel } {
   try {
-    return { diagnostics: [], model: compile(spec, { path: specPath, vocabSize }) };
+    return {
+      diagnostics: [],
+      model: compile(spec, { path: specPath, vocabSize, files: specFiles }),
+    };
   } catch (e) {
     if (e instanceof DiagnosticError) {
       const file = "specs/playground.model";
@@ -85,8 +105,7 @@ function dataset(text: string, tokenizer: Tokenizer, seq: number): Dataset {
   const ids = Uint32Array.from(tokenizer.encode(text));
   const cut = Math.floor(ids.length * 0.9);
   if (cut - seq - 1 < 1 || ids.length - cut - seq - 1 < 1)
-    throw new GptcError(
-      "data",
+    throw new DataError(
       `the text has ${ids.length} tokens: too few for windows of ${seq + 1} in both its training (90%) and validation (10%) parts; give more text or a smaller sequence`,
     );
   return {
@@ -104,6 +123,7 @@ async function train(id: number, r: TrainRequest) {
   if (!resume) {
     current?.session.close();
     current = undefined;
+    unmount(runDir);
     const tokenizer = buildCharTokenizer([r.text]);
     const { model, diagnostics } = check(r.spec, tokenizer.vocabSize);
     if (!model) throw new GptcError("diagnostics", diagnostics.map((d) => d.message).join("\n"));
@@ -129,13 +149,13 @@ async function train(id: number, r: TrainRequest) {
     evalEvery: Math.max(1, Math.floor(r.steps / 10)),
     evalBatches: 2,
     signal: abort.signal,
+    out: runDir,
+    saveEvery: 0,
+    // Resume: the session keeps its weights and AdamW moments; the run folder's
+    // checkpoint gives the step, the data position and the best validation loss.
     resume:
       resume && c.step > 0
-        ? ({
-            weights: c.session.weights,
-            adam: undefined,
-            state: { step: c.step, batchRng: c.batchRng, tokensSeen: 0 },
-          } as never)
+        ? { weights: c.session.weights, adam: undefined!, state: readCheckpointState(runDir) }
         : undefined,
     onStep: (s: TrainStepReport) =>
       post({
@@ -164,7 +184,7 @@ async function train(id: number, r: TrainRequest) {
 }
 
 async function generate(id: number, m: Extract<Request, { kind: "generate" }>) {
-  if (!current) throw new GptcError("usage", "train a model (or load weights) first");
+  if (!current) throw new UsageError("train a model (or load weights) first");
   let text = "";
   let tokens = 0;
   const started = performance.now();
@@ -192,21 +212,32 @@ async function verifyFiles(backend: BackendChoice, files: Record<string, Uint8Ar
   return { backend: b.describe, pass: r.pass, checks: r.checks };
 }
 
-/** Hugging Face weights (model.safetensors + config.json) opened with the GPT-2 tokenizer. */
+/**
+ * Dropped weights, opened as `gptc generate FOLDER` opens a folder: a Hugging
+ * Face GPT-2 (model.safetensors + config.json, with GPT-2's tokenizer) or a gptc
+ * run folder (checkpoint.safetensors, model.safetensors, tokenizer.json).
+ */
 async function loadWeights(backend: BackendChoice, files: Record<string, Uint8Array>) {
-  const configBytes = files["config.json"];
-  const weights = files["model.safetensors"];
-  if (!configBytes || !weights)
-    throw new GptcError("usage", "drop a model.safetensors and its config.json together");
-  const config = JSON.parse(new TextDecoder().decode(configBytes));
-  const spec = specs["/specs/gpt2-small.model"];
-  const model = compile({ file: "/specs/gpt2-small.model" }, { config });
-  parseSafetensors(weights); // a clear error before opening
-  const tokenizer = gpt2Tokenizer();
-  const session = await model.open({ backend, weights, tokenizer });
+  const dir = "/upload";
+  unmount(dir);
+  mount(Object.fromEntries(Object.entries(files).map(([k, v]) => [`${dir}/${k}`, v])));
+  const { session, kind } = await load(dir, { backend });
   current?.session.close();
-  current = { spec, backend, model, session, tokenizer, data: undefined as never, step: 0 };
-  return { backend: session.backendName, parameters: model.parameters, name: model.name };
+  current = {
+    spec: "",
+    backend,
+    model: session.model,
+    session,
+    tokenizer: session.tokenizer!,
+    data: undefined as never,
+    step: 0,
+  };
+  return {
+    kind,
+    backend: session.backendName,
+    parameters: session.model.parameters,
+    name: session.model.name,
+  };
 }
 
 async function handle(m: Request): Promise<unknown> {
@@ -233,8 +264,22 @@ async function handle(m: Request): Promise<unknown> {
     case "generate":
       return generate(m.id, m);
     case "download": {
-      if (!current) throw new GptcError("usage", "nothing trained yet");
-      return { bytes: current.session.safetensors(), config: hfConfigOf(current.model) };
+      // The run folder as `gptc train` writes it: `gptc generate FOLDER` reads it.
+      if (!current) throw new UsageError("nothing trained or loaded yet");
+      if (current.step === 0)
+        return {
+          files: {
+            "model.safetensors": current.session.safetensors(),
+            "config.json": new TextEncoder().encode(
+              JSON.stringify(hfConfig(current.model), null, 2),
+            ),
+          },
+        };
+      return {
+        files: Object.fromEntries(
+          readdirSync(runDir).map((f) => [f, readFileSync(`${runDir}/${f}`) as Uint8Array]),
+        ),
+      };
     }
     case "weights":
       return loadWeights(m.backend, m.files);
@@ -249,11 +294,6 @@ async function handle(m: Request): Promise<unknown> {
   }
 }
 
-/** config.json for a downloaded model.safetensors (what `gptc generate --weights` reads beside it). */
-function hfConfigOf(model: CompiledModel): Record<string, unknown> {
-  return { model_type: model.name, vocab_size: model.vocabSize, n_positions: model.context };
-}
-
 self.onmessage = async (e: MessageEvent<Request>) => {
   const m = e.data;
   try {
@@ -264,7 +304,8 @@ self.onmessage = async (e: MessageEvent<Request>) => {
     post({
       id: m.id,
       kind: "error",
-      message: err instanceof DiagnosticError ? err.format() : String((err as Error)?.message ?? err),
+      message:
+        err instanceof DiagnosticError ? err.format() : String((err as Error)?.message ?? err),
       code: g?.code,
     });
   }

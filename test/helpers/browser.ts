@@ -50,7 +50,9 @@ export interface Playground {
 }
 
 /** Builds (unless `build: false`) and serves the playground, opens it in Chromium, waits until it is ready. */
-export async function openPlayground(o: { build?: boolean; url?: string } = {}): Promise<Playground> {
+export async function openPlayground(
+  o: { build?: boolean; url?: string } = {},
+): Promise<Playground> {
   const executablePath = chromiumPath();
   const server = o.url ? undefined : await serve({ build: o.build ?? true });
   const url: string = o.url ?? server.url;

@@ -29,7 +29,11 @@ export function existsSync(path: string): boolean {
   const p = resolve(path);
   return files.has(p) || dirs.has(p);
 }
-export function statSync(path: string): { isDirectory(): boolean; isFile(): boolean; size: number } {
+export function statSync(path: string): {
+  isDirectory(): boolean;
+  isFile(): boolean;
+  size: number;
+} {
   const p = resolve(path);
   const f = files.get(p);
   if (!f && !dirs.has(p)) throw noEntry(p, "stat");
@@ -123,7 +127,15 @@ export function fsyncSync(_fd: number): void {}
 export function closeSync(fd: number): void {
   open.delete(fd);
 }
-export default { existsSync, statSync, readFileSync, writeFileSync, readdirSync, mkdirSync, rmSync };
+export default {
+  existsSync,
+  statSync,
+  readFileSync,
+  writeFileSync,
+  readdirSync,
+  mkdirSync,
+  rmSync,
+};
 export function ftruncateSync(fd: number, len = 0): void {
   const f = open.get(fd);
   if (!f) throw new Error("EBADF: bad file descriptor");

@@ -12,3 +12,10 @@ export function setImmediate(fn: () => void): void {
   ch.port1.onmessage = () => fn();
   ch.port2.postMessage(0);
 }
+
+/** Buffer, as far as the library uses it on a browser's paths: text to bytes for atomic writes (runtime/atomic.ts). */
+export const Buffer = {
+  from(text: string, _encoding?: "utf8"): Uint8Array {
+    return new TextEncoder().encode(text);
+  },
+};
