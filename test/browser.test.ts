@@ -173,6 +173,35 @@ model second = gpt2 { ctx = 8 }
     expect(snaps.length).toBeGreaterThan(20);
     for (let i = 1; i < snaps.length; i++) expect(snaps[i].startsWith(snaps[i - 1])).toBe(true);
   });
+
+  it("stops and resumes a run where it stopped", { timeout: 120_000 }, async () => {
+    const { page } = pg;
+    await page.fill("#steps", "150");
+    await page.click("#trainbtn");
+    await page.waitForFunction(
+      () => Number((document.querySelector("#progress") as HTMLProgressElement).value) >= 10,
+    );
+    await page.click("#stopbtn");
+    await page.waitForFunction(() =>
+      /^stopped at step/.test(document.querySelector("#trainstatus")!.textContent!),
+    );
+    const stoppedAt = Number(
+      /stopped at step (\d+)/.exec((await page.textContent("#trainstatus"))!)![1],
+    );
+    expect(stoppedAt).toBeGreaterThanOrEqual(10);
+    expect(stoppedAt).toBeLessThan(150);
+    await page.click("#resumebtn");
+    await page.waitForFunction(
+      () => /^done at step 150/.test(document.querySelector("#trainstatus")!.textContent!),
+      undefined,
+      {
+        timeout: 110_000,
+      },
+    );
+    // The chart went on from the step where it stopped: steps 1..150, each once.
+    const steps: number[] = await page.evaluate(() => (window as any).playground.chartSteps());
+    expect(steps).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+  });
 });
 
 describe("checkpoints between the page and the CLI", () => {
@@ -230,4 +259,41 @@ describe("checkpoints between the page and the CLI", () => {
       expect((await pg.request<{ text: string }>(greedy)).text).toBe(inPage);
     },
   );
+});
+
+describe("training on the page's GPU backends", () => {
+  it("webgpu and webgl2 train to the same losses as webasm", { timeout: 150_000 }, async () => {
+    const spec = await pg.page.evaluate(() => (window as any).playground.specText());
+    const { text } = await pg.request<{ text: string }>({ kind: "brown" });
+    const run = (backend: string) =>
+      pg.request<{ backend: string; first: number; loss: number }>({
+        kind: "train",
+        req: { spec, backend, batch: 2, seq: 16, steps: 3, lr: 0.01, text },
+      });
+    const ref = await run("webasm");
+    for (const backend of ["webgpu", "webgl2"]) {
+      const r = await run(backend);
+      expect(r.backend.startsWith(backend)).toBe(true);
+      expect(Math.abs(r.first - ref.first), `${backend} first loss`).toBeLessThan(1e-3);
+      expect(Math.abs(r.loss - ref.loss), `${backend} loss after 3 steps`).toBeLessThan(2e-3);
+    }
+  });
+
+  it("runs library code in the page's worker (the harness other tests use)", async () => {
+    const r = await pg.evalInWorker(async (gptc, _fs, n: number) => {
+      const b = await gptc.createBackend("webgl2");
+      const k = b.gpu.createKernel(
+        function (this: any, a: number[]) {
+          return a[this.thread.x] * 2;
+        },
+        { output: [n] },
+      );
+      return {
+        describe: b.describe,
+        out: Array.from(k(Array.from({ length: n }, (_, i) => i)) as number[]),
+      };
+    }, 4);
+    expect(r.describe).toMatch(/^webgl2/);
+    expect(r.out).toEqual([0, 2, 4, 6]);
+  });
 });

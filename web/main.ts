@@ -188,7 +188,11 @@ async function runTraining(resume: boolean) {
     req.text = textArea.value;
     describeText();
   }
-  if (!resume) for (const s of series) s.length = 0;
+  if (!resume) {
+    for (const s of series) s.length = 0;
+    chart.setData(series);
+    $<HTMLProgressElement>("progress").value = 0;
+  }
   running = true;
   buttons();
   const started = performance.now();
@@ -351,6 +355,7 @@ $<HTMLInputElement>("fixturefiles").onchange = async (e) => {
 Object.assign(window, {
   playground: {
     request,
+    chartSteps: () => [...series[0]],
     setSpec,
     specText,
     runTraining,

@@ -44,7 +44,13 @@ export type Request =
   | { id: number; kind: "download" }
   | { id: number; kind: "weights"; backend: BackendChoice; files: Record<string, Uint8Array> }
   | { id: number; kind: "brown" }
-  | { id: number; kind: "specs" };
+  | { id: number; kind: "specs" }
+  /**
+   * For tests (test/helpers/browser.ts): runs `source` as the body of an async
+   * function of `gptc` (the library), `fs` (the in-memory file system) and
+   * `args`; resolves with what it returns (structured-cloneable).
+   */
+  | { id: number; kind: "eval"; source: string; args?: unknown };
 
 export interface StepEvent {
   step: number;

@@ -25,6 +25,8 @@ import {
 import { hfConfig } from "../src/api/session.js";
 import { readCheckpointState } from "../src/runtime/checkpoint.js";
 import { untagBrown } from "../src/runtime/corpus.js";
+import * as gptc from "../src/index.js";
+import * as fs from "../src/platform/browser/fs.js";
 import { mount, readdirSync, readFileSync, unmount } from "../src/platform/browser/fs.js";
 import type { BackendChoice, EditorDiagnostic, Reply, Request, TrainRequest } from "./protocol.js";
 
@@ -285,6 +287,10 @@ async function handle(m: Request): Promise<unknown> {
       return loadWeights(m.backend, m.files);
     case "brown":
       return { text: brown.map(untagBrown).join("\n\n") };
+    case "eval": {
+      const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor;
+      return new AsyncFunction("gptc", "fs", "args", m.source)(gptc, fs, m.args);
+    }
     case "specs":
       return {
         specs: Object.fromEntries(

@@ -12,12 +12,9 @@ import { serve } from "../../web/serve.mjs";
 
 /** Where Chromium is: $CHROMIUM, else Debian's paths. */
 export function chromiumPath(): string {
-  const candidates = [
-    process.env.CHROMIUM,
-    "/usr/lib/chromium/chromium",
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-  ].filter((p): p is string => !!p);
+  const candidates = process.env.CHROMIUM
+    ? [process.env.CHROMIUM]
+    : ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"];
   const found = candidates.find((p) => existsSync(p));
   if (!found)
     throw new Error(
@@ -46,6 +43,17 @@ export interface Playground {
   log: string[];
   /** Sends a request to the page's worker and resolves with its result (web/protocol.ts). */
   request<T = any>(body: Record<string, unknown>): Promise<T>;
+  /**
+   * Runs `fn` in the page's worker with `gptc` (the library, as src/index.ts
+   * exports it), `fs` (the worker's in-memory file system: mount(), readFileSync())
+   * and `args`; resolves with its (structured-cloneable) result. `fn` is sent
+   * as source text: it cannot use variables from the test's scope, only `args`.
+   * E.g. `evalInWorker(async (gptc, fs, n) => (await gptc.createBackend("webgl2")).describe, 0)`.
+   */
+  evalInWorker<T, A = unknown>(
+    fn: (gptc: any, fs: any, args: A) => T | Promise<T>,
+    args?: A,
+  ): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -70,6 +78,11 @@ export async function openPlayground(
     log,
     request: (body) =>
       page.evaluate((b) => (window as any).playground.request(b), body as Record<string, unknown>),
+    evalInWorker: (fn, args) =>
+      page.evaluate(
+        ({ source, args }) => (window as any).playground.request({ kind: "eval", source, args }),
+        { source: `return (${fn.toString()})(gptc, fs, args);`, args: args as any },
+      ),
     close: async () => {
       await browser.close();
       await server?.close();
