@@ -51,9 +51,10 @@ Brown sample), batch ${batch}, sequence ${seq}, ${steps} steps (the first includ
 then 32 generated tokens with the KV cache.
 
 **Chromium's GPU here is SwiftShader, a software renderer on the CPU: the webgl2 and webgpu rows are
-not GPU numbers**, they show that the paths run and what a machine without a GPU gets. The WebAssembly
-engine runs one thread in the page (its helper thread is a Node worker thread; see README). The
-machine is shared (2 vCPUs, other jobs running): read the numbers as orders of magnitude.
+not GPU numbers**, they show that the paths run and what a machine without a GPU gets. The page is
+cross-origin isolated (COOP/COEP), so the WebAssembly engine runs its helper thread (a Web Worker)
+where two cores exist; the backend column says which ran. The machine is shared (2 vCPUs, other jobs
+running): read the numbers as orders of magnitude.
 
 Page: ${env}
 

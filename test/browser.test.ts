@@ -111,7 +111,11 @@ model second = gpt2 { ctx = 8 }
     expect(m, status).not.toBeNull();
     const [first, last] = [Number(m![1]), Number(m![2])];
     expect(last, status).toBeLessThan(first - 0.5);
-    expect(status).toMatch(/on webasm/);
+    // Cross-origin isolated (COOP/COEP): the engine's helper thread ran where two cores exist.
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    expect(status).toMatch(
+      cores > 1 ? /on webasm \(WebAssembly SIMD\), 2 threads/ : /on webasm .*1 thread/,
+    );
 
     mkdirSync(shots, { recursive: true });
     const png = await page.screenshot({ fullPage: true });
@@ -295,5 +299,24 @@ describe("training on the page's GPU backends", () => {
     }, 4);
     expect(r.describe).toMatch(/^webgl2/);
     expect(r.out).toEqual([0, 2, 4, 6]);
+  });
+});
+
+describe("a page served without COOP/COEP", () => {
+  it("runs the WebAssembly engine on one thread, and says so", { timeout: 90_000 }, async () => {
+    const plain = await openPlayground({ isolate: false });
+    try {
+      expect(await plain.page.textContent("#env")).toContain("not cross-origin isolated");
+      const spec = await plain.page.evaluate(() => (window as any).playground.specText());
+      const { text } = await plain.request<{ text: string }>({ kind: "brown" });
+      const r = await plain.request<{ backend: string; first: number; loss: number }>({
+        kind: "train",
+        req: { spec, backend: "webasm", batch: 4, seq: 32, steps: 8, lr: 0.01, text },
+      });
+      expect(r.backend).toBe("webasm (WebAssembly SIMD), 1 thread");
+      expect(r.loss).toBeLessThan(r.first);
+    } finally {
+      await plain.close();
+    }
   });
 });

@@ -345,7 +345,7 @@ $<HTMLInputElement>("fixturefiles").onchange = async (e) => {
   const gl = document.createElement("canvas").getContext("webgl2") ? "WebGL2" : "no WebGL2";
   setStatus(
     "env",
-    `${gl}, ${gpu}; WebAssembly engine: ${threads ? "cross-origin isolated, but" : "not cross-origin isolated:"} one thread (see README)`,
+    `${gl}, ${gpu}; ${threads ? "cross-origin isolated: the WebAssembly engine may use 2 threads" : "not cross-origin isolated: the WebAssembly engine runs 1 thread"}`,
   );
   buttons();
   document.body.dataset.ready = "1";

@@ -19,9 +19,16 @@ const types = {
 
 /**
  * Serves `dir` (building the site there first unless `build` is false) on
- * `port` (0: any free one). Resolves with the URL and a close function.
+ * `port` (0: any free one); `isolate: false` leaves out COOP/COEP (as a plain
+ * static host would). Resolves with the URL and a close function.
  */
-export async function serve({ dir, port = 0, build = true, host = "127.0.0.1" } = {}) {
+export async function serve({
+  dir,
+  port = 0,
+  build = true,
+  host = "127.0.0.1",
+  isolate = true,
+} = {}) {
   const root = resolve(dir ?? join(fileURLToPath(new URL("..", import.meta.url)), "build/web"));
   if (build) await buildWeb(root);
   const server = createServer((req, res) => {
@@ -29,9 +36,11 @@ export async function serve({ dir, port = 0, build = true, host = "127.0.0.1" } 
     let file = join(root, path);
     if (!file.startsWith(root)) file = root;
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, "index.html");
-    res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
-    res.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
-    res.setHeader("Cross-Origin-Resource-Policy", "same-origin");
+    if (isolate) {
+      res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+      res.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
+      res.setHeader("Cross-Origin-Resource-Policy", "same-origin");
+    }
     if (!existsSync(file)) {
       res.writeHead(404).end("not found");
       return;

@@ -25,6 +25,7 @@ import {
 import { hfConfig } from "../src/api/session.js";
 import { readCheckpointState } from "../src/runtime/checkpoint.js";
 import { untagBrown } from "../src/runtime/corpus.js";
+import { gemmEngine } from "../src/runtime/gemm.js";
 import * as gptc from "../src/index.js";
 import * as fs from "../src/platform/browser/fs.js";
 import { mount, readdirSync, readFileSync, unmount } from "../src/platform/browser/fs.js";
@@ -120,6 +121,13 @@ function dataset(text: string, tokenizer: Tokenizer, seq: number): Dataset {
   };
 }
 
+/** The backend in words; for webasm, how many threads the engine ran (2 only in a cross-origin isolated page). */
+function describe(name: string, backend: BackendChoice): string {
+  if (backend !== "webasm") return name;
+  const e = gemmEngine();
+  return `${name}, ${e.parallel() ? `${e.threads} threads` : "1 thread"}`;
+}
+
 async function train(id: number, r: TrainRequest) {
   const resume = r.resume && current && current.spec === r.spec && current.backend === r.backend;
   if (!resume) {
@@ -175,7 +183,7 @@ async function train(id: number, r: TrainRequest) {
   });
   c.step = summary.steps;
   return {
-    backend: c.session.backendName,
+    backend: describe(c.session.backendName, r.backend),
     steps: summary.steps,
     stopped: summary.stopped,
     loss: summary.loss,
@@ -211,7 +219,7 @@ async function verifyFiles(backend: BackendChoice, files: Record<string, Uint8Ar
   mount(Object.fromEntries(Object.entries(files).map(([k, v]) => [`${dir}/${k}`, v])));
   const b = await createBackend(backend);
   const r = await verify(dir, { backend: b });
-  return { backend: b.describe, pass: r.pass, checks: r.checks };
+  return { backend: describe(b.describe, backend), pass: r.pass, checks: r.checks };
 }
 
 /**

@@ -57,12 +57,17 @@ export interface Playground {
   close(): Promise<void>;
 }
 
-/** Builds (unless `build: false`) and serves the playground, opens it in Chromium, waits until it is ready. */
+/**
+ * Builds (unless `build: false`) and serves the playground (with COOP/COEP
+ * unless `isolate: false`; or opens `url`), opens it in Chromium, waits until it is ready.
+ */
 export async function openPlayground(
-  o: { build?: boolean; url?: string } = {},
+  o: { build?: boolean; url?: string; isolate?: boolean } = {},
 ): Promise<Playground> {
   const executablePath = chromiumPath();
-  const server = o.url ? undefined : await serve({ build: o.build ?? true });
+  const server = o.url
+    ? undefined
+    : await serve({ build: o.build ?? true, isolate: o.isolate ?? true });
   const url: string = o.url ?? server.url;
   const browser = await chromium.launch({ executablePath, args: chromiumArgs, headless: true });
   const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });

@@ -1,7 +1,12 @@
-// node:os in a browser. One core for the WebAssembly engine: its helper thread
-// is a Node worker thread (src/runtime/gemm.ts), which browsers do not have.
+// node:os in a browser. The WebAssembly engine's helper thread (see
+// worker_threads.ts) shares memory with it: only a cross-origin isolated page
+// (COOP/COEP headers) has SharedArrayBuffer, so without them it runs one thread.
 export function availableParallelism(): number {
-  return 1;
+  const g = globalThis as {
+    crossOriginIsolated?: boolean;
+    navigator?: { hardwareConcurrency?: number };
+  };
+  return g.crossOriginIsolated ? (g.navigator?.hardwareConcurrency ?? 1) : 1;
 }
 /** navigator.deviceMemory (GiB, capped at 8 by browsers) where known, else 4 GiB. */
 export function totalmem(): number {
