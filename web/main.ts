@@ -94,7 +94,7 @@ function setSpec(text: string) {
   editor.dispatch({ changes: { from: 0, to: editor.state.doc.length, insert: text } });
 }
 
-const starter = `// A small GPT-2 to train in the page (the vocabulary is the training text's characters).
+const starter = `// A small GPT-2 to train in the page; its vocabulary is the training text's characters.
 // Edit it: the diagnostics, the diagram and the summary follow as you type.
 import "gpt2-small.model"
 
@@ -136,6 +136,7 @@ textArea.addEventListener("input", describeText);
 $("brown").onclick = async () => {
   textArea.value = (await request<{ text: string }>({ kind: "brown" })).text;
   describeText();
+  scheduleCompile(); // the summary at the text's vocabulary
 };
 $<HTMLInputElement>("textfile").onchange = async (e) => {
   const f = (e.target as HTMLInputElement).files?.[0];
@@ -228,6 +229,7 @@ async function runTraining(resume: boolean) {
         ` in ${r.seconds.toFixed(1)} s`,
     );
     document.body.dataset.trained = String(r.steps);
+    scheduleCompile(); // the summary at the trained text's vocabulary
     return r;
   } catch (e) {
     setStatus("trainstatus", `error: ${(e as Error).message}`);

@@ -102,6 +102,12 @@ let current:
     }
   | undefined;
 let abort: AbortController | undefined;
+/**
+ * The character vocabulary of the last text trained on or loaded (the Brown
+ * sample), so the summary and diagram show the model that trains; GPT-2's
+ * vocabulary before any text.
+ */
+let textVocab: number | undefined;
 
 /** Text as a Dataset in memory: the last tenth is validation. */
 function dataset(text: string, tokenizer: Tokenizer, seq: number): Dataset {
@@ -135,6 +141,7 @@ async function train(id: number, r: TrainRequest) {
     current = undefined;
     unmount(runDir);
     const tokenizer = buildCharTokenizer([r.text]);
+    textVocab = tokenizer.vocabSize;
     const { model, diagnostics } = check(r.spec, tokenizer.vocabSize);
     if (!model) throw new GptcError("diagnostics", diagnostics.map((d) => d.message).join("\n"));
     const session = await model.open({ backend: r.backend, tokenizer, seed: 1337 });
@@ -255,7 +262,7 @@ async function handle(m: Request): Promise<unknown> {
     case "check":
       return { diagnostics: check(m.spec).diagnostics };
     case "compile": {
-      const { model, diagnostics } = check(m.spec);
+      const { model, diagnostics } = check(m.spec, textVocab);
       if (!model) return { diagnostics };
       const seq = Math.min(m.seq, model.context ?? m.seq);
       return {
@@ -293,8 +300,11 @@ async function handle(m: Request): Promise<unknown> {
     }
     case "weights":
       return loadWeights(m.backend, m.files);
-    case "brown":
-      return { text: brown.map(untagBrown).join("\n\n") };
+    case "brown": {
+      const text = brown.map(untagBrown).join("\n\n");
+      textVocab = buildCharTokenizer([text]).vocabSize;
+      return { text };
+    }
     case "eval": {
       const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor;
       return new AsyncFunction("gptc", "fs", "args", m.source)(gptc, fs, m.args);
