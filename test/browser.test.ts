@@ -6,7 +6,14 @@
 // Fails (does not skip) when Chromium is missing. By hand, against a running
 // `npm run playground`: PLAYGROUND_URL=http://127.0.0.1:8080/ npm run test:browser
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -304,14 +311,18 @@ describe("training on the page's GPU backends", () => {
 
 describe("a page served without COOP/COEP", () => {
   it("runs the WebAssembly engine on one thread, and says so", { timeout: 90_000 }, async () => {
-    const plain = await openPlayground({ isolate: false });
+    // The site built for the other tests, served without the headers.
+    const plain = await openPlayground({
+      isolate: false,
+      build: !existsSync("build/web/index.html"),
+    });
     try {
       expect(await plain.page.textContent("#env")).toContain("not cross-origin isolated");
       const spec = await plain.page.evaluate(() => (window as any).playground.specText());
       const { text } = await plain.request<{ text: string }>({ kind: "brown" });
       const r = await plain.request<{ backend: string; first: number; loss: number }>({
         kind: "train",
-        req: { spec, backend: "webasm", batch: 4, seq: 32, steps: 8, lr: 0.01, text },
+        req: { spec, backend: "webasm", batch: 4, seq: 32, steps: 4, lr: 0.01, text },
       });
       expect(r.backend).toBe("webasm (WebAssembly SIMD), 1 thread");
       expect(r.loss).toBeLessThan(r.first);
