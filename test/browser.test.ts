@@ -58,6 +58,23 @@ describe("the playground in Chromium", () => {
       expect(names.length).toBeGreaterThan(20);
     });
 
+  it(
+    "verifies a fixture folder's files chosen on the page (File objects)",
+    { timeout: 60_000 },
+    async () => {
+      await pg.page.selectOption("#verifybackend", "webasm");
+      await pg.page.setInputFiles(
+        "#fixturefiles",
+        Object.keys(fixtureFiles).map((f) => join(fixture, f)),
+      );
+      await pg.page.waitForSelector("body[data-verified]", { timeout: 50_000 });
+      const out = (await pg.page.textContent("#moreout"))!;
+      expect(out).toMatch(/^PASS on webasm/);
+      expect(out).toContain("ok   logits");
+      expect(await pg.page.getAttribute("body", "data-verified")).toBe("pass");
+    },
+  );
+
   it("shows a spec error at its line in the editor, as gptc check reports it", async () => {
     const spec = `import "gpt2-small.model"
 
