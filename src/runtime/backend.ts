@@ -9,8 +9,11 @@ import { engineThreads } from "./gemm.js";
 
 /** The backends gptc runs on (besides `auto`, which picks one). */
 export const backendNames = ["webasm", "cpu", "headlessgl", "webgpu"] as const;
-/** One of `backendNames`. */
-export type BackendName = (typeof backendNames)[number];
+/**
+ * One of `backendNames`, or `webgl2`: gpu.js's WebGL2 mode, which exists only in
+ * a browser (the playground, web/); Node's GLSL path is headlessgl.
+ */
+export type BackendName = (typeof backendNames)[number] | "webgl2";
 
 const require = createRequire(import.meta.url);
 
@@ -62,14 +65,15 @@ export interface Backend {
  */
 export const FLOAT_EXACT = 2 ** 24;
 
-/** What headlessgl can do here (probe kernels), or undefined where it does not run. */
-function headlessGlProbe(
-  measureLoops = true,
-): { maxTextureSize: number; maxLoopIterations: number; renderer: string } | undefined {
+interface GlProbe {
+  maxTextureSize: number;
+  maxLoopIterations: number;
+  renderer: string;
+}
+
+/** What a WebGL GPU instance (headlessgl, webgl2) can do: probe kernels, or undefined where none runs. */
+function glProbe(gpu: Backend["gpu"], measureLoops = true): GlProbe | undefined {
   try {
-    const { GPU } = gpujs();
-    if (!GPU.isHeadlessGLSupported) return undefined;
-    const gpu = new GPU({ mode: "headlessgl" });
     const k = gpu.createKernel("function (a) { return a[this.thread.x] + 1.0; }", { output: [2] });
     const r = k(Float32Array.of(1, 2));
     const gl = k.context;
@@ -87,8 +91,32 @@ function headlessGlProbe(
       const ran = loop()[0] as number;
       if (ran < n) maxLoopIterations = ran;
     }
-    gpu.destroy?.();
     return r[0] === 2 && r[1] === 3 ? { maxTextureSize, maxLoopIterations, renderer } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Textures of 32-bit floats: a texel holds one value of an output (four of an upload). */
+function glLimits(backend: string, probe: GlProbe): DeviceLimits {
+  return {
+    backend,
+    exactIndex: FLOAT_EXACT,
+    maxTextureSize: probe.maxTextureSize,
+    maxElements: probe.maxTextureSize ** 2,
+    maxLoopIterations: probe.maxLoopIterations,
+  };
+}
+
+/** What headlessgl can do here, or undefined where it does not run. */
+function headlessGlProbe(measureLoops = true): GlProbe | undefined {
+  try {
+    const { GPU } = gpujs();
+    if (!GPU.isHeadlessGLSupported) return undefined;
+    const gpu = new GPU({ mode: "headlessgl" });
+    const probe = glProbe(gpu, measureLoops);
+    gpu.destroy?.();
+    return probe;
   } catch {
     return undefined;
   }
@@ -168,15 +196,30 @@ export async function createBackend(
               ? "; its shaders stop at 65,535 loop iterations as Mesa's llvmpipe does: most likely a software renderer on the CPU"
               : ""
         })`,
-        // Textures of 32-bit floats: a texel holds one value of an output (four of an upload).
-        limits: {
-          backend: "headlessgl",
-          exactIndex: FLOAT_EXACT,
-          maxTextureSize: probe.maxTextureSize,
-          maxElements: probe.maxTextureSize ** 2,
-          maxLoopIterations: probe.maxLoopIterations,
-        },
+        limits: glLimits("headlessgl", probe),
       };
+      break;
+    }
+    case "webgl2": {
+      if (!GPU.isWebGL2Supported)
+        throw new BackendError(
+          "webgl2 is not available: it runs in a browser with WebGL2 (the playground); in Node.js use headlessgl",
+        );
+      backend = {
+        name: "webgl2",
+        gpu: new GPU({ mode: "webgl2" }),
+        async: false,
+        gemm: false,
+        wasmKernels: false,
+        describe: "webgl2 (GLSL in the browser's WebGL2)",
+      };
+      const probe = glProbe(backend.gpu);
+      if (probe === undefined)
+        throw new BackendError("webgl2 is not available: a probe kernel did not run");
+      // SwiftShader (Chromium without a GPU) renders on the CPU: say so with its numbers.
+      if (/swiftshader|llvmpipe/i.test(probe.renderer))
+        backend.describe = `webgl2 (GLSL in the browser's WebGL2, ${probe.renderer}: a software renderer on the CPU)`;
+      backend.limits = glLimits("webgl2", probe);
       break;
     }
     case "webgpu": {
@@ -221,8 +264,8 @@ export async function createBackend(
         `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
       );
   }
-  // Checked on headlessgl only: gpu.js's webgpu mode has had no adapter to run on here.
-  if (backend.name === "headlessgl")
+  // GL backends only: gpu.js's webgpu mode has not been checked with kept textures.
+  if (backend.name === "headlessgl" || backend.name === "webgl2")
     backend.weights = new DeviceWeights(backend.gpu, backend.async);
   return backend;
 }

@@ -197,13 +197,14 @@ export function readCheckpointState(dir: string): TrainState {
   if (!existsSync(file))
     throw new CheckpointError(`${dir} holds no gptc checkpoint (no checkpoint.safetensors)`);
   // The header alone holds the state: read just it.
-  const buf = readFileSync(file);
+  // Plain Uint8Array reads (no Buffer methods): the browser build reads this too.
+  const buf: Uint8Array = readFileSync(file);
   if (buf.length < 8) throw new CheckpointError(`${file} is truncated`);
-  const n = Number(buf.readBigUInt64LE(0));
+  const n = Number(new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true));
   if (n > buf.length - 8) throw new CheckpointError(`${file} is truncated`);
   let state: TrainState;
   try {
-    const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
+    const header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n)));
     state = JSON.parse(header.__metadata__.gptc_state) as TrainState;
   } catch {
     throw new CheckpointError(`${file} has no readable gptc state`);

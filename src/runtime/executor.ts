@@ -106,7 +106,8 @@ export class Executor {
     readonly bindings: Record<string, number>,
     readonly backend: Backend,
   ) {
-    this.onDevice = backend.name === "headlessgl" || backend.name === "webgpu";
+    this.onDevice =
+      backend.name === "headlessgl" || backend.name === "webgl2" || backend.name === "webgpu";
     // webasm vectorizes along thread.x: give it the last axis (a rows grid).
     const flatGrid = backend.name === "webasm" ? "rows" : "flat";
     const g = schedule.graph;
