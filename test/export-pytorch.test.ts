@@ -127,8 +127,8 @@ describe("the exported module equals gptc", () => {
   it("model.py reads as the spec: comments name the function and quote its line; keys are gptc's", () => {
     const dir = join(tmp, `spec${shippedSpecs.indexOf("specs/gpt2-tiny.model")}`);
     const py = readFileSync(join(dir, "model.py"), "utf8");
-    expect(py).toContain("# specs/std/nn.model:83: causal_self_attention: q, k, v = split(");
-    expect(py).toContain("# specs/gpt2-small.model:22: model gpt2: x = x + mlp(");
+    expect(py).toContain("# specs/std/nn.model:85: causal_self_attention: q, k, v = split(");
+    expect(py).toContain("# specs/gpt2-small.model:27: model gpt2: x = x + mlp(");
     expect(py).toContain('_w("h.1.mlp.c_proj.weight")');
     expect(py).toContain('("wte.weight", (64, 32), "normal", 0.02),');
   });
@@ -297,6 +297,43 @@ describe("torchrun", () => {
   }, 180_000);
 });
 
+describe("dropout in the exported module", () => {
+  it("train() drops at the spec's rates with 1/(1-p) scaling; eval() is the evaluation graph, deterministic", () => {
+    const dir = join(tmp, `spec${shippedSpecs.indexOf("specs/gpt2-small.model")}`);
+    const model = readFileSync(join(dir, "model.py"), "utf8");
+    // gpt2-small's three places, at config.json's default 0.1.
+    expect(
+      model.match(/_dropout_mask\(self\.training, .*, 0\.1, _dev\)/g)?.length,
+    ).toBeGreaterThanOrEqual(3);
+    const script = `
+import importlib.util, json, sys, torch
+spec = importlib.util.spec_from_file_location("m", sys.argv[1] + "/model.py")
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+torch.manual_seed(0)
+mask = mod._dropout_mask(True, [200000], 0.25, None)
+m = mod.Model()
+x = torch.randint(0, 8, (2, 8))
+m.eval(); e1 = m(x)["logits"]; e2 = m(x)["logits"]
+m.train(); t1 = m(x)["logits"]; t2 = m(x)["logits"]
+print(json.dumps({
+  "dropped": (mask == 0).float().mean().item(),
+  "kept": sorted(set(mask[mask != 0].tolist())),
+  "evalSame": torch.equal(e1, e2),
+  "trainDiffers": (t1 - e1).abs().max().item(),
+  "trainRuns": (t1 - t2).abs().max().item(),
+}))
+`;
+    const r = JSON.parse(runPython(["-c", script, dir]).trim().split("\n").pop()!);
+    // Binomial: n = 200000, p = 0.25, sd ~ 0.001; 5 sd.
+    expect(Math.abs(r.dropped - 0.25)).toBeLessThan(0.005);
+    expect(r.kept).toHaveLength(1);
+    expect(r.kept[0]).toBeCloseTo(1 / 0.75, 6);
+    expect(r.evalSame).toBe(true);
+    expect(r.trainDiffers).toBeGreaterThan(0);
+    expect(r.trainRuns).toBeGreaterThan(0);
+  });
+});
+
 describe("the model reference", () => {
   it("carries the spec's text and imports: a run trained elsewhere compiles again without the files", async () => {
     const dir = join(tmp, `spec${shippedSpecs.indexOf("specs/gpt2-tiny.model")}`);
@@ -364,7 +401,7 @@ describe("bad input", () => {
       join(out, "model.py"),
     ]);
     expect(names.trim()).toBe(
-      "['ClassDef:Model', 'ClassDef:_Scope', 'FunctionDef:_causal_mask', 'FunctionDef:_pad', 'FunctionDef:load_safetensors', 'FunctionDef:save_safetensors']",
+      "['ClassDef:Model', 'ClassDef:_Scope', 'FunctionDef:_causal_mask', 'FunctionDef:_dropout_mask', 'FunctionDef:_pad', 'FunctionDef:load_safetensors', 'FunctionDef:save_safetensors']",
     );
   });
 

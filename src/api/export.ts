@@ -122,7 +122,9 @@ function pytorchFiles(model: CompiledModel): Map<string, string> {
     spec: model.ref.spec,
     name: model.name,
     weights: model.weights,
-    graph: g.evaluation ?? g.forwardOpt,
+    // Training mode: model.py applies the spec's dropout where the module is in
+    // train(), and is the evaluation graph in eval() (torch's own random numbers).
+    graph: g.trainingForward ?? g.forwardOpt,
     quote: quoter(model),
   });
   const settings = {

@@ -42,6 +42,12 @@ export interface CompiledGraphs {
    * mode (no dropout); only `training` applies the mode-dependent ops.
    */
   evaluation?: Graph;
+  /**
+   * The forward graph with the loss in training mode (dropout applied),
+   * optimized: what autodiff differentiates. The same graph as `evaluation`
+   * where the model has no mode-dependent ops (or dropout is off).
+   */
+  trainingForward?: Graph;
   /** Loss and the gradient of every weight, optimized; undefined without a loss. */
   training?: Graph;
   /** Incremental decoding with a KV cache (from a lowering with `decode: true`). */
@@ -86,6 +92,7 @@ export function compileGraphs(
     forward,
     forwardOpt,
     evaluation: withLoss,
+    trainingForward: trainGraph,
     training,
     // A model whose attention reads no cache has no decode graph: generation
     // recomputes the prefix per token (generateFull) rather than decode wrong.

@@ -5,6 +5,8 @@
 import { readdirSync } from "node:fs";
 import { compile, type CompiledModel } from "../../src/api/compile.js";
 import { run } from "../../src/ir/interpret.js";
+import { autodiff } from "../../src/ir/passes/autodiff.js";
+import { optimize } from "../../src/ir/pipeline.js";
 import type { Tensor } from "../../src/ir/ops/types.js";
 import type { Weights } from "../../src/runtime/weights.js";
 import { loadProgram, randInt, randn, rng, smallSetFor, t } from "./ir.js";
@@ -38,7 +40,11 @@ export function randomIds(B: number, T: number, vocab: number, seed: number): nu
   return Array.from({ length: B * T }, () => randInt(r, vocab));
 }
 
-/** gptc's logits, loss and gradients (float64 interpreter over the training graph). */
+/**
+ * gptc's logits, loss and gradients (float64 interpreter) in evaluation mode:
+ * the training graph as `verify` compiles it (dropout off), which the exported
+ * module computes in eval() (its dropout draws torch's own random numbers).
+ */
 export function gptcReference(
   model: CompiledModel,
   weights: Weights,
@@ -53,7 +59,8 @@ export function gptcReference(
       { shape: model.weights.find((s) => s.key === k)!.shape, data: Float64Array.from(v) },
     ]),
   );
-  return run(model.graphs.training!, {
+  const training = optimize(autodiff(model.graphs.evaluation!));
+  return run(training, {
     inputs: { tokens: t([B, T], tokens), targets: t([B, T], targets) },
     weights: w,
   });

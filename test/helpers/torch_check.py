@@ -20,6 +20,7 @@ for i, case in enumerate(json.load(open(sys.argv[1], encoding="utf-8"))):
     model = mod.Model()
     weights, _ = mod.load_safetensors(case["weights"])
     model.load_state_dict(weights, strict=True)
+    model.eval()  # dropout off: gptc's answer is its evaluation-mode training graph
     inputs, _ = mod.load_safetensors(case["inputs"])
     args = [inputs[name].long() for name in mod.INPUTS]
     out = model(*args)

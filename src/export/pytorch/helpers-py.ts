@@ -25,6 +25,13 @@ def _causal_mask(q, k, offset, device):
     return torch.where(cols <= rows + offset, zero, torch.full((), -math.inf, device=device))
 
 
+def _dropout_mask(training, shape, p, device):
+    """Dropout's mask in training: 0 with probability p, else 1 / (1 - p); ones in eval()."""
+    if not training:
+        return torch.ones(shape, device=device)
+    return (torch.rand(shape, device=device) >= p).float() / (1.0 - p)
+
+
 def _pad(x, axis, before, after):
     """Zeros before and after x along one axis."""
     shape = list(x.shape)

@@ -7,6 +7,7 @@ import { dimValue, type Dim } from "../../ir/dims.js";
 import type { Graph, Node } from "../../ir/graph.js";
 import type { DType } from "../../ir/ops/types.js";
 import type { Span } from "../../dsl/source.js";
+import { rngKeyInput } from "../../ir/ops/random.js";
 import { checkMapped, dimSources, ExportError } from "../common.js";
 import { modelHelpers } from "./helpers-py.js";
 
@@ -149,6 +150,10 @@ const lines: Record<string, Line> = {
   concat: (n, e) =>
     `torch.cat([${n.inputs.map((i) => e.as(i, n.type.dtype)).join(", ")}], dim=${n.attrs.axis as number})`,
   gather: (n, e) => `${e.v(n.inputs[0])}[${e.v(n.inputs[1])}]`,
+  // gptc keys its masks by Philox (ir/ops/random.ts); PyTorch draws its own, with
+  // the same distribution: 0 with probability p, else 1 / (1 - p); 1 in eval().
+  dropout_mask: (n, e) =>
+    `_dropout_mask(self.training, [${e.shape(n.attrs.shape as Dim[])}], ${pyFloat(n.attrs.p as number)}, _dev)`,
   take: (n, e) =>
     `torch.gather(${e.v(n.inputs[0])}, -1, ${e.v(n.inputs[1])}.unsqueeze(-1)).squeeze(-1)`,
 };
@@ -197,7 +202,8 @@ export function pytorchModule(src: ModuleSource): string {
   const { graph } = src;
   checkMapped(graph, pytorchOps, "PyTorch");
   const sources = dimSources(graph);
-  const inputs = graph.nodesOf("input");
+  // The dropout key is gptc's: model.py's masks come from torch's generator.
+  const inputs = graph.nodesOf("input").filter((n) => n.attrs.name !== rngKeyInput);
   inputs.forEach((n) => checkInputName(n.attrs.name as string));
   const logits = graph.outputs.filter((o) => o.name !== "loss");
   const loss = graph.outputs.find((o) => o.name === "loss");

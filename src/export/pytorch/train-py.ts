@@ -119,9 +119,12 @@ def batch(tokens, n, seq, gen):
 
 @torch.no_grad()
 def validate(model, val, a, device):
-    """Mean loss on fixed validation batches (the same ones before and after training)."""
+    """Mean loss on fixed validation batches (the same ones before and after training), without dropout."""
+    was = model.training
+    model.eval()
     gen = torch.Generator().manual_seed(a.seed + 7)
     losses = [model(x.to(device), y.to(device))["loss"].item() for x, y in (batch(val, a.batch, a.seq, gen) for _ in range(a.eval_batches))]
+    model.train(was)
     return sum(losses) / len(losses)
 
 
@@ -207,6 +210,7 @@ def main():
     if rank == 0 and a.eval_batches > 0:
         print(json.dumps({"step": 0, "valLoss": round(validate(model, val, a, device), 6)}), flush=True)
     started = time.time()
+    model.train()  # the spec's dropout applies to training steps
     for step in range(a.steps):
         lr = learning_rate(step, a)
         for g in opt.param_groups:
