@@ -165,6 +165,18 @@ describe("training and evaluation graphs", () => {
     const off = fuse(compileGraphs(lowerProgram(program, { set })).training!);
     expect(s.kernels.length).toBe(off.kernels.length + 1);
   });
+
+  it("a backend's input limit counts each mask as a buffer", () => {
+    const masks = new Set(modeDependent(graphs.training!).map((n) => n.id));
+    const buffers = (k: { inputs: number[]; nodes: number[] }) =>
+      k.inputs.length + k.nodes.filter((id) => masks.has(id)).length;
+    // The default schedule has kernels within 5 inputs that read a mask besides:
+    // a limit of 5 that counted inputs alone would leave them at 6 buffers.
+    const wide = fuse(graphs.training!);
+    expect(wide.kernels.some((k) => k.inputs.length <= 5 && buffers(k) > 5)).toBe(true);
+    const narrow = fuse(graphs.training!, { maxInputs: 5 });
+    expect(Math.max(...narrow.kernels.map(buffers))).toBeLessThanOrEqual(5);
+  });
 });
 
 describe("probabilities from the spec, config.json and --set", () => {

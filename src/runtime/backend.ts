@@ -3,6 +3,7 @@
 // which one ran in `describe` (the CLI logs it).
 import { GptcError } from "../errors.js";
 import type { DeviceLimits } from "../codegen/device-layout.js";
+import type { FusionLimits } from "../ir/passes/fuse.js";
 import { DeviceWeights } from "./device-weights.js";
 import { createRequire } from "node:module";
 import { engineThreads } from "./gemm.js";
@@ -55,6 +56,8 @@ export interface Backend {
    * past it are tiled (codegen/device-layout.ts) or refused before anything runs.
    */
   limits?: DeviceLimits;
+  /** Most buffers one kernel may read, where the backend binds fewer than fusion's default. */
+  fusion?: FusionLimits;
   /** GPU backends: weights uploaded once and kept as textures (runtime/device-weights.ts). */
   weights?: DeviceWeights;
 }
@@ -249,6 +252,10 @@ export async function createBackend(
         gemm: false,
         wasmKernels: false,
         describe: "webgpu (WGSL compute shaders)",
+        // gpu.js binds each argument and the output as a storage buffer, and asks
+        // for WebGPU's default 8 per shader stage: a kernel of 8 arguments fails
+        // to build (measured in Chromium), so fusion keeps kernels to 7 buffers.
+        fusion: { maxInputs: 7 },
         limits: {
           backend: "webgpu",
           exactIndex: FLOAT_EXACT,

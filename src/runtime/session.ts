@@ -136,7 +136,7 @@ export class Session {
     let ex = this.executors.get(key);
     if (!ex) {
       assertBindings(g, bindings);
-      const schedule = fuse(g, this.limits);
+      const schedule = fuse(g, this.limits ?? this.backend.fusion);
       checkCapacity(schedule, bindings, this.backend.name, kind === "train", this.backend.limits);
       ex = new Executor(schedule, bindings, this.backend);
       this.executors.set(key, ex);

@@ -137,5 +137,6 @@ export const randomOps: OpDef[] = [
     },
     grad: () => [undefined],
     inEval: (b) => b.scalar(1),
+    hostFilled: true,
   },
 ];

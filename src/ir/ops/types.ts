@@ -99,4 +99,10 @@ export interface OpDef {
    * (validation, generation), built from its node; training graphs keep the op.
    */
   inEval?(b: Builder, node: Node): number;
+  /**
+   * Kernels read the op's value from a buffer the runtime fills (dropout
+   * masks: codegen/host-random.ts), not computed inline: fusion counts it
+   * among a kernel's inputs.
+   */
+  hostFilled?: boolean;
 }

@@ -117,8 +117,11 @@ export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
 
   let kernels = buildKernels(g, materialized);
   // Respect the backend's input limit: materialize the inlined node that reads most buffers.
+  // Host-filled values (dropout masks) are buffers too, each its own.
+  const hostFilled = (id: number) => getOp(g.nodes[id].op).hostFilled === true;
+  const buffers = (k: Kernel) => k.inputs.length + k.nodes.filter(hostFilled).length;
   for (let guard = 0; guard < n; guard++) {
-    const over = kernels.find((k) => k.inputs.length > limits.maxInputs);
+    const over = kernels.find((k) => buffers(k) > limits.maxInputs);
     if (!over) break;
     const candidates = over.nodes.filter(
       (id) => id !== over.output && id !== over.anchor && !alwaysInline.has(g.nodes[id].op),
@@ -164,7 +167,7 @@ function dependsOn(g: Graph, id: number, target: number, materialized: Set<numbe
   );
 }
 
-/** Buffers an inlined subtree reads. */
+/** Buffers an inlined subtree reads (a host-filled value is a buffer of its own). */
 function inlinedInputs(g: Graph, id: number, materialized: Set<number>): Set<number> {
   const out = new Set<number>();
   const stack = [...g.nodes[id].inputs];
@@ -173,7 +176,7 @@ function inlinedInputs(g: Graph, id: number, materialized: Set<number>): Set<num
     const i = stack.pop()!;
     if (seen.has(i)) continue;
     seen.add(i);
-    if (materialized.has(i)) out.add(i);
+    if (materialized.has(i) || getOp(g.nodes[i].op).hostFilled) out.add(i);
     else stack.push(...g.nodes[i].inputs);
   }
   return out;
