@@ -2,7 +2,8 @@
 // the workload's own), printed as one JSON line.
 //   npx tsx bench/gptc-run.ts train|generate|train124m|compile|dropout [--quick] [--backend b] [--profile]
 //   dropout: [--steps n] (default 8 of each kind, interleaved)
-//   generate: [--dtypes f32,f16,int8] [--rounds n] (weights' types, interleaved rounds)
+//   generate: [--dtypes f32,f16,int8] [--rounds n] [--no-ort] (weights' types and ONNX
+//   Runtime on the exported model, 1 and 2 threads, in interleaved rounds)
 //   train124m: [--steps n] (the first step and the median of the others)
 // Generation and compilation go through the library's API; the training step
 // drives the runtime's Session and AdamW directly, so that what is timed is
@@ -12,6 +13,7 @@ import {
   createBackend,
   StepProfile,
   type BackendName,
+  onnxFiles,
   type ModelSession,
   type WeightsDtype,
 } from "../src/index.js";
@@ -19,6 +21,7 @@ import { shapeEval } from "../src/ir/dims.js";
 import { rngKey, rngKeyInput } from "../src/ir/ops/random.js";
 import { fuse } from "../src/ir/passes/fuse.js";
 import { fastDropoutMask } from "../src/runtime/dropout-masks.js";
+import { ortGreedy, ortSession, ortVersion } from "./ort.js";
 import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
@@ -238,9 +241,25 @@ async function main(): Promise<Record<string, unknown>> {
         tokens.push((await session.generate([prompt], greedy))[0].tokens);
         sessions.push(session);
       }
+      // ONNX Runtime on the same model and weights (fp32's), exported with onnxFiles.
+      const ortThreads = args.includes("--no-ort") ? [] : [1, 2];
+      const decode = ortThreads.length
+        ? onnxFiles(m, sessions[0].weights).get("decode.onnx")
+        : undefined;
+      const orts = decode ? await Promise.all(ortThreads.map((n) => ortSession(decode, n))) : [];
+      const ortTokens: number[][] = [];
+      for (const s of orts) ortTokens.push((await ortGreedy(s, prompt, newTokens)).tokens); // warm-up
+      const ortRuns = orts.map(() => ({ total: [] as number[], steady: [] as number[] }));
       const profile = profileOn ? new StepProfile() : undefined;
       const runs = dtypes.map(() => ({ total: [] as number[], steady: [] as number[] }));
-      for (let r = 0; r < rounds; r++)
+      for (let r = 0; r < rounds; r++) {
+        for (const [i, s] of orts.entries()) {
+          const t0 = performance.now();
+          const { firstAt } = await ortGreedy(s, prompt, newTokens);
+          const end = performance.now();
+          ortRuns[i].total.push(newTokens / ((end - t0) / 1000));
+          ortRuns[i].steady.push((newTokens - 1) / ((end - firstAt) / 1000));
+        }
         for (const [i, session] of sessions.entries()) {
           session.profiler = dtypes[i] === "f32" ? profile : undefined;
           let firstAt = 0;
@@ -256,7 +275,9 @@ async function main(): Promise<Record<string, unknown>> {
           // Steady state: the tokens after the first (which includes the prompt pass).
           runs[i].steady.push((newTokens - 1) / ((end - firstAt) / 1000));
         }
+      }
       for (const s of sessions) s.close();
+      for (const s of orts) await s.release();
       const stats = (xs: number[]) => ({
         min: Math.min(...xs),
         median: median(xs),
@@ -275,6 +296,23 @@ async function main(): Promise<Record<string, unknown>> {
         ]),
       );
       const f32 = byDtype.f32 ?? Object.values(byDtype)[0];
+      const ort = orts.length
+        ? {
+            engine: ortVersion,
+            byThreads: Object.fromEntries(
+              ortThreads.map((n, i) => [
+                n,
+                {
+                  tokensPerSec: stats(ortRuns[i].total),
+                  steadyTokensPerSec: stats(ortRuns[i].steady),
+                  // Greedy tokens equal to gptc's fp32 (the same weights: all, up to ties).
+                  agreeWithGptc:
+                    ortTokens[i].filter((t, j) => t === tokens[0][j]).length / newTokens,
+                },
+              ]),
+            ),
+          }
+        : undefined;
       return {
         workload,
         backend: backendName,
@@ -283,6 +321,7 @@ async function main(): Promise<Record<string, unknown>> {
         tokensPerSec: f32.tokensPerSec.median,
         steadyTokensPerSec: f32.steadyTokensPerSec.median,
         byDtype,
+        ort,
         profile: profile?.toJSON(),
         profileTable: profile?.table(),
       };

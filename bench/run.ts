@@ -63,9 +63,6 @@ for (const backend of backends)
     gptc[`${w}@${backend}`] = child("bench/gptc-run.ts", args, quick ? 300 : 3600);
   }
 
-/** ONNX Runtime's results (see the hook in the report); empty until gptc exports ONNX. */
-const ort: Record<string, Json> = {};
-
 const tfjs: Record<string, Json> = {};
 if (!skipTfjs)
   for (const threads of [false, true]) {
@@ -125,18 +122,21 @@ for (const backend of backends) {
       ratio(t.median, tfGen()?.tokensPerSec),
     ]);
   }
-  // ONNX Runtime column (hook): once `gptc export --format onnx` exists
-  // (branch export), a bench/ort-run.ts child exports this same model with the
-  // same weights, runs it with onnxruntime-node (fp32, 1 and 2 threads) and
-  // its tokens/s goes here as `ort.generate` beside gptc's f32 / f16 / int8.
-  if (ort.generate)
+  // ONNX Runtime on gptc's own model exported to ONNX (the same weights), its
+  // rounds interleaved with gptc's in the same process.
+  const ortBy = ((g.ort as Json | undefined)?.byThreads ?? {}) as Record<
+    string,
+    { tokensPerSec: Json; agreeWithGptc: number }
+  >;
+  const f32 = byDtype.f32?.tokensPerSec.median ?? g.tokensPerSec;
+  for (const [threads, o] of Object.entries(ortBy))
     rows.push([
-      "(b) … ONNX Runtime fp32 on gptc's exported model, tokens/s",
-      num(ort.generate.tokensPerSec, 2),
+      `(b) … ONNX Runtime fp32, ${threads} thread${threads === "1" ? "" : "s"}, on gptc's exported model: tokens/s median (min–max)`,
+      `${num(o.tokensPerSec.median, 2)} (${num(o.tokensPerSec.min, 1)}–${num(o.tokensPerSec.max, 1)})`,
       "",
       "",
       "",
-      `gptc int8 / ORT: ${ratio(byDtype.int8?.tokensPerSec.median, ort.generate.tokensPerSec)}`,
+      `gptc fp32 / ORT ${ratio(f32, o.tokensPerSec.median)}; int8 / ORT ${ratio(byDtype.int8?.tokensPerSec.median, o.tokensPerSec.median)}`,
     ]);
   const c = gptc[`train124m@${backend}`];
   const tc = tfjs["c/tuned"] ?? tfjs["c/naive"];
@@ -208,7 +208,7 @@ const md = [
 
 // Other backends than the default get files of their own (the webasm results stay).
 const base = `bench/results${quick ? "-quick" : ""}${backends.join(",") === "webasm" ? "" : `-${backends.join("-")}`}`;
-writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs, ort }, null, 2) + "\n");
+writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs }, null, 2) + "\n");
 writeFileSync(`${base}.md`, md);
 process.stdout.write(md);
 for (const [k, v] of Object.entries(gptc))
