@@ -120,16 +120,23 @@ export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
   // Host-filled values (dropout masks) are buffers too, each its own.
   const hostFilled = (id: number) => getOp(g.nodes[id].op).hostFilled === true;
   const buffers = (k: Kernel) => k.inputs.length + k.nodes.filter(hostFilled).length;
+  // A kernel no split brings under the limit is left as it is (the backend
+  // refuses it when built); the others are still split.
+  const stuck = new Set<number>();
   for (let guard = 0; guard < n; guard++) {
-    const over = kernels.find((k) => buffers(k) > limits.maxInputs);
+    const over = kernels.find((k) => buffers(k) > limits.maxInputs && !stuck.has(k.output));
     if (!over) break;
     const candidates = over.nodes.filter(
       (id) => id !== over.output && id !== over.anchor && !alwaysInline.has(g.nodes[id].op),
     );
-    if (!candidates.length) break;
     const reads = (id: number) => inlinedInputs(g, id, materialized).size;
-    const best = candidates.reduce((a, b) => (reads(b) > reads(a) ? b : a));
-    if (reads(best) <= 1) break;
+    const best = candidates.length
+      ? candidates.reduce((a, b) => (reads(b) > reads(a) ? b : a))
+      : undefined;
+    if (best === undefined || reads(best) <= 1) {
+      stuck.add(over.output);
+      continue;
+    }
     materialized.add(best);
     kernels = buildKernels(g, materialized);
   }
