@@ -81,7 +81,11 @@ function glProbe(gpu: Backend["gpu"], measureLoops = true): GlProbe | undefined 
     const r = k(Float32Array.of(1, 2));
     const gl = k.context;
     const maxTextureSize = gl ? (gl.getParameter(gl.MAX_TEXTURE_SIZE) as number) : 4096;
-    const renderer = gl ? String(gl.getParameter(gl.RENDERER)) : "unknown";
+    // Browsers mask RENDERER ("WebKit WebGL"); the debug extension names the real one.
+    const info = gl?.getExtension?.("WEBGL_debug_renderer_info");
+    const renderer = gl
+      ? String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER))
+      : "unknown";
     let maxLoopIterations = Infinity;
     if (measureLoops) {
       // Mesa's llvmpipe ends a shader's loops after 65,535 iterations in all, silently:

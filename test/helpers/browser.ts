@@ -86,7 +86,11 @@ export async function openPlayground(
     evalInWorker: (fn, args) =>
       page.evaluate(
         ({ source, args }) => (window as any).playground.request({ kind: "eval", source, args }),
-        { source: `return (${fn.toString()})(gptc, fs, args);`, args: args as any },
+        {
+          // tsx (esbuild's keepNames) wraps named functions in __name(): define it in the page too.
+          source: `const __name = (f) => f; return (${fn.toString()})(gptc, fs, args);`,
+          args: args as any,
+        },
       ),
     close: async () => {
       await browser.close();
