@@ -307,6 +307,44 @@ describe("training on the page's GPU backends", () => {
     }
   });
 
+  it(
+    "webgpu's logits equal webasm's with GPT-2's vocabulary (index division at exact multiples)",
+    { timeout: 150_000 },
+    async () => {
+      // WGSL's division is not exact: floor(50257 / 50257) came out 0 in Chromium,
+      // which put id 0's logit of 12 of 32 positions on the wrong row.
+      const err = await pg.evalInWorker(async (gptc, _fs, T: number) => {
+        const set = {
+          vocab: "50257",
+          ctx: "32",
+          d: "16",
+          layers: "1",
+          heads: "2",
+          embd_pdrop: "0",
+          attn_pdrop: "0",
+          resid_pdrop: "0",
+        };
+        const m = gptc.compile({ file: "/specs/gpt2-small.model" }, { set });
+        const tokens = Float32Array.from({ length: T }, (_, i) => (i * 7919) % 50257);
+        const logits = async (backend: string) => {
+          const s = await m.open({ backend, seed: 3 });
+          const r = await s.runtime.forward(s.weights, { tokens }, { B: 1, T });
+          s.close();
+          return r.logits as Float32Array;
+        };
+        const [g, w] = [await logits("webgpu"), await logits("webasm")];
+        let d = 0;
+        let top = 0;
+        for (let i = 0; i < w.length; i++) {
+          d = Math.max(d, Math.abs(g[i] - w[i]));
+          top = Math.max(top, Math.abs(w[i]));
+        }
+        return g.length === w.length ? d / top : Infinity;
+      }, 32);
+      expect(err).toBeLessThanOrEqual(1e-4);
+    },
+  );
+
   it("runs library code in the page's worker (the harness other tests use)", async () => {
     const r = await pg.evalInWorker(async (gptc, _fs, n: number) => {
       const b = await gptc.createBackend("webgl2");
