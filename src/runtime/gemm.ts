@@ -674,25 +674,19 @@ function packNarrow(
   const Np = roundUp(N, NR);
   // Element (k, n) of B is stored at k * ks + n * ns of the weight's array.
   const [ks, ns] = [b.rowStride, b.colStride];
-  if (q.dtype === "int8") {
-    const out = new Int8Array(bytes.buffer, dst, Np * K);
+  const panels = (out: Int8Array | Uint16Array, src: Int8Array | Uint16Array) => {
     for (let p = 0; p < Np; p += NR)
       for (let w = 0; w < NR; w++) {
         const n = p + w;
         for (let k = 0, o = p * K + w; k < K; k++, o += NR)
-          out[o] = n < N ? q.q[k * ks + n * ns] : 0;
+          out[o] = n < N ? src[k * ks + n * ns] : 0;
       }
+  };
+  if (q.dtype === "int8") {
+    panels(new Int8Array(bytes.buffer, dst, Np * K), q.q);
     const scales = new Float32Array(bytes.buffer, dst + align(Np * K), Np);
     scales.fill(0).set(q.scales);
-    return;
-  }
-  const out = new Uint16Array(bytes.buffer, dst, Np * K);
-  for (let p = 0; p < Np; p += NR)
-    for (let w = 0; w < NR; w++) {
-      const n = p + w;
-      for (let k = 0, o = p * K + w; k < K; k++, o += NR)
-        out[o] = n < N ? q.bits[k * ks + n * ns] : 0;
-    }
+  } else panels(new Uint16Array(bytes.buffer, dst, Np * K), q.bits);
 }
 
 /**
