@@ -68,6 +68,9 @@ export interface Backend {
  */
 export const FLOAT_EXACT = 2 ** 24;
 
+/** Renderers that draw on the CPU (Mesa's llvmpipe and softpipe, SwiftShader): their numbers are CPU numbers. */
+const softwareRenderer = (renderer: string) => /llvmpipe|softpipe|swiftshader/i.test(renderer);
+
 interface GlProbe {
   maxTextureSize: number;
   maxLoopIterations: number;
@@ -195,9 +198,8 @@ export async function createBackend(
         async: false,
         gemm: false,
         wasmKernels: false,
-        // Mesa's llvmpipe and softpipe render on the CPU: say so wherever numbers are shown.
         describe: `headlessgl (GLSL through the gl package, ${probe.renderer}${
-          /llvmpipe|softpipe|swiftshader/i.test(probe.renderer)
+          softwareRenderer(probe.renderer)
             ? ": a software renderer on the CPU"
             : probe.maxLoopIterations === 65535
               ? "; its shaders stop at 65,535 loop iterations as Mesa's llvmpipe does: most likely a software renderer on the CPU"
@@ -224,7 +226,7 @@ export async function createBackend(
       if (probe === undefined)
         throw new BackendError("webgl2 is not available: a probe kernel did not run");
       // SwiftShader (Chromium without a GPU) renders on the CPU: say so with its numbers.
-      if (/swiftshader|llvmpipe/i.test(probe.renderer))
+      if (softwareRenderer(probe.renderer))
         backend.describe = `webgl2 (GLSL in the browser's WebGL2, ${probe.renderer}: a software renderer on the CPU)`;
       backend.limits = glLimits("webgl2", probe);
       break;
