@@ -21,7 +21,8 @@ import { shapeEval } from "../src/ir/dims.js";
 import { rngKey, rngKeyInput } from "../src/ir/ops/random.js";
 import { fuse } from "../src/ir/passes/fuse.js";
 import { fastDropoutMask } from "../src/runtime/dropout-masks.js";
-import { ortGreedy, ortSession, ortVersion } from "./ort.js";
+import { decodeGreedy } from "../test/helpers/onnx.js";
+import { ortSession, ortVersion } from "./ort.js";
 import { adamwStep, inEngine, newAdamWState } from "../src/runtime/optimizer.js";
 import { Rng } from "../src/runtime/rng.js";
 import { Session } from "../src/runtime/session.js";
@@ -248,14 +249,14 @@ async function main(): Promise<Record<string, unknown>> {
         : undefined;
       const orts = decode ? await Promise.all(ortThreads.map((n) => ortSession(decode, n))) : [];
       const ortTokens: number[][] = [];
-      for (const s of orts) ortTokens.push((await ortGreedy(s, prompt, newTokens)).tokens); // warm-up
+      for (const s of orts) ortTokens.push((await decodeGreedy(s, prompt, newTokens)).tokens); // warm-up
       const ortRuns = orts.map(() => ({ total: [] as number[], steady: [] as number[] }));
       const profile = profileOn ? new StepProfile() : undefined;
       const runs = dtypes.map(() => ({ total: [] as number[], steady: [] as number[] }));
       for (let r = 0; r < rounds; r++) {
         for (const [i, s] of orts.entries()) {
           const t0 = performance.now();
-          const { firstAt } = await ortGreedy(s, prompt, newTokens);
+          const { firstAt } = await decodeGreedy(s, prompt, newTokens);
           const end = performance.now();
           ortRuns[i].total.push(newTokens / ((end - t0) / 1000));
           ortRuns[i].steady.push((newTokens - 1) / ((end - firstAt) / 1000));

@@ -2,9 +2,9 @@
 // onnxFiles (the same weights gptc runs) and decoded greedily by
 // onnxruntime-node (fp32; the engine under transformers.js) through
 // decode.onnx's KV cache, as gptc's generator does it: the prompt, then one
-// token a step. bench/gptc-run.ts interleaves its rounds with gptc's.
+// token a step (test/helpers/onnx.ts decodeGreedy, the export tests' driver).
+// bench/gptc-run.ts interleaves its rounds with gptc's.
 import ort from "onnxruntime-node";
-import { decodeGreedy } from "../test/helpers/onnx.js";
 
 /** An ONNX Runtime session on decode.onnx with `threads` intra-op threads. */
 export function ortSession(decode: Uint8Array, threads: number): Promise<ort.InferenceSession> {
@@ -17,7 +17,3 @@ export function ortSession(decode: Uint8Array, threads: number): Promise<ort.Inf
 }
 
 export const ortVersion = `onnxruntime-node ${ort.env.versions?.common ?? ""}`.trim();
-
-/** Greedy decoding of `prompt` for `steps` tokens (the export tests' driver). */
-export const ortGreedy = (s: ort.InferenceSession, prompt: number[], steps: number) =>
-  decodeGreedy(s, prompt, steps);
