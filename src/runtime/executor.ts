@@ -4,6 +4,7 @@
 // outputs asked for are read back.
 import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
+import { inPlaceWrite, writeRows, type InPlaceWrite } from "../codegen/cache-write.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
 import { hostMasks, type HostMask } from "../codegen/host-random.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
@@ -49,6 +50,8 @@ export interface CompiledKernel extends Partial<KernelFn> {
   gathers?: HostGather[];
   /** Kernels writing GEMM operands that are no view of a buffer. */
   prologue?: KernelFn[];
+  /** A cache write that can update a donated cache in place (codegen/cache-write). */
+  inPlace?: { write: InPlaceWrite; fresh?: KernelFn };
 }
 
 function kernelFlops(s: Schedule, nodes: number[], bindings: Record<string, number>): number {
@@ -155,7 +158,13 @@ export class Executor {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
       if (!gemm) {
         const host = hostGathers(schedule.graph, k, bindings);
-        return host ? { ...build(host.kernel), gathers: host.gathers } : build(k);
+        const compiled: CompiledKernel = host
+          ? { ...build(host.kernel), gathers: host.gathers }
+          : build(k);
+        // Caches in host memory can be written in place when a run donates them.
+        const write = this.onDevice || host ? undefined : inPlaceWrite(g, k, bindings);
+        if (write) compiled.inPlace = { write, fresh: write.kernel && build(write.kernel) };
+        return compiled;
       }
       this.gemmEngine ??= gemmEngine();
       const prologue = gemm.prologue.map(build);
@@ -193,12 +202,22 @@ export class Executor {
    * again, instead of copies. `into` gives graph outputs a place of their own
    * in the engine's memory (by node id, e.g. decoding's next KV caches): their
    * kernels write there instead of the arena, and the result is that array.
-   * It must not be a buffer this run reads.
+   * It must not be a buffer this run reads. `donated`: inputs whose arrays
+   * this run may overwrite (decoding's caches): a cache write updates such
+   * a cache in place, and its output is that same array.
    */
   async run(
     feeds: Map<number, Float32Array>,
     want?: number[],
-    { views = false, into }: { views?: boolean; into?: Map<number, Float32Array> } = {},
+    {
+      views = false,
+      into,
+      donated,
+    }: {
+      views?: boolean;
+      into?: Map<number, Float32Array>;
+      donated?: ReadonlySet<number>;
+    } = {},
   ): Promise<Map<number, Float32Array>> {
     const wanted = new Set(want ?? this.schedule.graph.outputs.map((o) => o.id));
     for (const [id, v] of feeds) {
@@ -282,7 +301,17 @@ export class Executor {
         return js!.dims.length === 2 ? flatten(out, js!.dims[0] * js!.dims[1]) : out;
       };
       let out;
-      if (gemm) {
+      const inPlace = compiled.inPlace && donated?.has(compiled.inPlace.write.past);
+      if (inPlace) {
+        // Only the fresh rows are computed, then copied into the donated cache.
+        const { write: w, fresh: rowsKernel } = compiled.inPlace!;
+        const rows = rowsKernel
+          ? await call(rowsKernel)
+          : await toArray(take(w.fresh, kernel.name), -1);
+        out = feeds.get(w.past)!;
+        writeRows(out, rows, feeds.get(w.len)![0], w);
+        fresh = true;
+      } else if (gemm) {
         // Operands written out contiguously live only for this product.
         for (const p of prologue!) live.set(p.ir.output, await call(p));
         const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
@@ -305,7 +334,7 @@ export class Executor {
             h,
           ),
         );
-      if (ir && (fn || wasm)) {
+      if (ir && (fn || wasm) && !inPlace) {
         // With its IR, a compiled kernel has every field of a KernelFn.
         out = await call(compiled as KernelFn, target);
         if (gemm) live.delete(gemm.product);
@@ -335,6 +364,11 @@ export class Executor {
     }
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
     return result;
+  }
+
+  /** The cache inputs a donating run (see `run`) writes in place. */
+  inPlaceCaches(): Set<number> {
+    return new Set(this.kernels.flatMap((k) => (k.inPlace ? [k.inPlace.write.past] : [])));
   }
 
   /** Layout of a node's value on this executor's device (flat off the GPU backends). */
