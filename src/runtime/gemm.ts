@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
-import { gemmModule, KC, MR, NC, NR } from "../codegen/wasm/gemm.js";
+import { evenK, gemmModule, KC, MR, NC, NR } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
 import { quantizedForm, type QuantizedWeight } from "./quantize.js";
 import { weightVersion } from "./weights.js";
@@ -521,7 +521,7 @@ export class Gemm {
     // A weight kept narrow (runtime/quantize.ts) is packed from its int8 or
     // float16 form when B's columns are its output channels.
     const qb = plan.b.resident ? narrowB(plan, b) : undefined;
-    const qBytes = qb?.dtype === "int8" ? align(Np * K) + Np * 4 : Np * K * 2;
+    const qBytes = qb?.dtype === "int8" ? align(Np * evenK(K)) + Np * 4 : Np * K * 2;
     // A pack depends on its own matrix only (not on the other operand's size):
     // the prompt's and the decode step's products share a weight's pack.
     const operands = [
@@ -597,7 +597,7 @@ export class Gemm {
           : Math.max(2, Math.min(16, Math.floor(Np / NC)));
     const kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
     const gemm = this.fns[kernel] as (...args: number[]) => void;
-    const scales = qb?.dtype === "int8" ? [bp + align(Np * K)] : [];
+    const scales = qb?.dtype === "int8" ? [bp + align(Np * evenK(K))] : [];
     /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
       // Chunks of whole 8-column panels.
@@ -659,9 +659,11 @@ function narrowB(plan: GemmPlan, b: Float32Array): QuantizedWeight | undefined {
 
 /**
  * Packs a narrow weight as B ([K, N], columns its channels) into 8-column
- * panels, k-major, at byte `dst` of `bytes`: int8 (1 byte each; the Np scales
- * after the panels, from the next 64-byte boundary) or float16 bits (2 bytes).
- * Done once per weight, in JavaScript.
+ * panels, k-major, at byte `dst` of `bytes`: float16 bits (2 bytes each), or
+ * int8 in pairs of k (see PackedB in codegen/wasm/gemm.ts: byte 4j + p of
+ * a pair's 16 is k 2i + (p >> 1), column 4(p & 1) + j; an odd K's last pair
+ * ends in zeros) with the Np scales, times 2^-24, after the panels from the
+ * next 64-byte boundary. Done once per weight, in JavaScript.
  */
 function packNarrow(
   q: QuantizedWeight,
@@ -674,19 +676,25 @@ function packNarrow(
   const Np = roundUp(N, NR);
   // Element (k, n) of B is stored at k * ks + n * ns of the weight's array.
   const [ks, ns] = [b.rowStride, b.colStride];
-  const panels = (out: Int8Array | Uint16Array, src: Int8Array | Uint16Array) => {
+  const at = (src: Int8Array | Uint16Array, k: number, n: number) =>
+    k < K && n < N ? src[k * ks + n * ns] : 0;
+  if (q.dtype === "f16") {
+    const out = new Uint16Array(bytes.buffer, dst, Np * K);
     for (let p = 0; p < Np; p += NR)
-      for (let w = 0; w < NR; w++) {
-        const n = p + w;
-        for (let k = 0, o = p * K + w; k < K; k++, o += NR)
-          out[o] = n < N ? src[k * ks + n * ns] : 0;
-      }
-  };
-  if (q.dtype === "int8") {
-    panels(new Int8Array(bytes.buffer, dst, Np * K), q.q);
-    const scales = new Float32Array(bytes.buffer, dst + align(Np * K), Np);
-    scales.fill(0).set(q.scales);
-  } else panels(new Uint16Array(bytes.buffer, dst, Np * K), q.bits);
+      for (let w = 0; w < NR; w++)
+        for (let k = 0, o = p * K + w; k < K; k++, o += NR) out[o] = at(q.bits, k, p + w);
+    return;
+  }
+  const Ke = evenK(K);
+  const out = new Int8Array(bytes.buffer, dst, Np * Ke);
+  for (let p = 0, o = 0; p < Np; p += NR)
+    for (let k = 0; k < Ke; k += 2)
+      for (let j = 0; j < 4; j++)
+        for (let byte = 0; byte < 4; byte++)
+          out[o++] = at(q.q, k + (byte >> 1), p + 4 * (byte & 1) + j);
+  const scales = new Float32Array(bytes.buffer, dst + align(Np * Ke), Np);
+  scales.fill(0);
+  for (let n = 0; n < N; n++) scales[n] = q.scales[n] * 2 ** -24;
 }
 
 /**

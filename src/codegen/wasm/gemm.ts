@@ -28,13 +28,22 @@ export const NC = 256;
  * packs a weight's panels as int8 (8 bytes per k, the output channels' scales
  * beside them: `gemm_int8` takes their address and scales each tile once, at
  * its store) or float16 (16 bytes per k, `gemm_f16`). Both widen in
- * registers: int8 by sign extension and conversion; float16, which wasm
+ * registers. int8 comes in pairs of k, 16 bytes: i32 lane j holds column j
+ * and j + 4 of both k (bytes 4j + p: k 2i + (p >> 1), column 4(p & 1) + j),
+ * so that shifts and masks, not shuffles, widen it: (x << 24), (x << 16) &
+ * 0xff000000, (x << 8) & .., x & .. are each a byte times 2^24 as an i32,
+ * converted exactly; the scales carry the 2^-24 (runtime/gemm.ts packs them
+ * so). Shuffles compete for one port on x86 where shifts, masks, conversions
+ * and multiply-adds spread over two or three. float16, which wasm
  * cannot load, by bit operations: sign-extended to i32 and shifted left 13,
  * the sign lands in bit 31 and exponent and mantissa in float32's places (bits
  * 28-30 hold copies of the sign, masked off); the value is then 2^-112 of the
  * half's, so one multiply by 2^112 makes it exact, subnormals included.
  */
 export type PackedB = "f32" | "int8" | "f16";
+
+/** K rounded up to whole int8 pairs (a panel of int8 B holds evenK(K) rows of k). */
+export const evenK = (K: number) => K + (K & 1);
 
 /**
  * Packs `lines` lines (rows of A, columns of B) into panels of W lines, k-major:
@@ -142,6 +151,16 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   const s0 = f.local("v128");
   const s1 = f.local("v128");
   const sp = f.local("i32");
+  // int8: the byte mask, the second k's B and A, the panel depth (K rounded to pairs).
+  const byteMask = f.local("v128");
+  const b2 = f.local("v128");
+  const b3 = f.local("v128");
+  const av2 = f.local("v128");
+  const kPanel = f.local("i32");
+  if (w === "int8") {
+    f.v128Const(new Int32Array(4).fill(0xff000000 | 0)).set(byteMask);
+    f.get(K).i32(1).i32Add().i32(-2).i32And().set(kPanel);
+  } else f.get(K).set(kPanel);
   if (w === "f16") {
     f.v128Const(new Int32Array(4).fill(0x8fffffff | 0)).set(mask);
     f.v128Const(new Float32Array(4).fill(2 ** 112)).set(pow112);
@@ -173,43 +192,94 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
                   .set(acc[2 * r + h]);
           },
         );
-    f.while(
-      (f) => f.get(a).get(aend).i32LtU(),
-      (f) => {
-        if (w === "f32") {
-          f.get(b).v128Load(0).set(b0);
-          f.get(b).v128Load(16).set(b1);
-        } else if (w === "int8") {
-          f.get(b).v128Load8x8S(0).set(raw);
-          f.get(raw).v("i32x4.extend_low_i16x8_s").v("f32x4.convert_i32x4_s").set(b0);
-          f.get(raw).v("i32x4.extend_high_i16x8_s").v("f32x4.convert_i32x4_s").set(b1);
-        } else {
+    /** acc[2r + h] += splat(A[r] at `at`) * bv, for the R rows. */
+    const madd = (f: Fn, at: number, r: number, h: number, bv: Local, avr: Local) => {
+      const x = acc[2 * r + h];
+      if (h === 0)
+        f.get(a)
+          .v128Load32Splat(at + r * 4)
+          .set(avr);
+      if (fma) f.get(avr).get(bv).get(x).v("f32x4.relaxed_madd").set(x);
+      else f.get(x).get(avr).get(bv).f32x4Mul().f32x4Add().set(x);
+    };
+    /** Byte `p` of each i32 lane of raw, times 2^24, as f32 (see PackedB). */
+    const byteOf = (f: Fn, p: number) => {
+      f.get(raw);
+      if (p < 3) f.i32(24 - 8 * p).v("i32x4.shl");
+      if (p > 0) f.get(byteMask).v("v128.and");
+      return f.v("f32x4.convert_i32x4_s");
+    };
+    if (w === "int8") {
+      // Pairs of k while two remain, then an odd K's last.
+      f.while(
+        (f) =>
+          f
+            .get(a)
+            .i32(MR * 4)
+            .i32Add()
+            .get(aend)
+            .i32LtU(),
+        (f) => {
           f.get(b).v128Load(0).set(raw);
-          widenHalves(f, "i32x4.extend_low_i16x8_s").set(b0);
-          widenHalves(f, "i32x4.extend_high_i16x8_s").set(b1);
-        }
-        for (let r = 0; r < R; r++) {
-          f.get(a)
-            .v128Load32Splat(r * 4)
-            .set(av);
-          for (const [h, bv] of [b0, b1].entries())
-            if (fma)
-              f.get(av)
-                .get(bv)
-                .get(acc[2 * r + h])
-                .v("f32x4.relaxed_madd")
-                .set(acc[2 * r + h]);
-            else
-              f.get(acc[2 * r + h])
-                .get(av)
-                .get(bv)
-                .f32x4Mul()
-                .f32x4Add()
-                .set(acc[2 * r + h]);
-        }
-        f.inc(a, MR * 4).inc(b, NR << eShift);
-      },
-    );
+          byteOf(f, 0).set(b0);
+          byteOf(f, 1).set(b1);
+          byteOf(f, 2).set(b2);
+          byteOf(f, 3).set(b3);
+          for (let r = 0; r < R; r++) {
+            madd(f, 0, r, 0, b0, av);
+            madd(f, 0, r, 1, b1, av);
+            madd(f, MR * 4, r, 0, b2, av2);
+            madd(f, MR * 4, r, 1, b3, av2);
+          }
+          f.inc(a, 2 * MR * 4).inc(b, 16);
+        },
+      );
+      f.get(a)
+        .get(aend)
+        .i32LtU()
+        .ifElse((f) => {
+          f.get(b).v128Load(0).set(raw);
+          byteOf(f, 0).set(b0);
+          byteOf(f, 1).set(b1);
+          for (let r = 0; r < R; r++) {
+            madd(f, 0, r, 0, b0, av);
+            madd(f, 0, r, 1, b1, av);
+          }
+        });
+    } else
+      f.while(
+        (f) => f.get(a).get(aend).i32LtU(),
+        (f) => {
+          if (w === "f32") {
+            f.get(b).v128Load(0).set(b0);
+            f.get(b).v128Load(16).set(b1);
+          } else {
+            f.get(b).v128Load(0).set(raw);
+            widenHalves(f, "i32x4.extend_low_i16x8_s").set(b0);
+            widenHalves(f, "i32x4.extend_high_i16x8_s").set(b1);
+          }
+          for (let r = 0; r < R; r++) {
+            f.get(a)
+              .v128Load32Splat(r * 4)
+              .set(av);
+            for (const [h, bv] of [b0, b1].entries())
+              if (fma)
+                f.get(av)
+                  .get(bv)
+                  .get(acc[2 * r + h])
+                  .v("f32x4.relaxed_madd")
+                  .set(acc[2 * r + h]);
+              else
+                f.get(acc[2 * r + h])
+                  .get(av)
+                  .get(bv)
+                  .f32x4Mul()
+                  .f32x4Add()
+                  .set(acc[2 * r + h]);
+          }
+          f.inc(a, MR * 4).inc(b, NR << eShift);
+        },
+      );
     if (w === "int8") {
       f.get(scales).get(j).i32(2).i32Shl().i32Add().tee(sp).v128Load(0).set(s0);
       f.get(sp).v128Load(16).set(s1);
@@ -254,7 +324,16 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
           // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8) << eShift; cp = c + (i*ldc + j)*4
           f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
           f.i32Add().set(a);
-          f.get(bp).get(j).get(K).i32Mul().get(pc).i32(3).i32Shl().i32Add().i32(eShift).i32Shl();
+          f.get(bp)
+            .get(j)
+            .get(kPanel)
+            .i32Mul()
+            .get(pc)
+            .i32(3)
+            .i32Shl()
+            .i32Add()
+            .i32(eShift)
+            .i32Shl();
           f.i32Add().set(b);
           f.get(c).get(i).get(ldc).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(cp);
           f.get(a).get(kc).i32(4).i32Shl().i32Add().set(aend);
