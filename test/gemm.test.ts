@@ -159,6 +159,13 @@ describe("WebAssembly GEMM", () => {
     // One row panel (decoding): the whole depth in one block, deeper than KC.
     [1, 24, 2 * KC + 7, false, true, 1],
     [4, 9, KC + 3, true, false, 2],
+    // One row times a matrix that is no weight (decoding's attention), read in
+    // place: B's rows contiguous (scores @ values) or its columns (query @ keysᵀ);
+    // columns and depth off the SIMD widths, batches of heads.
+    [1, 37, 79, false, false, 3],
+    [1, 79, 64, false, true, 12],
+    [1, 16, 5, false, false, 1],
+    [1, 3, 3, true, true, 2],
   ];
   for (const [M, N, K, aT, bT, batch] of cases)
     for (const [kind, engine] of kernels)

@@ -22,10 +22,10 @@ import { weightVersion } from "./weights.js";
  * call per job. Jobs pass through a shared Int32Array (sequence number, done
  * number, job, argument count, arguments, error flag, ready flag) with
  * Atomics.wait/notify, so a call costs microseconds and the main thread never
- * yields to the event loop. Jobs 0-4 are the GEMM exports; job 5 loads the
- * kernel modules posted to the thread's port since the last load
+ * yields to the event loop. Jobs 0-6 are the GEMM module's exports; job 7
+ * loads the kernel modules posted to the thread's port since the last load
  * (receiveMessageOnPort: the thread reads its messages without an event loop);
- * job 6 shares a range with this thread: both claim chunks of it from a
+ * job 8 shares a range with this thread: both claim chunks of it from a
  * counter (NEXT) until none is left, so a slower core takes fewer (one of this
  * machine's two vCPUs runs the same code 20-40% slower than the other at times).
  */
@@ -56,7 +56,15 @@ function claim(
     fn(...args);
   }
 }
-const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2, gemm_int8: 3, gemm_f16: 4 } as const;
+const exportIndex = {
+  pack_a: 0,
+  pack_b: 1,
+  gemm: 2,
+  gemm_int8: 3,
+  gemm_f16: 4,
+  gemv_rows: 5,
+  gemv_cols: 6,
+} as const;
 type ExportName = keyof typeof exportIndex;
 const EXPORTS = Object.keys(exportIndex);
 /** Jobs after the exports' calls (job = export index for those). */
@@ -129,6 +137,9 @@ interface GemmExports {
   gemm_int8(...args: number[]): void;
   /** As gemm, B packed as float16. */
   gemm_f16(...args: number[]): void;
+  /** (a, b, c, K, N, ldb): one row times B read in place; see codegen/wasm/gemv.ts. */
+  gemv_rows(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
+  gemv_cols(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
 }
 
 interface Packed {
@@ -506,6 +517,36 @@ export class Gemm {
     });
   }
 
+  /** run for one row of A and a B with contiguous rows or columns, unpacked (see codegen/wasm/gemv.ts). */
+  private gemv(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array) {
+    const { N, K, batch } = plan;
+    const rows = plan.b.colStride === 1;
+    const ldb = rows ? plan.b.rowStride : plan.b.colStride;
+    // Operands outside this memory are copied into scratch space, C too.
+    const inside = [a, b, out].map((x) => x !== undefined && this.owns(x));
+    const sizes = [a.length, b.length, batch * N];
+    let top = 0;
+    const offsets = sizes.map((n, k) => {
+      if (inside[k]) return -1;
+      const at = top;
+      top = align(top + n * 4);
+      return at;
+    });
+    const base = this.scratch(top);
+    const mem = new Float32Array(this.memory.buffer);
+    const [pa, pb, pc] = [a, b, out].map((x, k) => {
+      if (offsets[k] < 0) return x!.byteOffset;
+      if (k < 2) mem.set(x!, (base + offsets[k]) / 4);
+      return base + offsets[k];
+    });
+    const fn = rows ? this.fns.gemv_rows : this.fns.gemv_cols;
+    for (let m = 0; m < batch; m++)
+      fn(pa + 4 * plan.a.offsets[m], pb + 4 * plan.b.offsets[m], pc + 4 * m * N, K, N, ldb);
+    if (inside[2]) return out!;
+    const c = mem.subarray(pc / 4, pc / 4 + batch * N);
+    return out ? (out.set(c), out) : c.slice();
+  }
+
   /**
    * The product of every matrix pair in the batch, row-major [batch, M, N],
    * written into `out` when given. Operands that are views of this memory
@@ -514,6 +555,14 @@ export class Gemm {
   run(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array): Float32Array {
     const { M, N, K, batch } = plan;
     if (K === 0) return out ? out.fill(0) : new Float32Array(batch * M * N);
+    // One row times a matrix that is no weight (decoding's attention): read where it lies.
+    if (
+      M === 1 &&
+      !plan.b.resident &&
+      plan.a.colStride === 1 &&
+      (plan.b.colStride === 1 || plan.b.rowStride === 1)
+    )
+      return this.gemv(plan, a, b, out);
     const ownA = this.owns(a);
     const ownB = this.owns(b);
     const Mp = roundUp(M, MR);

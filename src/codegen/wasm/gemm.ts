@@ -16,6 +16,7 @@
 // apart when N is a multiple of 8 (in place), else a padded C or tile to copy
 // from. Addresses are bytes, strides elements.
 import { Fn, moduleBytes, type Local } from "./bytes.js";
+import { gemvCols, gemvRows } from "./gemv.js";
 
 export const MR = 4;
 export const NR = 8;
@@ -385,6 +386,8 @@ export function gemmModule(
       gemm(fma),
       gemm(fma, "int8"),
       gemm(fma, "f16"),
+      gemvRows(fma),
+      gemvCols(fma),
     ],
     memory,
   );
