@@ -115,8 +115,14 @@ const PAGE = 65536;
 /** wasm32 addresses reach 4 GiB. */
 const MAX_PAGES = 65536;
 const MAX_BYTES = MAX_PAGES * PAGE;
-/** Executors' arenas together stay within half the memory: packs and scratch keep the rest. */
-export const ARENA_BYTES = MAX_BYTES / 2;
+/**
+ * Executors' arenas (and held state: weights and moments, KV caches) together
+ * stay within three quarters of the memory; packs and scratch keep the rest
+ * (at least one GEMM's operands). Resident packs above the arenas are
+ * dropped and made again when arenas grow into them: training re-packs its
+ * weights every step anyway (they change), and inference keeps small arenas.
+ */
+export const ARENA_BYTES = (MAX_BYTES / 4) * 3;
 
 interface GemmExports {
   /** Both: (src, lineStride, kStride, lines, K, dst); see codegen/wasm/gemm.ts. */
