@@ -254,6 +254,49 @@ export class Executor {
       if (v === undefined) throw new Error(`internal: buffer %${id} missing for kernel ${name}`);
       return v;
     };
+    /** The current kernel's `out` is a new array of this run's own (no copy needed to return it). */
+    let fresh = false;
+    const call = async (k: KernelFn, into?: Float32Array) => {
+      if (!k.masks) return callKernel(k, into);
+      // Masks live only while their kernel runs: a later kernel recomputes its own.
+      for (const m of k.masks) live.set(m.node, fillMask(take(m.key, k.ir.name), m));
+      try {
+        return await callKernel(k, into);
+      } finally {
+        for (const m of k.masks) live.delete(m.node);
+      }
+    };
+    const callKernel = async (
+      { ir, inputs, tables, js, fn, wasm }: KernelFn,
+      into?: Float32Array,
+    ) => {
+      fresh = wasm !== undefined && !into;
+      if (wasm) {
+        const args: Float32Array[] = [];
+        for (const id of inputs) {
+          // (An await per argument, on a value already there, is a turn of the
+          // microtask queue: decoding makes some hundreds of them per token.)
+          const v = take(id, ir.name);
+          args.push(v instanceof Float32Array ? v : await toArray(v, -1));
+        }
+        for (const b of tables) args.push(indexTable(b));
+        return wasm.call(args, into);
+      }
+      const args = inputs.map((id, k) => {
+        const v = take(id, ir.name);
+        const dims = js!.inputDims[k];
+        // Textures (kernel outputs on the device) carry their own dims.
+        if (!dims || !(v instanceof Float32Array)) return v;
+        if (!this.onDevice) return gpujs().input(v, dims);
+        let p = packed.get(id);
+        if (!p) packed.set(id, (p = pack(this.layoutOf(id), v)));
+        return gpujs().input(p, dims);
+      });
+      for (const b of tables) args.push(indexTable(b));
+      let out = fn(...args);
+      if (out && typeof out.then === "function") out = await out;
+      return js!.dims.length === 2 ? flatten(out, js!.dims[0] * js!.dims[1]) : out;
+    };
     for (let index = 0; index < this.kernels.length; index++) {
       const compiled = this.kernels[index];
       const { ir, fn, wasm, gemm, prologue, gathers } = compiled;
@@ -263,43 +306,7 @@ export class Executor {
       // planned: the caller's place for it (`into`) where it gives one.
       const own = this.targets[index] && into?.get(kernel.output);
       const target = own && this.gemmEngine!.owns(own) ? own : this.targets[index];
-      /** `out` is a new array of this run's own (no copy needed to return it). */
-      let fresh = false;
-      const call = async (k: KernelFn, into?: Float32Array) => {
-        // Masks live only while their kernel runs: a later kernel recomputes its own.
-        for (const m of k.masks ?? []) live.set(m.node, fillMask(take(m.key, k.ir.name), m));
-        try {
-          return await callKernel(k, into);
-        } finally {
-          for (const m of k.masks ?? []) live.delete(m.node);
-        }
-      };
-      const callKernel = async (
-        { ir, inputs, tables, js, fn, wasm }: KernelFn,
-        into?: Float32Array,
-      ) => {
-        fresh = wasm !== undefined && !into;
-        if (wasm) {
-          const args: Float32Array[] = [];
-          for (const id of inputs) args.push(await toArray(take(id, ir.name), -1));
-          for (const b of tables) args.push(indexTable(b));
-          return wasm.call(args, into);
-        }
-        const args = inputs.map((id, k) => {
-          const v = take(id, ir.name);
-          const dims = js!.inputDims[k];
-          // Textures (kernel outputs on the device) carry their own dims.
-          if (!dims || !(v instanceof Float32Array)) return v;
-          if (!this.onDevice) return gpujs().input(v, dims);
-          let p = packed.get(id);
-          if (!p) packed.set(id, (p = pack(this.layoutOf(id), v)));
-          return gpujs().input(p, dims);
-        });
-        for (const b of tables) args.push(indexTable(b));
-        let out = fn(...args);
-        if (out && typeof out.then === "function") out = await out;
-        return js!.dims.length === 2 ? flatten(out, js!.dims[0] * js!.dims[1]) : out;
-      };
+      fresh = false;
       let out;
       const inPlace = compiled.inPlace && donated?.has(compiled.inPlace.write.past);
       if (inPlace) {
@@ -314,8 +321,9 @@ export class Executor {
       } else if (gemm) {
         // Operands written out contiguously live only for this product.
         for (const p of prologue!) live.set(p.ir.output, await call(p));
-        const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
-        const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
+        const [va, vb] = [take(gemm.a.buffer, kernel.name), take(gemm.b.buffer, kernel.name)];
+        const a = va instanceof Float32Array ? va : await toArray(va, -1);
+        const b = vb instanceof Float32Array ? vb : await toArray(vb, -1);
         // The product goes to the kernel's output, or (an epilogue follows) to
         // its planned place in the arena, where the epilogue reads it.
         const into = ir ? this.products[index] : target;

@@ -102,6 +102,8 @@ export type Dims = Record<string, number>;
  */
 export class Session {
   private readonly executors = new Map<string, Executor>();
+  /** Each graph's dimension names (looked up once: decoding asks every token). */
+  private readonly symbols = new Map<Graph, string[]>();
   /** Set to collect per-kernel timings in every executor (`--profile`). */
   profiler?: Profiler;
   /** Stop at the first kernel producing NaN or infinity (`--check-numerics`). */
@@ -131,7 +133,9 @@ export class Session {
       );
     // No prototype, own keys only: dims named `__proto__` or `constructor` are plain names.
     const bindings: Record<string, number> = Object.create(null);
-    for (const s of g.symbols()) {
+    let symbols = this.symbols.get(g);
+    if (!symbols) this.symbols.set(g, (symbols = g.symbols()));
+    for (const s of symbols) {
       const v = Object.hasOwn(dims, s) ? dims[s] : undefined;
       if (v === undefined) throw new Error(`no size given for dimension ${s}`);
       bindings[s] = v;
