@@ -6,7 +6,7 @@
 // paths (GEMM and gpu.js loop) against each other on GPT-2's training graph.
 import { describe, expect, it } from "vitest";
 import { gemmPlan, type GemmPlan } from "../src/codegen/gemm-plan.js";
-import { KC, NC } from "../src/codegen/wasm/gemm.js";
+import { KC, NC, PANELS } from "../src/codegen/wasm/gemm.js";
 import { shapeEval, shapeOf } from "../src/ir/dims.js";
 import { Graph } from "../src/ir/graph.js";
 import { getOp } from "../src/ir/ops/registry.js";
@@ -197,6 +197,25 @@ describe("WebAssembly GEMM", () => {
         expect([...guard.subarray(0, 16)]).toEqual(new Array(16).fill(7));
         expect([...guard.subarray(16 + size)]).toEqual(new Array(16).fill(7));
         engine.release(arena);
+      });
+
+  // A weight at one row (decoding): packed once, its panels run PANELS at a
+  // time, the last few one by one; split with the helper thread or not.
+  for (const [N, K, bT] of [
+    [8 * PANELS * 3 + 8 * 3 + 5, 77, false],
+    [8 * PANELS * 128, KC + 9, true], // over the size split with the helper
+  ] as const)
+    for (const threads of [1, 2])
+      it(`one row times a weight, [1x${K} @ ${K}x${N}], ${threads} thread(s)`, async () => {
+        const engine = new Gemm(threads);
+        for (let i = 0; i < 200 && threads > 1 && !engine.parallel(); i++)
+          await new Promise((r) => setTimeout(r, 10));
+        const p = plan(1, N, K, false, bT);
+        p.b.resident = true;
+        const a = Float32Array.from({ length: K + 3 }, () => r() * 2 - 1);
+        const b = Float32Array.from({ length: K * N + 5 }, () => r() * 2 - 1);
+        expect(relError(engine.run(p, a, b), reference(p, a, b))).toBeLessThan(4 * K * F32_EPS);
+        engine.close();
       });
 
   it("hold: zeroed arrays in one arena; its release frees it once, never a later tenant", () => {

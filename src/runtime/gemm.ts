@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
-import { evenK, gemmModule, KC, MR, NC, NR } from "../codegen/wasm/gemm.js";
+import { evenK, gemmModule, KC, MR, NC, NR, PANELS } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
 import { quantizedForm, type QuantizedWeight } from "./quantize.js";
 import { weightVersion } from "./weights.js";
@@ -667,8 +667,8 @@ export class Gemm {
     const scales = qb?.dtype === "int8" ? [bp + align(Np * evenK(K))] : [];
     /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
-      // Chunks of whole 8-column panels.
-      const step = roundUp(Math.ceil((j1 - j0) / chunks), NR);
+      // Chunks of whole 8-column panels (one row: of PANELS panels, run at once).
+      const step = roundUp(Math.ceil((j1 - j0) / chunks), M === 1 ? NR * PANELS : NR);
       if (split && step < j1 - j0 && this.parallel())
         this.share(exportIndex[kernel], gemm, 6, j0, j1, step, [
           ...[ap, bp, c, M, K, ldc, depth],
