@@ -275,7 +275,7 @@ function torchNote(): string {
     return l ? `${num(l[0][0])}→${num(l[1][0])}` : "—";
   };
   return [
-    `PyTorch: ${torchEngine} on the CPU (${String(c.python)}, BLAS ${String(c.blas)}). Each of its jobs ran in a process of its own,`,
+    `PyTorch: ${torchEngine} on the CPU (${String(c.python)}, BLAS ${[c.blas].flat().join(", ")}). Each of its jobs ran in a process of its own,`,
     "right after gptc's job for the same workload in this run (separate processes, not interleaved with gptc);",
     "inside a job its configurations alternate step by step (training) or run by run (generation), each with its own model",
     "and optimizer. N threads: torch.set_num_threads(N) and OpenBLAS's own pool (openblas_set_num_threads), which torch's",

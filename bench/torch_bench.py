@@ -118,9 +118,9 @@ def generate(rounds):
     for r in range(rounds + 1):  # round 0 warms up (allocations, thread pools)
         for n in threads:
             set_threads(n)
-            first = []
+            first = []  # when the first token came (after the prompt's pass)
             t0 = time.perf_counter()
-            model.generate_greedy(prompt, new, lambda _t: first or first.append(time.perf_counter()))
+            model.generate_greedy(prompt, new, lambda _: first or first.append(time.perf_counter()))
             end = time.perf_counter()
             if r:
                 runs[n]["total"].append(new / (end - t0))
@@ -136,7 +136,7 @@ def generate(rounds):
 
 
 def check():
-    """The functional model against gptc's model.py on the same weights, and cached decoding against uncached."""
+    """torch_gpt2 against gptc's model.py on the same weights; cached decoding against uncached."""
     torch.manual_seed(1)
     ours = GPT2(**QUICK)
     theirs = exported(args.export)()
@@ -171,10 +171,12 @@ load0 = os.getloadavg()
 if args.workload == "train":  # (a): the bench step, gptc's B and T
     B, T = (2, 32) if args.quick else (4, 128)
     variants = ["functional"] + (["export"] if args.export else [])
-    result = {"B": B, "T": T, "byConfig": train(BENCH, B, T, args.steps or (4 if args.quick else 8), variants)}
+    steps = args.steps or (4 if args.quick else 8)
+    result = {"B": B, "T": T, "byConfig": train(BENCH, B, T, steps, variants)}
 elif args.workload == "train124m":  # (c)
     B, T = (1, 16) if args.quick else (1, 128)
-    result = {"B": B, "T": T, "byConfig": train(SMALL, B, T, args.steps or (2 if args.quick else 4), ["functional"])}
+    steps = args.steps or (2 if args.quick else 4)
+    result = {"B": B, "T": T, "byConfig": train(SMALL, B, T, steps, ["functional"])}
 elif args.workload == "generate":  # (b)
     result = generate(args.rounds or (1 if args.quick else 3))
 else:

@@ -59,7 +59,8 @@ class GPT2(nn.Module):
             elif ".ln_" in name or name.startswith("ln_f"):
                 w.fill_(1.0)
             else:
-                w.normal_(0.0, 0.01 if name == "wpe.weight" else small if "c_proj" in name else 0.02)
+                std = 0.01 if name == "wpe.weight" else small if "c_proj" in name else 0.02
+                w.normal_(0.0, std)
 
     def _block(self, b, x, cache, pos):
         B, T, C = x.shape
