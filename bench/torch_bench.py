@@ -58,7 +58,7 @@ def adamw(model):
         {"params": [p for p in ps if p.dim() >= 2], "weight_decay": 0.1},
         {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8, foreach=True)
+    return torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
 
 
 def exported(folder):
