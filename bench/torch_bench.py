@@ -189,6 +189,7 @@ print(
             "python": sys.executable,
             "blas": [os.path.basename(p) for p in _blas] or "torch's own (torch.set_num_threads)",
             "threads": threads,
+            "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "unset"),
             **result,
             "load": [load0, os.getloadavg()],
             "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
