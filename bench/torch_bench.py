@@ -16,6 +16,7 @@ import time
 
 import torch
 
+sys.dont_write_bytecode = True  # no bench/__pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_gpt2 import GPT2  # noqa: E402
 
