@@ -332,6 +332,25 @@ describe("hand-built kernels: wasm against the gpu.js printer's JavaScript", () 
     expectAgrees(ir, [Float32Array.of(0.5)]);
   });
 
+  it("floor division and remainder by powers of two (SIMD shifts), negative numerators too", () => {
+    const fd = (a: Expr, k: number) => op("floordiv", "i32", a, i32(k));
+    const rem = (a: Expr, k: number) => op("rem", "i32", a, i32(k));
+    const a = sub(imul(X, 3), add(imul(Y, 37), i32(11)));
+    const ir = hand(
+      rows(COLS, 4),
+      [[1]],
+      fadd(
+        fmul(fd(a, 64), f32(1e4)),
+        fmul(rem(a, 64), f32(100)),
+        fmul(rem(a, 1), f32(7)),
+        fmul(fd(a, 1), f32(0.5)),
+        fmul(rem(fd(a, 2), 8), f32(3)),
+        load(0, i32(0)),
+      ),
+    );
+    expectAgrees(ir, [Float32Array.of(0.5)]);
+  });
+
   it("a gather with a stride along x, and a read along it", () => {
     const ir = hand(rows(COLS, 3), [[3, 40]], fadd(load(0, Y, imul(X, 3)), load(0, Y, X)));
     expectAgrees(ir, [uniform(120, 1)], TOL);

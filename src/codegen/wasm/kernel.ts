@@ -29,6 +29,14 @@ import {
 } from "./bytes.js";
 import { mathHelpers, vexpInline, vtanhInline, type HelperName } from "./math.js";
 
+/** k where `e` is the constant 2^k (k < 31), else undefined. */
+function log2Of(e: Expr): number | undefined {
+  if (e.k !== "const" || !Number.isInteger(e.value) || e.value < 1 || e.value > 2 ** 30)
+    return undefined;
+  const k = Math.log2(e.value);
+  return Number.isInteger(k) ? k : undefined;
+}
+
 /** A reduction's `until` differs per lane: the kernel is compiled without the column lanes. */
 class LaneDivergence extends Error {}
 
@@ -497,12 +505,19 @@ class Compiler {
         return;
       }
       case "rem":
+        if (vec && log2Of(r) !== undefined) return this.vremPow2(l, log2Of(r)!);
         if (vec) return this.laneWise([l, r], "i32", (f) => f.ins("i32.rem_s"));
         this.expr(l, "i32");
         this.expr(r, "i32");
         f.ins("i32.rem_s");
         return;
       case "floordiv":
+        if (vec && log2Of(r) !== undefined) {
+          // floor(a / 2^k) is the arithmetic shift, for negative a too.
+          this.expr(l, "vi32");
+          f.i32(log2Of(r)!).v("i32x4.shr_s");
+          return;
+        }
         if (vec) return this.laneWise([l, r], "i32", (f) => this.floorDiv(f));
         this.expr(l, "i32");
         this.expr(r, "i32");
@@ -615,6 +630,31 @@ class Compiler {
   private ftmp(): Local {
     this.f32Scratch ??= this.fn.local("f32");
     return this.f32Scratch;
+  }
+
+  /**
+   * Four lanes of a rem_s 2^k (the sign of a, as i32.rem_s):
+   * a - trunc(a / 2^k) 2^k, the truncating quotient a shift of a biased by
+   * 2^k - 1 where a is negative.
+   */
+  private vremPow2(l: Expr, k: number): void {
+    const f = this.fn;
+    const a = this.vtmp();
+    this.expr(l, "vi32");
+    f.tee(a);
+    if (k === 0) f.get(a);
+    else {
+      f.get(a)
+        .get(a)
+        .i32(31)
+        .v("i32x4.shr_s")
+        .i32(32 - k)
+        .v("i32x4.shr_u")
+        .v("i32x4.add");
+      f.i32(k).v("i32x4.shr_s").i32(k).v("i32x4.shl");
+    }
+    f.v("i32x4.sub");
+    this.vscratch.push(a);
   }
 
   /**
