@@ -418,6 +418,29 @@ describe("hand-built kernels: wasm against the gpu.js printer's JavaScript", () 
     expectAgrees(ir, [uniform(7 * 37, 5)], TOL);
   });
 
+  it("a flat max over 37 keeps NaN wherever it sits, rows of -infinity and the largest value", () => {
+    const ir = hand({ kind: "flat", size: 6 }, [[6, 37]], ref("acc0", "f32"), [
+      {
+        k: "reduce",
+        acc: "acc0",
+        op: "max",
+        loops: [{ v: "r0", extent: 37, body: [] }],
+        term: load(0, I, ref("r0", "i32")),
+      },
+    ]);
+    const x = uniform(6 * 37, 8);
+    x[0 * 37 + 2] = NaN; // in the vector loop
+    x[1 * 37 + 36] = NaN; // in the scalar tail
+    x.fill(-Infinity, 2 * 37, 3 * 37);
+    x[3 * 37 + 5] = 1e30;
+    x[4 * 37 + 1] = NaN;
+    x[4 * 37 + 2] = 1e30;
+    const got = expectAgrees(ir, [x]);
+    // A max starts from -3.4e38 (the printers agree), so a row of -infinity gives that.
+    const low = Math.fround(-3.4e38);
+    expect(Array.from(got.out.slice(0, 5))).toEqual([NaN, NaN, low, Math.fround(1e30), NaN]);
+  });
+
   it("a sum over two axes, the inner one long, with the outer index in the term", () => {
     const ir = hand(rows(COLS, 2), [[3, 41, COLS]], ref("acc0", "f32"), [
       {

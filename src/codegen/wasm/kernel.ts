@@ -335,8 +335,11 @@ class Compiler {
     const sum = s.op === "sum";
     const lo = this.vtmp();
     const hi = this.vtmp();
+    // A max folds with pmax (one maxps; f32x4.max's NaN and -0 rules cost seven
+    // instructions on the chain every iteration waits for), NaN lanes kept
+    // aside in `hi` (a lane mask) and put back at the end.
     if (sum) f.f64(0).v("f64x2.splat").tee(lo).set(hi);
-    else f.v128Const(splatF(-Infinity)).set(lo);
+    else f.v128Const(splatF(-Infinity)).set(lo).v128Const(new Int32Array(4)).set(hi);
     const n4 = loop.extent - (loop.extent % 4);
     f.while(
       (f) => f.get(r).i32(n4).ins("i32.lt_s"),
@@ -350,7 +353,10 @@ class Compiler {
           f.tee(t).v("f64x2.promote_low_f32x4").get(lo).v("f64x2.add").set(lo);
           f.get(t).get(t).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]);
           f.v("f64x2.promote_low_f32x4").get(hi).v("f64x2.add").set(hi);
-        } else f.get(lo).v("f32x4.max").set(lo);
+        } else {
+          f.tee(t).get(lo).v("f32x4.pmax").set(lo);
+          f.get(t).get(t).v("f32x4.ne").get(hi).v("v128.or").set(hi);
+        }
         this.vscratch.push(t);
         this.lane = undefined;
         f.inc(r, 4);
@@ -362,6 +368,7 @@ class Compiler {
       f.get(lo).lane("f64x2.extract", 1);
       f.ins("f64.add").get(acc).ins("f64.add").set(acc);
     } else {
+      f.v128Const(splatF(NaN)).get(lo).get(hi).v("v128.bitselect").set(lo);
       f.get(acc);
       for (let k = 0; k < 4; k++)
         f.get(lo).lane("f32x4.extract", k).ins("f64.promote_f32").ins("f64.max");
