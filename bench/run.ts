@@ -1,7 +1,8 @@
 // `npm run bench`: gptc and TensorFlow.js on the same workloads, in one run on
 // one machine. Each workload runs in its own process (so peak RSS is its own).
-//   npm run bench [-- --quick] [-- --profile] [-- --backends webasm,cpu,headlessgl] [-- --skip-tfjs] [-- --dropout]
+//   npm run bench [-- --quick] [-- --profile] [-- --backends webasm,cpu,headlessgl] [-- --skip-tfjs] [-- --skip-torch] [-- --dropout]
 // --dropout adds (e): the bench step with dropout 0.1 in GPT-2's three places against without.
+// PyTorch (bench/torch-run.ts) runs each of (a) (b) (c) right after gptc's, where a Python imports torch.
 // Writes bench/results.json and bench/results.md (with --quick: bench/results-quick.*).
 import { spawnSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
@@ -11,6 +12,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const profile = argv.includes("--profile");
 const skipTfjs = argv.includes("--skip-tfjs");
+const skipTorch = argv.includes("--skip-torch");
 const withDropout = argv.includes("--dropout");
 const backendsAt = argv.indexOf("--backends");
 const backends = backendsAt >= 0 ? argv[backendsAt + 1].split(",") : ["webasm"];
@@ -42,6 +44,17 @@ function child(file: string, args: string[], timeoutS: number): Json {
   };
 }
 
+// PyTorch: first its check (gptc's model.py and bench/torch_gpt2.py agree), which
+// also says whether torch imports at all; then a job after each of gptc's.
+const torch: Record<string, Json> = {};
+let torchSkipped: string | undefined = skipTorch ? "--skip-torch" : undefined;
+if (!torchSkipped) {
+  process.stderr.write("PyTorch check ...\n");
+  torch.check = child("bench/torch-run.ts", ["check"], 300);
+  torchSkipped = (torch.check.skipped ?? torch.check.failed) as string | undefined;
+}
+if (torchSkipped) process.stderr.write(`PyTorch skipped: ${torchSkipped}\n`);
+
 const gptc: Record<string, Json> = {};
 for (const backend of backends)
   for (const w of [
@@ -62,6 +75,18 @@ for (const backend of backends)
       ...(profile ? ["--profile"] : []),
     ];
     gptc[`${w}@${backend}`] = child("bench/gptc-run.ts", args, quick ? 300 : 3600);
+    if (
+      !torchSkipped &&
+      backend === backends[0] &&
+      ["train", "generate", "train124m"].includes(w)
+    ) {
+      process.stderr.write(`PyTorch ${w} ...\n`);
+      torch[w] = child(
+        "bench/torch-run.ts",
+        [w, ...(quick ? ["--quick"] : [])],
+        quick ? 300 : 3600,
+      );
+    }
   }
 
 const tfjs: Record<string, Json> = {};
@@ -87,6 +112,64 @@ const rows: string[][] = [];
 const ratio = (a: unknown, b: unknown) =>
   typeof a === "number" && typeof b === "number" && b > 0 ? (a / b).toFixed(2) : "—";
 
+type Spread = { min: number; median: number; max: number };
+const spread = (x: Spread | undefined, digits: number) =>
+  x ? `${num(x.median, digits)} (${num(x.min, digits)}–${num(x.max, digits)})` : "—";
+const torchEngine = String(torch.check?.engine ?? "PyTorch");
+const torchVariants: Record<string, string> = {
+  functional: "torch.nn.functional GPT-2",
+  export: "gptc's exported model.py",
+};
+/**
+ * PyTorch's rows for workload `w`, one per configuration, with gptc's speed over
+ * PyTorch's (> 1: gptc faster) from gptc's time (ms, training) or tokens/s.
+ */
+function torchRows(w: "train" | "generate" | "train124m", gptcValue: unknown): string[][] {
+  const j = torch[w];
+  if (!j || j.skipped) return [];
+  const what = { train: "(a)", generate: "(b)", train124m: "(c)" }[w];
+  if (j.failed)
+    return [[`${what} … PyTorch: failed: ${String(j.failed).slice(0, 80)}`, "", "", "", "", ""]];
+  const threads = (n: string) => `${n} thread${n === "1" ? "" : "s"}`;
+  if (w === "generate")
+    return Object.entries((j.byThreads ?? {}) as Record<string, { tokensPerSec: Spread }>).map(
+      ([n, x]) => [
+        `(b) … ${torchEngine}, KV cache, ${threads(n)}: tokens/s median (min–max)`,
+        spread(x.tokensPerSec, 2),
+        "",
+        "",
+        "",
+        `gptc fp32 / PyTorch ${ratio(gptcValue, x.tokensPerSec.median)}`,
+      ],
+    );
+  return Object.entries(
+    (j.byConfig ?? {}) as Record<
+      string,
+      { firstStepMs: number; steadyMs: Spread; stepsMs: number[] }
+    >,
+  ).map(([config, x]) => {
+    const [variant, n] = config.split("/");
+    const label = `${what} … ${torchEngine}, ${torchVariants[variant] ?? variant}, ${threads(n)}`;
+    return w === "train"
+      ? [
+          `${label}: ms median (min–max) of steps 2–${x.stepsMs.length}`,
+          spread(x.steadyMs, 0),
+          "",
+          "",
+          "",
+          `PyTorch ms / gptc ms ${ratio(x.steadyMs.median, gptcValue)}`,
+        ]
+      : [
+          `${label}: first / steady median (min–max)`,
+          `${num(x.firstStepMs, 0)} / ${spread(x.steadyMs, 0)}`,
+          "",
+          "",
+          "",
+          `PyTorch steady / gptc steady ${ratio(x.steadyMs.median, gptcValue)}`,
+        ];
+  });
+}
+
 const tfTrain = (variant: string) => tfjs[`a/${variant}`];
 const tfGen = () => tfjs["b/tuned"] ?? tfjs["b/naive"];
 for (const backend of backends) {
@@ -99,6 +182,7 @@ for (const backend of backends) {
     num(tfjs["a/tuned+threads"]?.msPerStep, 0),
     `${ratio(tfTrain("naive")?.msPerStep, t.msPerStep)} / ${ratio(tfTrain("tuned")?.msPerStep, t.msPerStep)}`,
   ]);
+  rows.push(...torchRows("train", t.msPerStep));
   const g = gptc[`generate@${backend}`];
   rows.push([
     `(b) gpt2-124M generation, tokens/s (gptc ${backend})`,
@@ -139,6 +223,7 @@ for (const backend of backends) {
       "",
       `gptc fp32 / ORT ${ratio(f32, o.tokensPerSec.median)}; int8 / ORT ${ratio(byDtype.int8?.tokensPerSec.median, o.tokensPerSec.median)}`,
     ]);
+  rows.push(...torchRows("generate", f32));
   const gb = gptc[`generate-bench@${backend}`];
   const gbBy = (gb?.byDtype ?? {}) as Record<string, { tokensPerSec: Json }>;
   const gbOrt = ((gb?.ort as Json | undefined)?.byThreads ?? {}) as Record<
@@ -173,6 +258,7 @@ for (const backend of backends) {
     "",
     "",
   ]);
+  rows.push(...torchRows("train124m", (c.steadyMs as Json | undefined)?.median));
 }
 const comp = gptc[`compile@${backends[0]}`];
 rows.push([
@@ -203,6 +289,29 @@ rows.push([
   "",
 ]);
 
+/** What the PyTorch rows are, how they were measured, or why there are none. */
+function torchNote(): string {
+  if (torchSkipped) return `PyTorch: not measured (${torchSkipped}).`;
+  const c = torch.check;
+  const load = (j?: Json) => {
+    const l = j?.load as number[][] | undefined;
+    return l ? `${num(l[0][0])}→${num(l[1][0])}` : "—";
+  };
+  return [
+    `PyTorch: ${torchEngine} on the CPU (${String(c.python)}, BLAS ${[c.blas].flat().join(", ")}). Each of its jobs ran in a process of its own,`,
+    "right after gptc's job for the same workload in this run (separate processes, not interleaved with gptc);",
+    "inside a job its configurations alternate step by step (training) or run by run (generation), each with its own model",
+    "and optimizer. N threads: torch.set_num_threads(N) and OpenBLAS's own pool (openblas_set_num_threads), which torch's",
+    `setting does not reach; OMP_WAIT_POLICY ${String(c.ompWaitPolicy ?? "unset")}. Random init, the bench's shapes,`,
+    "no dropout; AdamW as gptc's (lr 1e-4, betas 0.9/0.95, wd 0.1 on 2-D weights). The models: bench/torch_gpt2.py (torch.nn.functional; greedy decoding with a preallocated KV cache)",
+    `and, for (a), gptc's own model.py (\`gptc export --format pytorch\`, one torch op per IR op). Check (same weights): loss`,
+    `${num(c.lossFunctional, 6)} vs ${num(c.lossExport, 6)}, worst relative gradient difference ${Number(c.worstRelativeGradErr).toExponential(1)},`,
+    `cached greedy = uncached: ${String(c.cachedEqualsUncached)} → ${c.ok ? "pass" : "FAIL"}. Load (1-min average) at start→end:`,
+    `(a) ${load(torch.train)}, (b) ${load(torch.generate)}, (c) ${load(torch.train124m)}; peak RSS MiB (all of a job's configurations`,
+    `in one process): ${rss(torch.train)} / ${rss(torch.generate)} / ${rss(torch.train124m)}.`,
+  ].join("\n");
+}
+
 const header = [
   "workload",
   "gptc",
@@ -222,7 +331,9 @@ const md = [
   `| ${header.map(() => "---").join(" | ")} |`,
   ...rows.map((r) => `| ${r.join(" | ")} |`),
   "",
-  "Speedup: TF.js time / gptc time for training, gptc tokens/s / TF.js tokens/s for generation (> 1: gptc faster).",
+  "Speedup: TF.js time / gptc time for training, gptc tokens/s / TF.js tokens/s for generation (> 1: gptc faster); the same for the PyTorch and ONNX Runtime rows.",
+  "",
+  torchNote(),
   "",
   // Where a GPU backend ran on a software renderer, its numbers are CPU numbers.
   ...backends.map((b) => `gptc ${b}: ${String(gptc[`train@${b}`]?.describe ?? b)}`),
@@ -231,7 +342,10 @@ const md = [
 
 // Other backends than the default get files of their own (the webasm results stay).
 const base = `bench/results${quick ? "-quick" : ""}${backends.join(",") === "webasm" ? "" : `-${backends.join("-")}`}`;
-writeFileSync(`${base}.json`, JSON.stringify({ quick, backends, gptc, tfjs }, null, 2) + "\n");
+writeFileSync(
+  `${base}.json`,
+  JSON.stringify({ quick, backends, gptc, tfjs, torch, torchSkipped }, null, 2) + "\n",
+);
 writeFileSync(`${base}.md`, md);
 process.stdout.write(md);
 for (const [k, v] of Object.entries(gptc))

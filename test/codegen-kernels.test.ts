@@ -517,6 +517,10 @@ describe.each(cpuBackends)("generated kernels on %s", (name) => {
     const flatIds = g.op("reshape", [tok], { shape: shapeOf(15) });
     const flatG = g.op("reshape", [ge], { shape: shapeOf(15, 7) });
     g.output("scatterFlat", g.op("scatter_add", [flatIds, flatG], { n: dimConst(50) }));
+    // Ids 0..4 (a position table's gradient): rows 0..4 of g, zeros after.
+    const gp = input(g, "gp", [5, 7]);
+    const positions = g.op("arange", [], { n: shapeOf(5)[0] });
+    g.output("scatterArange", g.op("scatter_add", [positions, gp], { n: dimConst(9) }));
     const feeds = {
       inputs: {
         W: rand(r, [50, 7]),
@@ -528,6 +532,7 @@ describe.each(cpuBackends)("generated kernels on %s", (name) => {
         tgt: ids(r, [3, 5], 11),
         gv: rand(r, [3, 5]),
         ge: rand(r, [3, 5, 7]),
+        gp: rand(r, [5, 7]),
       },
     };
     // The vsum ids must index v (9 rows): tok < 6 does.

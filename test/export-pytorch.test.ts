@@ -127,7 +127,7 @@ describe("the exported module equals gptc", () => {
   it("model.py reads as the spec: comments name the function and quote its line; keys are gptc's", () => {
     const dir = join(tmp, `spec${shippedSpecs.indexOf("specs/gpt2-tiny.model")}`);
     const py = readFileSync(join(dir, "model.py"), "utf8");
-    expect(py).toContain("# specs/std/nn.model:85: causal_self_attention: q, k, v = split(");
+    expect(py).toContain("# specs/std/nn.model:90: causal_self_attention: q, k, v = split(");
     expect(py).toContain("# specs/gpt2-small.model:27: model gpt2: x = x + mlp(");
     expect(py).toContain('_w("h.1.mlp.c_proj.weight")');
     expect(py).toContain('("wte.weight", (64, 32), "normal", 0.02),');

@@ -332,6 +332,25 @@ describe("hand-built kernels: wasm against the gpu.js printer's JavaScript", () 
     expectAgrees(ir, [Float32Array.of(0.5)]);
   });
 
+  it("floor division and remainder by powers of two (SIMD shifts), negative numerators too", () => {
+    const fd = (a: Expr, k: number) => op("floordiv", "i32", a, i32(k));
+    const rem = (a: Expr, k: number) => op("rem", "i32", a, i32(k));
+    const a = sub(imul(X, 3), add(imul(Y, 37), i32(11)));
+    const ir = hand(
+      rows(COLS, 4),
+      [[1]],
+      fadd(
+        fmul(fd(a, 64), f32(1e4)),
+        fmul(rem(a, 64), f32(100)),
+        fmul(rem(a, 1), f32(7)),
+        fmul(fd(a, 1), f32(0.5)),
+        fmul(rem(fd(a, 2), 8), f32(3)),
+        load(0, i32(0)),
+      ),
+    );
+    expectAgrees(ir, [Float32Array.of(0.5)]);
+  });
+
   it("a gather with a stride along x, and a read along it", () => {
     const ir = hand(rows(COLS, 3), [[3, 40]], fadd(load(0, Y, imul(X, 3)), load(0, Y, X)));
     expectAgrees(ir, [uniform(120, 1)], TOL);
@@ -397,6 +416,29 @@ describe("hand-built kernels: wasm against the gpu.js printer's JavaScript", () 
       body,
     );
     expectAgrees(ir, [uniform(7 * 37, 5)], TOL);
+  });
+
+  it("a flat max over 37 keeps NaN wherever it sits, rows of -infinity and the largest value", () => {
+    const ir = hand({ kind: "flat", size: 6 }, [[6, 37]], ref("acc0", "f32"), [
+      {
+        k: "reduce",
+        acc: "acc0",
+        op: "max",
+        loops: [{ v: "r0", extent: 37, body: [] }],
+        term: load(0, I, ref("r0", "i32")),
+      },
+    ]);
+    const x = uniform(6 * 37, 8);
+    x[0 * 37 + 2] = NaN; // in the vector loop
+    x[1 * 37 + 36] = NaN; // in the scalar tail
+    x.fill(-Infinity, 2 * 37, 3 * 37);
+    x[3 * 37 + 5] = 1e30;
+    x[4 * 37 + 1] = NaN;
+    x[4 * 37 + 2] = 1e30;
+    const got = expectAgrees(ir, [x]);
+    // A max starts from -3.4e38 (the printers agree), so a row of -infinity gives that.
+    const low = Math.fround(-3.4e38);
+    expect(Array.from(got.out.slice(0, 5))).toEqual([NaN, NaN, low, Math.fround(1e30), NaN]);
   });
 
   it("a sum over two axes, the inner one long, with the outer index in the term", () => {

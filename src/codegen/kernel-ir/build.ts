@@ -336,6 +336,13 @@ class Builder {
     const idsShape = this.shape(idsId);
     const positions = idsShape.reduce((p, q) => p * q, 1);
     const [row, ...rest] = coords;
+    // Ids 0 .. P-1 (the gradient of a position table's gather): row r sums the
+    // one position r, so it is that row of g below P and zero after.
+    if (this.g.nodes[idsId].op === "arange" && idsShape.length === 1) {
+      const P = idsShape[0];
+      const hit = op("lt", "bool", row, i32(P));
+      return select(hit, this.value(gId, [clamp(row, P), ...rest]), f32(0));
+    }
     // Ids the host holds (a graph input): walk only this row's positions, via
     // index tables the runtime builds per call — O(positions + rows) work in all,
     // instead of every row scanning every position.

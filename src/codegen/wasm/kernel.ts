@@ -29,6 +29,14 @@ import {
 } from "./bytes.js";
 import { mathHelpers, vexpInline, vtanhInline, type HelperName } from "./math.js";
 
+/** k where `e` is the constant 2^k (k < 31), else undefined. */
+function log2Of(e: Expr): number | undefined {
+  if (e.k !== "const" || !Number.isInteger(e.value) || e.value < 1 || e.value > 2 ** 30)
+    return undefined;
+  const k = Math.log2(e.value);
+  return Number.isInteger(k) ? k : undefined;
+}
+
 /** A reduction's `until` differs per lane: the kernel is compiled without the column lanes. */
 class LaneDivergence extends Error {}
 
@@ -327,8 +335,11 @@ class Compiler {
     const sum = s.op === "sum";
     const lo = this.vtmp();
     const hi = this.vtmp();
+    // A max folds with pmax (one maxps; f32x4.max's NaN and -0 rules cost seven
+    // instructions on the chain every iteration waits for), NaN lanes kept
+    // aside in `hi` (a lane mask) and put back at the end.
     if (sum) f.f64(0).v("f64x2.splat").tee(lo).set(hi);
-    else f.v128Const(splatF(-Infinity)).set(lo);
+    else f.v128Const(splatF(-Infinity)).set(lo).v128Const(new Int32Array(4)).set(hi);
     const n4 = loop.extent - (loop.extent % 4);
     f.while(
       (f) => f.get(r).i32(n4).ins("i32.lt_s"),
@@ -342,7 +353,10 @@ class Compiler {
           f.tee(t).v("f64x2.promote_low_f32x4").get(lo).v("f64x2.add").set(lo);
           f.get(t).get(t).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]);
           f.v("f64x2.promote_low_f32x4").get(hi).v("f64x2.add").set(hi);
-        } else f.get(lo).v("f32x4.max").set(lo);
+        } else {
+          f.tee(t).get(lo).v("f32x4.pmax").set(lo);
+          f.get(t).get(t).v("f32x4.ne").get(hi).v("v128.or").set(hi);
+        }
         this.vscratch.push(t);
         this.lane = undefined;
         f.inc(r, 4);
@@ -354,6 +368,7 @@ class Compiler {
       f.get(lo).lane("f64x2.extract", 1);
       f.ins("f64.add").get(acc).ins("f64.add").set(acc);
     } else {
+      f.v128Const(splatF(NaN)).get(lo).get(hi).v("v128.bitselect").set(lo);
       f.get(acc);
       for (let k = 0; k < 4; k++)
         f.get(lo).lane("f32x4.extract", k).ins("f64.promote_f32").ins("f64.max");
@@ -497,12 +512,19 @@ class Compiler {
         return;
       }
       case "rem":
+        if (vec && log2Of(r) !== undefined) return this.vremPow2(l, log2Of(r)!);
         if (vec) return this.laneWise([l, r], "i32", (f) => f.ins("i32.rem_s"));
         this.expr(l, "i32");
         this.expr(r, "i32");
         f.ins("i32.rem_s");
         return;
       case "floordiv":
+        if (vec && log2Of(r) !== undefined) {
+          // floor(a / 2^k) is the arithmetic shift, for negative a too.
+          this.expr(l, "vi32");
+          f.i32(log2Of(r)!).v("i32x4.shr_s");
+          return;
+        }
         if (vec) return this.laneWise([l, r], "i32", (f) => this.floorDiv(f));
         this.expr(l, "i32");
         this.expr(r, "i32");
@@ -615,6 +637,31 @@ class Compiler {
   private ftmp(): Local {
     this.f32Scratch ??= this.fn.local("f32");
     return this.f32Scratch;
+  }
+
+  /**
+   * Four lanes of a rem_s 2^k (the sign of a, as i32.rem_s):
+   * a - trunc(a / 2^k) 2^k, the truncating quotient a shift of a biased by
+   * 2^k - 1 where a is negative.
+   */
+  private vremPow2(l: Expr, k: number): void {
+    const f = this.fn;
+    const a = this.vtmp();
+    this.expr(l, "vi32");
+    f.tee(a);
+    if (k === 0) f.get(a);
+    else {
+      f.get(a)
+        .get(a)
+        .i32(31)
+        .v("i32x4.shr_s")
+        .i32(32 - k)
+        .v("i32x4.shr_u")
+        .v("i32x4.add");
+      f.i32(k).v("i32x4.shr_s").i32(k).v("i32x4.shl");
+    }
+    f.v("i32x4.sub");
+    this.vscratch.push(a);
   }
 
   /**

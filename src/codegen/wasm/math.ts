@@ -177,13 +177,24 @@ function vexpParts(
   // Cody-Waite in float32: 0.693359375 has few bits, so n * hi is exact.
   f.get(t).get(n).v128Const(splat(0.693359375)).v("f32x4.mul").v("f32x4.sub");
   f.get(n).v128Const(splat(-2.1219444e-4)).v("f32x4.mul").v("f32x4.sub").set(r);
-  // q = r (1 + r (1/2 + r (1/6 + ... r / 7!)))
-  f.v128Const(splat(1 / FACT[7]));
-  for (let k = 6; k >= 1; k--)
-    f.get(r)
+  // q = r P(r), P = 1 + r/2 + r^2/6 + ... + r^6/7!, by Estrin's scheme:
+  // (a0 + a1 r) + (a2 + a3 r) r^2 + ((a4 + a5 r) + a6 r^2) r^4 with a_k = 1/(k+1)!.
+  // Its chain of dependent operations is half Horner's (7 multiply-adds in a
+  // row), which bounded exp-heavy loops (softmax, GELU's tanh) by latency.
+  const r2 = f.local("v128");
+  const a = (k: number) => splat(1 / FACT[k + 1]);
+  const pair = (k: number) =>
+    f
+      .get(r)
+      .v128Const(a(k + 1))
       .v("f32x4.mul")
-      .v128Const(splat(1 / FACT[k]))
+      .v128Const(a(k))
       .v("f32x4.add");
+  f.get(r).get(r).v("f32x4.mul").set(r2);
+  pair(0);
+  pair(2).get(r2).v("f32x4.mul").v("f32x4.add");
+  pair(4).get(r2).v128Const(a(6)).v("f32x4.mul").v("f32x4.add");
+  f.get(r2).get(r2).v("f32x4.mul").v("f32x4.mul").v("f32x4.add");
   f.get(r).v("f32x4.mul").set(q);
   // 2^n from its bits: (n + 127) << 23, n = bits(y) - bits(MAGIC) (NaN lanes
   // give some power of two; q is NaN there already).
