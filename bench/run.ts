@@ -87,6 +87,8 @@ const ratio = (a: unknown, b: unknown) =>
   typeof a === "number" && typeof b === "number" && b > 0 ? (a / b).toFixed(2) : "—";
 
 const tfTrain = (variant: string) => tfjs[`a/${variant}`];
+// --quick runs (b) and (c) on the quick model (gptc-run.ts), not on gpt2-124M.
+const big = quick ? "quick model" : "gpt2-124M";
 const tfGen = () => tfjs["b/tuned"] ?? tfjs["b/naive"];
 for (const backend of backends) {
   const t = gptc[`train@${backend}`];
@@ -100,7 +102,7 @@ for (const backend of backends) {
   ]);
   const g = gptc[`generate@${backend}`];
   rows.push([
-    `(b) gpt2-124M generation, tokens/s (gptc ${backend})`,
+    `(b) ${big} generation, tokens/s (gptc ${backend})`,
     num(g.tokensPerSec, 2),
     num(tfjs["b/naive"]?.tokensPerSec, 2),
     num(tfGen()?.tokensPerSec, 2),
@@ -141,7 +143,7 @@ for (const backend of backends) {
   const c = gptc[`train124m@${backend}`];
   const tc = tfjs["c/tuned"] ?? tfjs["c/naive"];
   rows.push([
-    `(c) gpt2-124M training step B=1 T=128, ms: first / steady median (gptc ${backend})`,
+    `(c) ${big} training step B=1 T=${quick ? 16 : 128}, ms: first / steady median (gptc ${backend})`,
     c.failed
       ? `failed: ${String(c.failed).slice(0, 60)}`
       : `${num(c.firstStepMs, 0)} / ${num((c.steadyMs as Json | undefined)?.median, 0)}`,
@@ -213,3 +215,7 @@ writeFileSync(`${base}.md`, md);
 process.stdout.write(md);
 for (const [k, v] of Object.entries(gptc))
   if (v.profileTable) process.stdout.write(`\nprofile ${k}:\n${v.profileTable}\n`);
+// A workload that failed fails the run (CI runs the quick GL bench), after the files are written.
+const failed = Object.entries(gptc).filter(([, v]) => v.failed);
+for (const [k, v] of failed) process.stderr.write(`gptc ${k} failed: ${String(v.failed)}\n`);
+if (failed.length) process.exitCode = 1;
