@@ -230,11 +230,12 @@ export class Session {
 
   /**
    * Whether decoding keeps its KV caches on the device between tokens
-   * (decodeOnDevice): the GL backends, whose kernels' textures gpu.js can hand
-   * out and keep (the same as the weights' textures, runtime/device-weights.ts).
+   * (decodeOnDevice): the GPU backends, whose kernels' textures (GL) and
+   * buffers (WebGPU) gpu.js hands out and keeps, as for the weights
+   * (runtime/device-weights.ts).
    */
   get keepsCaches(): boolean {
-    return this.canDecode && (this.backend.name === "headlessgl" || this.backend.name === "webgl2");
+    return this.canDecode && this.backend.limits !== undefined;
   }
 
   /**
