@@ -92,6 +92,26 @@ describe("decoding keeps the KV caches on the device (headlessgl)", () => {
       expect(steps.filter((d) => d.bytes === 4 * vocab).length).toBe(28);
       for (const d of steps) expect(d.count).toBe(1);
       expect(steps[0].bytes).toBe(4 * vocab * prompts[0].length);
+
+      // Session.decode, the host path, on the same executor: its caches are
+      // read back (their textures then freed), twice over, as webasm's.
+      const C = 8;
+      const host = async (session: Session) => {
+        const caches = Object.fromEntries(
+          session.cacheInputs({ B: 1, C }).map((c) => [c.name, new Float32Array(c.size)]),
+        );
+        const dims = { B: 1, C, T: 3 };
+        const inputs = { tokens: Float32Array.of(7, 8, 9), cache_len: Float32Array.of(0) };
+        const a = await session.decode(w, { ...inputs, ...caches }, dims);
+        const b = await session.decode(w, { ...inputs, ...caches }, dims);
+        return { a, b };
+      };
+      const [h, r] = [await host(s), await host(ref)];
+      expect(Object.keys(h.a).sort()).toEqual(Object.keys(r.a).sort());
+      for (const [name, v] of Object.entries(r.a)) {
+        expect(relError(h.a[name], v), name).toBeLessThan(1e-4);
+        expect(h.b[name]).toEqual(h.a[name]);
+      }
     } finally {
       s.destroy();
       ref.destroy();
