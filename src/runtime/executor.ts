@@ -251,8 +251,10 @@ export class Executor {
     }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = new Map<number, any>([...feeds, ...(held ?? [])]);
-    /** Resident outputs read back: their textures are deleted once the run is over. */
-    const done: DeviceTensor[] = [];
+    // Resident outputs read back: their textures are deleted once the run is
+    // over, or (a run that threw) when the next starts or the executor goes.
+    for (const t of this.unfreed.splice(0)) t.delete();
+    const done = this.unfreed;
     // GPU backends: weights as the textures the backend keeps (uploaded once, not per call).
     const kept = this.onDevice ? this.backend.weights : undefined;
     if (kept)
@@ -378,7 +380,7 @@ export class Executor {
         if (this.last.get(id) === index && !feeds.has(id)) live.delete(id);
     }
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
-    for (const t of done) t.delete();
+    for (const t of done.splice(0)) t.delete();
     return result;
   }
 
@@ -416,6 +418,8 @@ export class Executor {
     );
   }
 
+  /** Resident outputs read back in a run, whose textures it has not deleted yet. */
+  private readonly unfreed: DeviceTensor[] = [];
   /** The graph's outputs (their arena slots are kept to the end of a run). */
   private readonly outputs: Set<number>;
   /** Element count of each input and weight at these sizes (checked against feeds). */
@@ -469,6 +473,7 @@ export class Executor {
   }
 
   destroy(): void {
+    for (const t of this.unfreed.splice(0)) t.delete();
     if (this.arena !== undefined) this.gemmEngine!.release(this.arena);
     for (const k of this.kernels) {
       k.fn?.destroy?.();

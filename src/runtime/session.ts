@@ -259,7 +259,14 @@ export class Session {
         held.set(n.id, caches[n.attrs.name as string]);
     const logits = g.outputs.find((o) => o.name === "logits")!;
     const keep = new Map<number, DeviceTensor>();
-    const out = await ex.run(this.feeds(g, weights, inputs, caches), [logits.id], { held, keep });
+    let out;
+    try {
+      out = await ex.run(this.feeds(g, weights, inputs, caches), [logits.id], { held, keep });
+    } catch (e) {
+      // Caches a failed step had already written are nobody's: free them.
+      for (const t of keep.values()) t.delete();
+      throw e;
+    }
     const next: Record<string, DeviceTensor> = {};
     for (const o of g.outputs) {
       if (!o.name.startsWith("cache.")) continue;
