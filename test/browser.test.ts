@@ -345,6 +345,58 @@ describe("training on the page's GPU backends", () => {
     },
   );
 
+  it(
+    "webgpu keeps weights and KV caches on the device: webasm's tokens, one logits read-back per token",
+    { timeout: 150_000 },
+    async () => {
+      const r = await pg.evalInWorker(async (gptc, _fs, vocab: number) => {
+        const set = {
+          vocab: String(vocab),
+          ctx: "32",
+          d: "32",
+          layers: "2",
+          heads: "2",
+          embd_pdrop: "0",
+          attn_pdrop: "0",
+          resid_pdrop: "0",
+        };
+        const m = gptc.compile({ file: "/specs/gpt2-small.model" }, { set });
+        const prompt = [3, 1, 4, 1, 5];
+        const run = async (backend: string) => {
+          const s = await m.open({ backend, seed: 3 });
+          const be = s.runtime.backend;
+          const reads: number[][] = [];
+          const snap = () => reads.push([be.readBacks?.count ?? 0, be.readBacks?.bytes ?? 0]);
+          snap();
+          const [g] = await s.generate([prompt], {
+            maxNewTokens: 10,
+            temperature: 0,
+            stopAtEnd: false,
+            onToken: snap,
+          });
+          const uploads = be.weights?.uploads ?? 0;
+          // A forward pass after decoding: the weights are there already.
+          await s.runtime.forward(s.weights, { tokens: Float32Array.from(prompt) }, { B: 1, T: 5 });
+          const again = (be.weights?.uploads ?? 0) - uploads;
+          const keys = s.weights.size;
+          s.close();
+          return { tokens: g.tokens, reads, uploads, again, keys };
+        };
+        return { gpu: await run("webgpu"), ref: await run("webasm") };
+      }, 64);
+      expect(r.gpu.tokens).toEqual(r.ref.tokens);
+      expect(r.gpu.tokens.length).toBe(10);
+      // Each weight uploaded once (by decoding's two executors together), not again.
+      expect(r.gpu.uploads).toBe(r.gpu.keys);
+      expect(r.gpu.again).toBe(0);
+      // Between tokens: one read-back, the logits (the prompt pass's: 5 positions).
+      const steps = r.gpu.reads
+        .slice(1)
+        .map((x: number[], i: number) => [x[0] - r.gpu.reads[i][0], x[1] - r.gpu.reads[i][1]]);
+      expect(steps).toEqual([[1, 4 * 64 * 5], ...Array.from({ length: 9 }, () => [1, 4 * 64])]);
+    },
+  );
+
   it("runs library code in the page's worker (the harness other tests use)", async () => {
     const r = await pg.evalInWorker(async (gptc, _fs, n: number) => {
       const b = await gptc.createBackend("webgl2");

@@ -60,6 +60,8 @@ export interface Backend {
   fusion?: FusionLimits;
   /** GPU backends: weights uploaded once and kept as textures (runtime/device-weights.ts). */
   weights?: DeviceWeights;
+  /** GPU backends: textures read back to the host so far, and their bytes (tests count them). */
+  readBacks?: { count: number; bytes: number };
 }
 
 /**
@@ -277,8 +279,8 @@ export async function createBackend(
         `unknown backend '${name}': expected one of auto, ${backendNames.join(", ")}`,
       );
   }
-  // GL backends only: gpu.js's webgpu mode has not been checked with kept textures.
-  if (backend.name === "headlessgl" || backend.name === "webgl2")
-    backend.weights = new DeviceWeights(backend.gpu, backend.async);
+  // Every GPU backend: gpu.js hands out kept GL textures and WebGPU buffers alike.
+  if (backend.limits) backend.weights = new DeviceWeights(backend.gpu, backend.async);
+  if (backend.limits) backend.readBacks = { count: 0, bytes: 0 };
   return backend;
 }

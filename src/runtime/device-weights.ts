@@ -1,7 +1,7 @@
 // Weights kept on the GPU between calls. gpu.js uploads a Float32Array argument
 // on every kernel call (gpt2-small: 500 MB per decoded token); here each weight
-// is uploaded once, by a copy kernel, into a texture that every kernel reading
-// it is then given, and again only when the optimizer has changed it in place
+// is uploaded once, by a copy kernel, into a texture (GL; a storage buffer on
+// WebGPU, which gpu.js hands out the same way) that every kernel reading it is then given, and again only when the optimizer has changed it in place
 // (runtime/weights.ts versions). One cache per backend, shared by its sessions.
 import { pack, type Layout } from "../codegen/device-layout.js";
 import { gpujs } from "./backend.js";

@@ -83,6 +83,17 @@ export interface KernelFamily {
   matmul?: string;
 }
 
+/**
+ * A kernel's output left on the device (a gpu.js texture on the GL backends):
+ * the holder deletes it when done; the kernel then writes its next output
+ * elsewhere (it was built immutable).
+ */
+export interface DeviceTensor {
+  /** The texture's own dims (gpu.js `output`): its element count, tiles included. */
+  output: number[];
+  delete(): void;
+}
+
 /** A kernel produced NaN or infinity (`--check-numerics`). */
 export class NumericsError extends GptcError {
   constructor(message: string) {
@@ -108,6 +119,12 @@ export class Executor {
     readonly schedule: Schedule,
     readonly bindings: Record<string, number>,
     readonly backend: Backend,
+    /**
+     * Graph outputs that may stay on the device (GL backends: decoding's KV
+     * caches): their kernels return a texture of their own per run (gpu.js
+     * immutable), which `run` hands out instead of reading it back.
+     */
+    readonly resident: ReadonlySet<number> = new Set(),
   ) {
     this.onDevice =
       backend.name === "headlessgl" || backend.name === "webgl2" || backend.name === "webgpu";
@@ -147,7 +164,7 @@ export class Executor {
       const fn = backend.gpu.createKernel(js.source, {
         output: js.dims,
         pipeline: this.onDevice,
-        immutable: false,
+        immutable: this.onDevice && resident.has(kernel.output),
         tactic: "precision",
         precision: "single",
         asyncMode: backend.async,
@@ -202,9 +219,13 @@ export class Executor {
    * again, instead of copies. `into` gives graph outputs a place of their own
    * in the engine's memory (by node id, e.g. decoding's next KV caches): their
    * kernels write there instead of the arena, and the result is that array.
-   * It must not be a buffer this run reads. `donated`: inputs whose arrays
-   * this run may overwrite (decoding's caches): a cache write updates such
-   * a cache in place, and its output is that same array.
+   * It must not be a buffer this run reads. `held`: inputs already on the
+   * device (a previous run's `keep`), by node id, in place of feeds. `keep`:
+   * where given, the `resident` outputs are put there as device tensors, not
+   * read back (the caller deletes them); otherwise they are read back.
+   * `donated`: inputs whose arrays this run may overwrite (decoding's caches
+   * off the GPU): a cache write updates such a cache in place, and its
+   * output is that same array.
    */
   async run(
     feeds: Map<number, Float32Array>,
@@ -212,10 +233,14 @@ export class Executor {
     {
       views = false,
       into,
+      held,
+      keep,
       donated,
     }: {
       views?: boolean;
       into?: Map<number, Float32Array>;
+      held?: Map<number, DeviceTensor>;
+      keep?: Map<number, DeviceTensor>;
       donated?: ReadonlySet<number>;
     } = {},
   ): Promise<Map<number, Float32Array>> {
@@ -230,8 +255,20 @@ export class Executor {
         );
       }
     }
+    for (const [id, t] of held ?? []) {
+      const l = this.layoutOf(id);
+      const need = l.kind === "flat" ? l.size : texelsOf(l);
+      if (t.output.reduce((a, b) => a * b, 1) < need)
+        throw new RangeError(
+          `device tensor for %${id} has dims ${t.output}; its layout needs ${need}`,
+        );
+    }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const live = new Map<number, any>(feeds);
+    const live = new Map<number, any>([...feeds, ...(held ?? [])]);
+    // Resident outputs read back: their textures are deleted once the run is
+    // over, or (a run that threw) when the next starts or the executor goes.
+    for (const t of this.unfreed.splice(0)) t.delete();
+    const done = this.unfreed;
     // GPU backends: weights as the textures the backend keeps (uploaded once, not per call).
     const kept = this.onDevice ? this.backend.weights : undefined;
     if (kept)
@@ -337,7 +374,8 @@ export class Executor {
           h.node,
           // A weight's rows from the host's copy, never its texture read back.
           gatherRows(
-            feeds.get(h.table) ?? (await toArray(take(h.table, kernel.name), -1)),
+            feeds.get(h.table) ??
+              (await toArray(take(h.table, kernel.name), -1, this.backend.readBacks)),
             feeds.get(h.ids)!,
             h,
           ),
@@ -354,7 +392,10 @@ export class Executor {
       const size = this.sizes[index];
       live.set(kernel.output, out);
       if (this.checkNumerics) this.scan(index, await this.read(kernel.output, out, size));
-      if (wanted.has(kernel.output)) {
+      const resident = this.onDevice && this.resident.has(kernel.output);
+      if (resident && keep) keep.set(kernel.output, out);
+      else if (resident) done.push(out);
+      if (wanted.has(kernel.output) && !(resident && keep)) {
         const t = this.profiler ? performance.now() : 0;
         // A copy: backends reuse output buffers (gpu.js's, the arena's) on the
         // next call; an array made for this call alone is returned as it is,
@@ -371,6 +412,7 @@ export class Executor {
         if (this.last.get(id) === index && !feeds.has(id)) live.delete(id);
     }
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
+    for (const t of done.splice(0)) t.delete();
     return result;
   }
 
@@ -390,8 +432,9 @@ export class Executor {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private async read(id: number, out: any, size: number): Promise<Float32Array> {
     const l = this.layoutOf(id);
-    if (l.kind === "flat") return toArray(out, size);
-    return unpack(l, await toArray(out, texelsOf(l)));
+    const reads = this.backend.readBacks;
+    if (l.kind === "flat") return toArray(out, size, reads);
+    return unpack(l, await toArray(out, texelsOf(l), reads));
   }
 
   private scan(index: number, values: Float32Array): void {
@@ -412,6 +455,8 @@ export class Executor {
     );
   }
 
+  /** Resident outputs read back in a run, whose textures it has not deleted yet. */
+  private readonly unfreed: DeviceTensor[] = [];
   /** The graph's outputs (their arena slots are kept to the end of a run). */
   private readonly outputs: Set<number>;
   /** Element count of each input and weight at these sizes (checked against feeds). */
@@ -465,6 +510,7 @@ export class Executor {
   }
 
   destroy(): void {
+    for (const t of this.unfreed.splice(0)) t.delete();
     if (this.arena !== undefined) this.gemmEngine!.release(this.arena);
     for (const k of this.kernels) {
       k.fn?.destroy?.();
@@ -506,12 +552,20 @@ export function indexTables(
   return { order, offsets };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-/** A buffer as a Float32Array of `size` elements (-1: all of it). */
-async function toArray(v: any, size: number): Promise<Float32Array> {
+/** A buffer as a Float32Array of `size` elements (-1: all of it); `reads` counts textures read back. */
+async function toArray(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  v: any,
+  size: number,
+  reads?: { count: number; bytes: number },
+): Promise<Float32Array> {
   if (size < 0) size = v.length;
   if (v instanceof Float32Array) return v.length === size ? v : v.subarray(0, size);
   if (v && typeof v.toArray === "function") {
+    if (reads) {
+      reads.count++;
+      reads.bytes += 4 * (v.output as number[]).reduce((a, b) => a * b, 1);
+    }
     let a = v.toArray();
     if (a && typeof a.then === "function") a = await a;
     // A 2-D texture (a tiled tensor) reads back as rows.

@@ -6,6 +6,7 @@ import { GptcError } from "../errors.js";
 import { gemmEngine } from "./gemm.js";
 import { Rng } from "./rng.js";
 import { sampleToken, type SamplingOptions } from "./sampler.js";
+import type { DeviceTensor } from "./executor.js";
 import type { Session } from "./session.js";
 import type { Weights } from "./weights.js";
 
@@ -182,32 +183,56 @@ async function decodeSegment(
   let T = len;
   let filled = 0;
   let made = 0;
+  // GL backends: the caches stay textures between steps (uploaded as zeros
+  // once, at the prompt pass); each step reads back only the logits.
+  let onDevice: Record<string, DeviceTensor> = {};
+  const drop = (c: Record<string, DeviceTensor>) => {
+    for (const t of Object.values(c)) t.delete();
+  };
+  /** One step: the logits; the caches move on to the step's updated ones. */
+  const step = async (inputs: Record<string, Float32Array>, T: number) => {
+    if (session.keepsCaches) {
+      const first = Object.keys(onDevice).length === 0;
+      const out = await session.decodeOnDevice(
+        weights,
+        first ? { ...inputs, ...caches } : inputs,
+        onDevice,
+        { ...dims, T },
+      );
+      // The step has read the previous caches: they can go.
+      drop(onDevice);
+      onDevice = out.caches;
+      return out.logits;
+    }
+    const out = await session.decode(
+      weights,
+      { ...inputs, ...caches },
+      { ...dims, T },
+      { views: held !== undefined, into: held && !inPlace ? spare : undefined, inPlace: true },
+    );
+    // The outputs are the caches given (written in place), the spare set
+    // (webasm; copied in where a kernel could not write there), or copies
+    // of their own: kept as they are.
+    for (const name of Object.keys(caches)) {
+      if (out[name] === caches[name]) continue;
+      if (!held || inPlace) {
+        caches[name] = out[name];
+        continue;
+      }
+      const written = spare[name];
+      if (out[name] !== written) written.set(out[name]);
+      spare[name] = caches[name];
+      caches[name] = written;
+    }
+    return out.logits;
+  };
   try {
     for (; made < steps && !finished(); made++) {
-      const out = await session.decode(
-        weights,
-        { tokens, cache_len: Float32Array.of(filled), ...caches },
-        { ...dims, T },
-        { views: held !== undefined, into: held && !inPlace ? spare : undefined, inPlace: true },
-      );
-      // The outputs are the caches given (written in place), the spare set
-      // (webasm; copied in where a kernel could not write there), or copies
-      // of their own: kept as they are.
-      for (const name of Object.keys(caches)) {
-        if (out[name] === caches[name]) continue;
-        if (!held || inPlace) {
-          caches[name] = out[name];
-          continue;
-        }
-        const written = spare[name];
-        if (out[name] !== written) written.set(out[name]);
-        spare[name] = caches[name];
-        caches[name] = written;
-      }
-      const vocab = out.logits.length / (B * T);
+      const logits = await step({ tokens, cache_len: Float32Array.of(filled) }, T);
+      const vocab = logits.length / (B * T);
       const next = new Float32Array(B);
       for (let b = 0; b < B; b++) {
-        const row = out.logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
+        const row = logits.subarray((b * T + T - 1) * vocab, (b * T + T) * vocab);
         const id = sampleToken(row, o, rng);
         next[b] = id;
         // A view lives until the next step: the callback gets a copy it may keep
@@ -221,6 +246,7 @@ async function decodeSegment(
     }
   } finally {
     held?.release();
+    drop(onDevice);
   }
   return made;
 }

@@ -12,7 +12,7 @@ import { assertBindings } from "../ir/passes/bindings.js";
 import type { Backend } from "./backend.js";
 import { layoutOf, loopIterations, type DeviceLimits } from "../codegen/device-layout.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
-import { Executor, type Profiler } from "./executor.js";
+import { Executor, type DeviceTensor, type Profiler } from "./executor.js";
 import type { Weights } from "./weights.js";
 
 /** The model does not fit what the backend or the machine can hold. */
@@ -146,7 +146,12 @@ export class Session {
       assertBindings(g, bindings);
       const schedule = fuse(g, this.limits ?? this.backend.fusion);
       checkCapacity(schedule, bindings, this.backend.name, kind === "train", this.backend.limits);
-      ex = new Executor(schedule, bindings, this.backend);
+      // Decoding on the GL backends: the updated KV caches may stay textures.
+      const resident =
+        kind === "decode" && this.keepsCaches
+          ? new Set(g.outputs.filter((o) => o.name.startsWith("cache.")).map((o) => o.id))
+          : undefined;
+      ex = new Executor(schedule, bindings, this.backend, resident);
       this.executors.set(key, ex);
     }
     // Set on every use: a profiler may be attached after the first (compiling) step.
@@ -155,10 +160,12 @@ export class Session {
     return ex;
   }
 
+  /** Inputs by name as feeds by node id; names in `skip` come from elsewhere (the device). */
   private feeds(
     g: Graph,
     weights: Weights,
     inputs: Record<string, Float32Array>,
+    skip: Record<string, unknown> = {},
   ): Map<number, Float32Array> {
     const feeds = new Map<number, Float32Array>();
     for (const n of g.nodes) {
@@ -168,6 +175,7 @@ export class Session {
         feeds.set(n.id, w);
       } else if (n.op === "input") {
         const name = n.attrs.name as string;
+        if (Object.hasOwn(skip, name)) continue;
         const v = Object.hasOwn(inputs, name) ? inputs[name] : undefined;
         if (!v) throw new Error(`no value for input '${n.attrs.name}'`);
         feeds.set(n.id, v);
@@ -238,6 +246,55 @@ export class Session {
       donated,
     });
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
+  }
+
+  /**
+   * Whether decoding keeps its KV caches on the device between tokens
+   * (decodeOnDevice): the GPU backends, whose kernels' textures (GL) and
+   * buffers (WebGPU) gpu.js hands out and keeps, as for the weights
+   * (runtime/device-weights.ts).
+   */
+  get keepsCaches(): boolean {
+    return this.canDecode && this.backend.limits !== undefined;
+  }
+
+  /**
+   * One decoding step with the KV caches on the device (where keepsCaches):
+   * `caches` are the previous step's (none on the first step: `inputs` then
+   * holds them as arrays); returns the logits, the one thing read back, and
+   * the updated caches as textures. The caller deletes each set of caches
+   * once the step after it has run.
+   */
+  async decodeOnDevice(
+    weights: Weights,
+    inputs: Record<string, Float32Array>,
+    caches: Record<string, DeviceTensor>,
+    dims: Dims,
+  ): Promise<{ logits: Float32Array; caches: Record<string, DeviceTensor> }> {
+    const ex = this.executor("decode", dims);
+    const g = ex.schedule.graph;
+    const held = new Map<number, DeviceTensor>();
+    for (const n of g.nodesOf("input"))
+      if (Object.hasOwn(caches, n.attrs.name as string))
+        held.set(n.id, caches[n.attrs.name as string]);
+    const logits = g.outputs.find((o) => o.name === "logits")!;
+    const keep = new Map<number, DeviceTensor>();
+    let out;
+    try {
+      out = await ex.run(this.feeds(g, weights, inputs, caches), [logits.id], { held, keep });
+    } catch (e) {
+      // Caches a failed step had already written are nobody's: free them.
+      for (const t of keep.values()) t.delete();
+      throw e;
+    }
+    const next: Record<string, DeviceTensor> = {};
+    for (const o of g.outputs) {
+      if (!o.name.startsWith("cache.")) continue;
+      const t = keep.get(o.id);
+      if (!t) throw new Error(`internal: cache output '${o.name}' was not kept on the device`);
+      next[o.name] = t;
+    }
+    return { logits: out.get(logits.id)!, caches: next };
   }
 
   /** The loss alone (forward graph with the loss; no gradients). */
