@@ -72,7 +72,7 @@ const LOAD = EXPORTS.length;
 const SHARE = LOAD + 1;
 const workerSource = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { module, memory, control, port, spin } = workerData;
+const { module, memory, control, port } = workerData;
 const fns = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const names = ${JSON.stringify(EXPORTS)};
 const kernels = [];
@@ -81,7 +81,6 @@ const claim = ${claim.toString()};
 Atomics.store(ctl, ${READY}, 1);
 let seen = 0;
 for (;;) {
-  for (let n = 0; n < spin && Atomics.load(ctl, 0) === seen; n++);
   Atomics.wait(ctl, 0, seen);
   seen = Atomics.load(ctl, 0);
   if (seen < 0) break;
@@ -109,14 +108,6 @@ for (;;) {
   Atomics.notify(ctl, 1);
 }
 `;
-/**
- * Polls of a shared flag before a thread sleeps on it (tens of microseconds).
- * Decoding hands a product to the helper every few hundred microseconds, and
- * waking a thread asleep in Atomics.wait costs ~10-50 us each time, on either
- * side; a thread that polls a little first sees the flag change at once.
- * GPTC_GEMM_SPIN=0 sleeps at once.
- */
-const SPIN = process.env.GPTC_GEMM_SPIN === "0" ? 0 : 1 << 15;
 /** Below this many multiply-adds a product runs on one thread (a hand-off costs ~10-50 us). */
 const PARALLEL_MACS = 1 << 20;
 
@@ -203,8 +194,6 @@ export class Gemm {
   constructor(
     readonly threads = defaultThreads(),
     fma = relaxedSimd(),
-    /** Polls before sleeping on a hand-off (0: sleep at once). */
-    private readonly spin = SPIN,
   ) {
     const module = new WebAssembly.Module(gemmModule(engineMemory, fma));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
@@ -218,7 +207,7 @@ export class Gemm {
         // Plain JavaScript: no loaders (a TypeScript loader's startup in the
         // thread can wait on this thread, which may be blocked in Atomics.wait).
         execArgv: [],
-        workerData: { module, memory: this.memory, control, port: port2, spin },
+        workerData: { module, memory: this.memory, control, port: port2 },
         transferList: [port2],
       });
       worker.unref(); // never keeps the process alive
@@ -262,8 +251,7 @@ export class Gemm {
       // Even when this thread's part threw: the helper may still be writing.
       for (;;) {
         // Sleep only while the done number is still the one just read (no lost wake-up).
-        let done = Atomics.load(h.ctl, 1);
-        for (let n = 0; n < this.spin && done !== seq; n++) done = Atomics.load(h.ctl, 1);
+        const done = Atomics.load(h.ctl, 1);
         if (done === seq) break;
         Atomics.wait(h.ctl, 1, done);
       }
