@@ -1,9 +1,10 @@
 // The gptc side of `npm run bench`: one workload per process (so peak RSS is
 // the workload's own), printed as one JSON line.
-//   npx tsx bench/gptc-run.ts train|generate|train124m|compile|dropout [--quick] [--backend b] [--profile]
+//   npx tsx bench/gptc-run.ts train|generate|generate-bench|train124m|compile|dropout [--quick] [--backend b] [--profile]
 //   dropout: [--steps n] (default 8 of each kind, interleaved)
 //   generate: [--dtypes f32,f16,int8] [--rounds n] [--no-ort] (weights' types and ONNX
-//   Runtime on the exported model, 1 and 2 threads, in interleaved rounds)
+//   Runtime on the exported model, 1 and 2 threads, in interleaved rounds) [--new n]
+//   (tokens generated, default 64); generate-bench: the same on the bench model
 //   train124m: [--steps n] (the first step and the median of the others)
 // Generation and compilation go through the library's API; the training step
 // drives the runtime's Session and AdamW directly, so that what is timed is
@@ -220,15 +221,16 @@ async function main(): Promise<Record<string, unknown>> {
         };
       }
     }
-    case "generate": {
+    case "generate":
+    case "generate-bench": {
       // fp32 and the quantized weights (--weights-dtype) side by side, their
       // runs interleaved (rounds of f32, f16, int8) so that a busy machine
       // slows each alike: the ratios are what to read.
-      const m = model(smallSets);
+      const m = model(workload === "generate" ? smallSets : benchSets);
       const vocab = quick ? 512 : 50257;
       const rng = new Rng(3);
       const prompt = Array.from({ length: 16 }, () => Math.floor(rng.next() * vocab));
-      const newTokens = quick ? 8 : 64;
+      const newTokens = quick ? 8 : Number(arg("--new") ?? 64);
       const rounds = quick ? 1 : Number(arg("--rounds") ?? 3);
       const greedy = { maxNewTokens: newTokens, temperature: 0, stopAtEnd: false };
       const dtypes = (arg("--dtypes") ?? "f32,f16,int8").split(",") as WeightsDtype[];

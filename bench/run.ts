@@ -60,6 +60,7 @@ for (const backend of backends)
   for (const w of [
     "train",
     "generate",
+    "generate-bench",
     "train124m",
     "compile",
     ...(withDropout ? ["dropout"] : []),
@@ -232,6 +233,28 @@ for (const backend of backends) {
       `gptc fp32 / ORT ${ratio(f32, o.tokensPerSec.median)}; int8 / ORT ${ratio(byDtype.int8?.tokensPerSec.median, o.tokensPerSec.median)}`,
     ]);
   rows.push(...torchRows("generate", f32));
+  const gb = gptc[`generate-bench@${backend}`];
+  const gbBy = (gb?.byDtype ?? {}) as Record<string, { tokensPerSec: Json }>;
+  const gbOrt = ((gb?.ort as Json | undefined)?.byThreads ?? {}) as Record<
+    string,
+    { tokensPerSec: Json }
+  >;
+  if (gb)
+    rows.push([
+      `(b2) bench-model generation, tokens/s median: gptc fp32 / int8 (gptc ${backend})`,
+      gb.failed
+        ? `failed: ${String(gb.failed).slice(0, 60)}`
+        : `${num(gbBy.f32?.tokensPerSec.median, 1)} / ${num(gbBy.int8?.tokensPerSec.median, 1)}`,
+      "",
+      "",
+      "",
+      Object.entries(gbOrt)
+        .map(
+          ([n, o]) =>
+            `ORT ${n}T ${num(o.tokensPerSec.median, 1)}: gptc fp32 / ORT ${ratio(gbBy.f32?.tokensPerSec.median, o.tokensPerSec.median)}`,
+        )
+        .join("; ") || "—",
+    ]);
   const c = gptc[`train124m@${backend}`];
   const tc = tfjs["c/tuned"] ?? tfjs["c/naive"];
   rows.push([

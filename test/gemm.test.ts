@@ -6,7 +6,7 @@
 // paths (GEMM and gpu.js loop) against each other on GPT-2's training graph.
 import { describe, expect, it } from "vitest";
 import { gemmPlan, type GemmPlan } from "../src/codegen/gemm-plan.js";
-import { KC, NC } from "../src/codegen/wasm/gemm.js";
+import { KC, NC, PANELS } from "../src/codegen/wasm/gemm.js";
 import { shapeEval, shapeOf } from "../src/ir/dims.js";
 import { Graph } from "../src/ir/graph.js";
 import { getOp } from "../src/ir/ops/registry.js";
@@ -159,6 +159,13 @@ describe("WebAssembly GEMM", () => {
     // One row panel (decoding): the whole depth in one block, deeper than KC.
     [1, 24, 2 * KC + 7, false, true, 1],
     [4, 9, KC + 3, true, false, 2],
+    // One row times a matrix that is no weight (decoding's attention), read in
+    // place: B's rows contiguous (scores @ values) or its columns (query @ keysᵀ);
+    // columns and depth off the SIMD widths, batches of heads.
+    [1, 37, 79, false, false, 3],
+    [1, 79, 64, false, true, 12],
+    [1, 16, 5, false, false, 1],
+    [1, 3, 3, true, true, 2],
   ];
   for (const [M, N, K, aT, bT, batch] of cases)
     for (const [kind, engine] of kernels)
@@ -190,6 +197,25 @@ describe("WebAssembly GEMM", () => {
         expect([...guard.subarray(0, 16)]).toEqual(new Array(16).fill(7));
         expect([...guard.subarray(16 + size)]).toEqual(new Array(16).fill(7));
         engine.release(arena);
+      });
+
+  // A weight at one row (decoding): packed once, its panels run PANELS at a
+  // time, the last few one by one; split with the helper thread or not.
+  for (const [N, K, bT] of [
+    [8 * PANELS * 3 + 8 * 3 + 5, 77, false],
+    [8 * PANELS * 128, KC + 9, true], // over the size split with the helper
+  ] as const)
+    for (const threads of [1, 2])
+      it(`one row times a weight, [1x${K} @ ${K}x${N}], ${threads} thread(s)`, async () => {
+        const engine = new Gemm(threads);
+        for (let i = 0; i < 200 && threads > 1 && !engine.parallel(); i++)
+          await new Promise((r) => setTimeout(r, 10));
+        const p = plan(1, N, K, false, bT);
+        p.b.resident = true;
+        const a = Float32Array.from({ length: K + 3 }, () => r() * 2 - 1);
+        const b = Float32Array.from({ length: K * N + 5 }, () => r() * 2 - 1);
+        expect(relError(engine.run(p, a, b), reference(p, a, b))).toBeLessThan(4 * K * F32_EPS);
+        engine.close();
       });
 
   it("hold: zeroed arrays in one arena; its release frees it once, never a later tenant", () => {

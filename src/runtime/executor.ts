@@ -4,6 +4,7 @@
 // outputs asked for are read back.
 import { GptcError } from "../errors.js";
 import { gemmPlan, type GemmPlan } from "../codegen/gemm-plan.js";
+import { inPlaceWrite, writeRows, type InPlaceWrite } from "../codegen/cache-write.js";
 import { gatherRows, hostGathers, type HostGather } from "../codegen/host-gather.js";
 import { hostMasks, type HostMask } from "../codegen/host-random.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
@@ -49,6 +50,8 @@ export interface CompiledKernel extends Partial<KernelFn> {
   gathers?: HostGather[];
   /** Kernels writing GEMM operands that are no view of a buffer. */
   prologue?: KernelFn[];
+  /** A cache write that can update a donated cache in place (codegen/cache-write). */
+  inPlace?: { write: InPlaceWrite; fresh?: KernelFn };
 }
 
 function kernelFlops(s: Schedule, nodes: number[], bindings: Record<string, number>): number {
@@ -172,7 +175,13 @@ export class Executor {
       const gemm = backend.gemm ? gemmPlan(schedule.graph, k, bindings) : undefined;
       if (!gemm) {
         const host = hostGathers(schedule.graph, k, bindings);
-        return host ? { ...build(host.kernel), gathers: host.gathers } : build(k);
+        const compiled: CompiledKernel = host
+          ? { ...build(host.kernel), gathers: host.gathers }
+          : build(k);
+        // Caches in host memory can be written in place when a run donates them.
+        const write = this.onDevice || host ? undefined : inPlaceWrite(g, k, bindings);
+        if (write) compiled.inPlace = { write, fresh: write.kernel && build(write.kernel) };
+        return compiled;
       }
       this.gemmEngine ??= gemmEngine();
       const prologue = gemm.prologue.map(build);
@@ -214,6 +223,9 @@ export class Executor {
    * device (a previous run's `keep`), by node id, in place of feeds. `keep`:
    * where given, the `resident` outputs are put there as device tensors, not
    * read back (the caller deletes them); otherwise they are read back.
+   * `donated`: inputs whose arrays this run may overwrite (decoding's caches
+   * off the GPU): a cache write updates such a cache in place, and its
+   * output is that same array.
    */
   async run(
     feeds: Map<number, Float32Array>,
@@ -223,11 +235,13 @@ export class Executor {
       into,
       held,
       keep,
+      donated,
     }: {
       views?: boolean;
       into?: Map<number, Float32Array>;
       held?: Map<number, DeviceTensor>;
       keep?: Map<number, DeviceTensor>;
+      donated?: ReadonlySet<number>;
     } = {},
   ): Promise<Map<number, Float32Array>> {
     const wanted = new Set(want ?? this.schedule.graph.outputs.map((o) => o.id));
@@ -277,6 +291,49 @@ export class Executor {
       if (v === undefined) throw new Error(`internal: buffer %${id} missing for kernel ${name}`);
       return v;
     };
+    /** The current kernel's `out` is a new array of this run's own (no copy needed to return it). */
+    let fresh = false;
+    const call = async (k: KernelFn, into?: Float32Array) => {
+      if (!k.masks) return callKernel(k, into);
+      // Masks live only while their kernel runs: a later kernel recomputes its own.
+      for (const m of k.masks) live.set(m.node, fillMask(take(m.key, k.ir.name), m));
+      try {
+        return await callKernel(k, into);
+      } finally {
+        for (const m of k.masks) live.delete(m.node);
+      }
+    };
+    const callKernel = async (
+      { ir, inputs, tables, js, fn, wasm }: KernelFn,
+      into?: Float32Array,
+    ) => {
+      fresh = wasm !== undefined && !into;
+      if (wasm) {
+        const args: Float32Array[] = [];
+        for (const id of inputs) {
+          // (An await per argument, on a value already there, is a turn of the
+          // microtask queue: decoding makes some hundreds of them per token.)
+          const v = take(id, ir.name);
+          args.push(v instanceof Float32Array ? v : await toArray(v, -1));
+        }
+        for (const b of tables) args.push(indexTable(b));
+        return wasm.call(args, into);
+      }
+      const args = inputs.map((id, k) => {
+        const v = take(id, ir.name);
+        const dims = js!.inputDims[k];
+        // Textures (kernel outputs on the device) carry their own dims.
+        if (!dims || !(v instanceof Float32Array)) return v;
+        if (!this.onDevice) return gpujs().input(v, dims);
+        let p = packed.get(id);
+        if (!p) packed.set(id, (p = pack(this.layoutOf(id), v)));
+        return gpujs().input(p, dims);
+      });
+      for (const b of tables) args.push(indexTable(b));
+      let out = fn(...args);
+      if (out && typeof out.then === "function") out = await out;
+      return js!.dims.length === 2 ? flatten(out, js!.dims[0] * js!.dims[1]) : out;
+    };
     for (let index = 0; index < this.kernels.length; index++) {
       const compiled = this.kernels[index];
       const { ir, fn, wasm, gemm, prologue, gathers } = compiled;
@@ -286,49 +343,24 @@ export class Executor {
       // planned: the caller's place for it (`into`) where it gives one.
       const own = this.targets[index] && into?.get(kernel.output);
       const target = own && this.gemmEngine!.owns(own) ? own : this.targets[index];
-      /** `out` is a new array of this run's own (no copy needed to return it). */
-      let fresh = false;
-      const call = async (k: KernelFn, into?: Float32Array) => {
-        // Masks live only while their kernel runs: a later kernel recomputes its own.
-        for (const m of k.masks ?? []) live.set(m.node, fillMask(take(m.key, k.ir.name), m));
-        try {
-          return await callKernel(k, into);
-        } finally {
-          for (const m of k.masks ?? []) live.delete(m.node);
-        }
-      };
-      const callKernel = async (
-        { ir, inputs, tables, js, fn, wasm }: KernelFn,
-        into?: Float32Array,
-      ) => {
-        fresh = wasm !== undefined && !into;
-        if (wasm) {
-          const args: Float32Array[] = [];
-          for (const id of inputs) args.push(await toArray(take(id, ir.name), -1));
-          for (const b of tables) args.push(indexTable(b));
-          return wasm.call(args, into);
-        }
-        const args = inputs.map((id, k) => {
-          const v = take(id, ir.name);
-          const dims = js!.inputDims[k];
-          // Textures (kernel outputs on the device) carry their own dims.
-          if (!dims || !(v instanceof Float32Array)) return v;
-          if (!this.onDevice) return gpujs().input(v, dims);
-          let p = packed.get(id);
-          if (!p) packed.set(id, (p = pack(this.layoutOf(id), v)));
-          return gpujs().input(p, dims);
-        });
-        for (const b of tables) args.push(indexTable(b));
-        let out = fn(...args);
-        if (out && typeof out.then === "function") out = await out;
-        return js!.dims.length === 2 ? flatten(out, js!.dims[0] * js!.dims[1]) : out;
-      };
+      fresh = false;
       let out;
-      if (gemm) {
+      const inPlace = compiled.inPlace && donated?.has(compiled.inPlace.write.past);
+      if (inPlace) {
+        // Only the fresh rows are computed, then copied into the donated cache.
+        const { write: w, fresh: rowsKernel } = compiled.inPlace!;
+        const rows = rowsKernel
+          ? await call(rowsKernel)
+          : await toArray(take(w.fresh, kernel.name), -1);
+        out = feeds.get(w.past)!;
+        writeRows(out, rows, feeds.get(w.len)![0], w);
+        fresh = true;
+      } else if (gemm) {
         // Operands written out contiguously live only for this product.
         for (const p of prologue!) live.set(p.ir.output, await call(p));
-        const a = await toArray(take(gemm.a.buffer, kernel.name), -1);
-        const b = await toArray(take(gemm.b.buffer, kernel.name), -1);
+        const [va, vb] = [take(gemm.a.buffer, kernel.name), take(gemm.b.buffer, kernel.name)];
+        const a = va instanceof Float32Array ? va : await toArray(va, -1);
+        const b = vb instanceof Float32Array ? vb : await toArray(vb, -1);
         // The product goes to the kernel's output, or (an epilogue follows) to
         // its planned place in the arena, where the epilogue reads it.
         const into = ir ? this.products[index] : target;
@@ -348,7 +380,7 @@ export class Executor {
             h,
           ),
         );
-      if (ir && (fn || wasm)) {
+      if (ir && (fn || wasm) && !inPlace) {
         // With its IR, a compiled kernel has every field of a KernelFn.
         out = await call(compiled as KernelFn, target);
         if (gemm) live.delete(gemm.product);
@@ -382,6 +414,11 @@ export class Executor {
     for (const id of wanted) if (!result.has(id) && feeds.has(id)) result.set(id, feeds.get(id)!);
     for (const t of done.splice(0)) t.delete();
     return result;
+  }
+
+  /** The cache inputs a donating run (see `run`) writes in place. */
+  inPlaceCaches(): Set<number> {
+    return new Set(this.kernels.flatMap((k) => (k.inPlace ? [k.inPlace.write.past] : [])));
   }
 
   /** Layout of a node's value on this executor's device (flat off the GPU backends). */

@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
-import { gemmModule, KC, MR, NC, NR } from "../codegen/wasm/gemm.js";
+import { evenK, gemmModule, KC, MR, NC, NR, PANELS } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
 import { quantizedForm, type QuantizedWeight } from "./quantize.js";
 import { weightVersion } from "./weights.js";
@@ -22,10 +22,10 @@ import { weightVersion } from "./weights.js";
  * call per job. Jobs pass through a shared Int32Array (sequence number, done
  * number, job, argument count, arguments, error flag, ready flag) with
  * Atomics.wait/notify, so a call costs microseconds and the main thread never
- * yields to the event loop. Jobs 0-4 are the GEMM exports; job 5 loads the
- * kernel modules posted to the thread's port since the last load
+ * yields to the event loop. Jobs 0-6 are the GEMM module's exports; job 7
+ * loads the kernel modules posted to the thread's port since the last load
  * (receiveMessageOnPort: the thread reads its messages without an event loop);
- * job 6 shares a range with this thread: both claim chunks of it from a
+ * job 8 shares a range with this thread: both claim chunks of it from a
  * counter (NEXT) until none is left, so a slower core takes fewer (one of this
  * machine's two vCPUs runs the same code 20-40% slower than the other at times).
  */
@@ -56,7 +56,15 @@ function claim(
     fn(...args);
   }
 }
-const exportIndex = { pack_a: 0, pack_b: 1, gemm: 2, gemm_int8: 3, gemm_f16: 4 } as const;
+const exportIndex = {
+  pack_a: 0,
+  pack_b: 1,
+  gemm: 2,
+  gemm_int8: 3,
+  gemm_f16: 4,
+  gemv_rows: 5,
+  gemv_cols: 6,
+} as const;
 type ExportName = keyof typeof exportIndex;
 const EXPORTS = Object.keys(exportIndex);
 /** Jobs after the exports' calls (job = export index for those). */
@@ -107,8 +115,14 @@ const PAGE = 65536;
 /** wasm32 addresses reach 4 GiB. */
 const MAX_PAGES = 65536;
 const MAX_BYTES = MAX_PAGES * PAGE;
-/** Executors' arenas together stay within half the memory: packs and scratch keep the rest. */
-export const ARENA_BYTES = MAX_BYTES / 2;
+/**
+ * Executors' arenas (and held state: weights and moments, KV caches) together
+ * stay within three quarters of the memory; packs and scratch keep the rest
+ * (at least one GEMM's operands). Resident packs above the arenas are
+ * dropped and made again when arenas grow into them: training re-packs its
+ * weights every step anyway (they change), and inference keeps small arenas.
+ */
+export const ARENA_BYTES = (MAX_BYTES / 4) * 3;
 
 interface GemmExports {
   /** Both: (src, lineStride, kStride, lines, K, dst); see codegen/wasm/gemm.ts. */
@@ -129,6 +143,9 @@ interface GemmExports {
   gemm_int8(...args: number[]): void;
   /** As gemm, B packed as float16. */
   gemm_f16(...args: number[]): void;
+  /** (a, b, c, K, N, ldb): one row times B read in place; see codegen/wasm/gemv.ts. */
+  gemv_rows(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
+  gemv_cols(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
 }
 
 interface Packed {
@@ -506,6 +523,36 @@ export class Gemm {
     });
   }
 
+  /** run for one row of A and a B with contiguous rows or columns, unpacked (see codegen/wasm/gemv.ts). */
+  private gemv(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array) {
+    const { N, K, batch } = plan;
+    const rows = plan.b.colStride === 1;
+    const ldb = rows ? plan.b.rowStride : plan.b.colStride;
+    // Operands outside this memory are copied into scratch space, C too.
+    const inside = [a, b, out].map((x) => x !== undefined && this.owns(x));
+    const sizes = [a.length, b.length, batch * N];
+    let top = 0;
+    const offsets = sizes.map((n, k) => {
+      if (inside[k]) return -1;
+      const at = top;
+      top = align(top + n * 4);
+      return at;
+    });
+    const base = this.scratch(top);
+    const mem = new Float32Array(this.memory.buffer);
+    const [pa, pb, pc] = [a, b, out].map((x, k) => {
+      if (offsets[k] < 0) return x!.byteOffset;
+      if (k < 2) mem.set(x!, (base + offsets[k]) / 4);
+      return base + offsets[k];
+    });
+    const fn = rows ? this.fns.gemv_rows : this.fns.gemv_cols;
+    for (let m = 0; m < batch; m++)
+      fn(pa + 4 * plan.a.offsets[m], pb + 4 * plan.b.offsets[m], pc + 4 * m * N, K, N, ldb);
+    if (inside[2]) return out!;
+    const c = mem.subarray(pc / 4, pc / 4 + batch * N);
+    return out ? (out.set(c), out) : c.slice();
+  }
+
   /**
    * The product of every matrix pair in the batch, row-major [batch, M, N],
    * written into `out` when given. Operands that are views of this memory
@@ -514,6 +561,14 @@ export class Gemm {
   run(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array): Float32Array {
     const { M, N, K, batch } = plan;
     if (K === 0) return out ? out.fill(0) : new Float32Array(batch * M * N);
+    // One row times a matrix that is no weight (decoding's attention): read where it lies.
+    if (
+      M === 1 &&
+      !plan.b.resident &&
+      plan.a.colStride === 1 &&
+      (plan.b.colStride === 1 || plan.b.rowStride === 1)
+    )
+      return this.gemv(plan, a, b, out);
     const ownA = this.owns(a);
     const ownB = this.owns(b);
     const Mp = roundUp(M, MR);
@@ -521,7 +576,7 @@ export class Gemm {
     // A weight kept narrow (runtime/quantize.ts) is packed from its int8 or
     // float16 form when B's columns are its output channels.
     const qb = plan.b.resident ? narrowB(plan, b) : undefined;
-    const qBytes = qb?.dtype === "int8" ? align(Np * K) + Np * 4 : Np * K * 2;
+    const qBytes = qb?.dtype === "int8" ? align(Np * evenK(K)) + Np * 4 : Np * K * 2;
     // A pack depends on its own matrix only (not on the other operand's size):
     // the prompt's and the decode step's products share a weight's pack.
     const operands = [
@@ -597,11 +652,11 @@ export class Gemm {
           : Math.max(2, Math.min(16, Math.floor(Np / NC)));
     const kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
     const gemm = this.fns[kernel] as (...args: number[]) => void;
-    const scales = qb?.dtype === "int8" ? [bp + align(Np * K)] : [];
+    const scales = qb?.dtype === "int8" ? [bp + align(Np * evenK(K))] : [];
     /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
-      // Chunks of whole 8-column panels.
-      const step = roundUp(Math.ceil((j1 - j0) / chunks), NR);
+      // Chunks of whole 8-column panels (one row: of PANELS panels, run at once).
+      const step = roundUp(Math.ceil((j1 - j0) / chunks), M === 1 ? NR * PANELS : NR);
       if (split && step < j1 - j0 && this.parallel())
         this.share(exportIndex[kernel], gemm, 6, j0, j1, step, [
           ...[ap, bp, c, M, K, ldc, depth],
@@ -659,9 +714,11 @@ function narrowB(plan: GemmPlan, b: Float32Array): QuantizedWeight | undefined {
 
 /**
  * Packs a narrow weight as B ([K, N], columns its channels) into 8-column
- * panels, k-major, at byte `dst` of `bytes`: int8 (1 byte each; the Np scales
- * after the panels, from the next 64-byte boundary) or float16 bits (2 bytes).
- * Done once per weight, in JavaScript.
+ * panels, k-major, at byte `dst` of `bytes`: float16 bits (2 bytes each), or
+ * int8 in pairs of k (see PackedB in codegen/wasm/gemm.ts: byte 4j + p of
+ * a pair's 16 is k 2i + (p >> 1), column 4(p & 1) + j; an odd K's last pair
+ * ends in zeros) with the Np scales, times 2^-24, after the panels from the
+ * next 64-byte boundary. Done once per weight, in JavaScript.
  */
 function packNarrow(
   q: QuantizedWeight,
@@ -674,19 +731,25 @@ function packNarrow(
   const Np = roundUp(N, NR);
   // Element (k, n) of B is stored at k * ks + n * ns of the weight's array.
   const [ks, ns] = [b.rowStride, b.colStride];
-  const panels = (out: Int8Array | Uint16Array, src: Int8Array | Uint16Array) => {
+  const at = (src: Int8Array | Uint16Array, k: number, n: number) =>
+    k < K && n < N ? src[k * ks + n * ns] : 0;
+  if (q.dtype === "f16") {
+    const out = new Uint16Array(bytes.buffer, dst, Np * K);
     for (let p = 0; p < Np; p += NR)
-      for (let w = 0; w < NR; w++) {
-        const n = p + w;
-        for (let k = 0, o = p * K + w; k < K; k++, o += NR)
-          out[o] = n < N ? src[k * ks + n * ns] : 0;
-      }
-  };
-  if (q.dtype === "int8") {
-    panels(new Int8Array(bytes.buffer, dst, Np * K), q.q);
-    const scales = new Float32Array(bytes.buffer, dst + align(Np * K), Np);
-    scales.fill(0).set(q.scales);
-  } else panels(new Uint16Array(bytes.buffer, dst, Np * K), q.bits);
+      for (let w = 0; w < NR; w++)
+        for (let k = 0, o = p * K + w; k < K; k++, o += NR) out[o] = at(q.bits, k, p + w);
+    return;
+  }
+  const Ke = evenK(K);
+  const out = new Int8Array(bytes.buffer, dst, Np * Ke);
+  for (let p = 0, o = 0; p < Np; p += NR)
+    for (let k = 0; k < Ke; k += 2)
+      for (let j = 0; j < 4; j++)
+        for (let byte = 0; byte < 4; byte++)
+          out[o++] = at(q.q, k + (byte >> 1), p + 4 * (byte & 1) + j);
+  const scales = new Float32Array(bytes.buffer, dst + align(Np * Ke), Np);
+  scales.fill(0);
+  for (let n = 0; n < N; n++) scales[n] = q.scales[n] * 2 ** -24;
 }
 
 /**

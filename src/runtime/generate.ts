@@ -163,16 +163,21 @@ async function decodeSegment(
   const C = len + Math.max(0, steps - 1);
   const dims = { B, C };
   const cacheInputs = session.cacheInputs(dims);
-  // On webasm the caches live in the engine's memory, twice: kernels read
-  // one set in place and write the updated caches into the other, and the
-  // two swap each step. No copy per token (a whole cache, O(context), each).
+  // Each step writes its T new rows into the caches where they are (the
+  // step is given them to overwrite: O(T) per step, not O(context)). On
+  // webasm the caches live in the engine's memory, which the kernels read in
+  // place; where a cache cannot be written in place, a second set takes the
+  // updated caches and the two swap each step.
+  const inPlace = session.decodesInPlace({ ...dims, T: len });
   const sizes = cacheInputs.map((c) => c.size);
-  const held = session.backend.wasmKernels ? gemmEngine().hold([...sizes, ...sizes]) : undefined;
+  const held = session.backend.wasmKernels
+    ? gemmEngine().hold(inPlace ? sizes : [...sizes, ...sizes])
+    : undefined;
   const caches: Record<string, Float32Array> = {};
   const spare: Record<string, Float32Array> = {};
   cacheInputs.forEach((c, i) => {
     caches[c.name] = held?.arrays[i] ?? new Float32Array(c.size);
-    if (held) spare[c.name] = held.arrays[sizes.length + i];
+    if (held && !inPlace) spare[c.name] = held.arrays[sizes.length + i];
   });
   let tokens = Float32Array.from(window.flat());
   let T = len;
@@ -203,12 +208,14 @@ async function decodeSegment(
       weights,
       { ...inputs, ...caches },
       { ...dims, T },
-      { views: held !== undefined, into: held && spare },
+      { views: held !== undefined, into: held && !inPlace ? spare : undefined, inPlace: true },
     );
-    // The outputs are the spare set (webasm; copied in where a kernel could
-    // not write there), or copies of their own: kept as they are.
+    // The outputs are the caches given (written in place), the spare set
+    // (webasm; copied in where a kernel could not write there), or copies
+    // of their own: kept as they are.
     for (const name of Object.keys(caches)) {
-      if (!held) {
+      if (out[name] === caches[name]) continue;
+      if (!held || inPlace) {
         caches[name] = out[name];
         continue;
       }

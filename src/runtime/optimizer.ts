@@ -162,10 +162,11 @@ function wasmUpdate(
 /**
  * Weights and their AdamW moments moved into the WebAssembly engine's memory
  * (webasm with its kernels): kernels, GEMM packing and the update read them where they
- * are, with no copies in and out per step. Only where the three together take
- * at most `budget` bytes (default a quarter of what executors' arenas may
- * hold, the rest left to activations and gradients: the bench model's 196 MB
- * fits, gpt2-124M's 1.5 GB does not and stays in JavaScript arrays). The
+ * are, with no copies in and out per step (gpt2-124M: 3.5 GB copied in and
+ * out by each AdamW step otherwise, and 1 GB for the products). Only where
+ * the three together take at most `budget` bytes (default half of what
+ * executors' arenas may hold, the rest left to activations and gradients:
+ * gpt2-124M's 1.5 GB fits, gpt2-medium's 4.3 GB stays in JavaScript arrays). The
  * held arena counts against that budget: a training step whose activations
  * no longer fit beside it keeps them in JavaScript arrays (slower, still
  * right). Returns new maps of views and the function that gives the arena
@@ -176,7 +177,7 @@ export function inEngine(
   backend: Backend,
   weights: Weights,
   state: AdamWState,
-  budget = ARENA_BYTES / 4,
+  budget = ARENA_BYTES / 2,
 ): { weights: Weights; state: AdamWState; release: () => void } | undefined {
   // Only where the engine runs the kernels (webasm; not its gpu.js-only form).
   if (!backend.wasmKernels) return undefined;

@@ -24,6 +24,10 @@ export class CapacityError extends GptcError {
 
 const GiB = 2 ** 30;
 
+/** A decode graph's KV cache inputs (named cache.*). */
+const cacheNodes = (g: Graph) =>
+  g.nodesOf("input").filter((n) => (n.attrs.name as string).startsWith("cache."));
+
 /**
  * Refuses, before anything runs, a plan that cannot fit: on webasm every
  * kernel's inputs and output must fit in one 4 GiB WebAssembly memory, and
@@ -98,6 +102,8 @@ export type Dims = Record<string, number>;
  */
 export class Session {
   private readonly executors = new Map<string, Executor>();
+  /** Each graph's dimension names (looked up once: decoding asks every token). */
+  private readonly symbols = new Map<Graph, string[]>();
   /** Set to collect per-kernel timings in every executor (`--profile`). */
   profiler?: Profiler;
   /** Stop at the first kernel producing NaN or infinity (`--check-numerics`). */
@@ -127,7 +133,9 @@ export class Session {
       );
     // No prototype, own keys only: dims named `__proto__` or `constructor` are plain names.
     const bindings: Record<string, number> = Object.create(null);
-    for (const s of g.symbols()) {
+    let symbols = this.symbols.get(g);
+    if (!symbols) this.symbols.set(g, (symbols = g.symbols()));
+    for (const s of symbols) {
       const v = Object.hasOwn(dims, s) ? dims[s] : undefined;
       if (v === undefined) throw new Error(`no size given for dimension ${s}`);
       bindings[s] = v;
@@ -197,13 +205,18 @@ export class Session {
   cacheInputs(dims: Dims): { name: string; size: number }[] {
     const g = this.graphs.decode;
     if (!g) return [];
-    return g
-      .nodesOf("input")
-      .filter((n) => (n.attrs.name as string).startsWith("cache."))
-      .map((n) => ({
-        name: n.attrs.name as string,
-        size: shapeEval(n.type.shape, dims).reduce((a, b) => a * b, 1),
-      }));
+    return cacheNodes(g).map((n) => ({
+      name: n.attrs.name as string,
+      size: shapeEval(n.type.shape, dims).reduce((a, b) => a * b, 1),
+    }));
+  }
+
+  /** Whether a step with `inPlace` updates every cache in place (then its outputs are the inputs' arrays). */
+  decodesInPlace(dims: Dims): boolean {
+    const ex = this.executor("decode", dims);
+    const caches = cacheNodes(ex.schedule.graph);
+    const inPlace = ex.inPlaceCaches();
+    return caches.length > 0 && caches.every((n) => inPlace.has(n.id));
   }
 
   /**
@@ -211,20 +224,27 @@ export class Session {
    * caches out (with `views`, views of the executor's memory where it has one,
    * valid until its next run, as in lossAndGrads). `into`: arrays of the
    * engine's memory, by output name, that outputs are written to instead
-   * (webasm), never one of this step's inputs.
+   * (webasm), never one of this step's inputs. `inPlace`: the caches given
+   * may be overwritten: each is updated where it is when it can be (see
+   * decodesInPlace), and is then its own output.
    */
   async decode(
     weights: Weights,
     inputs: Record<string, Float32Array>,
     dims: Dims,
-    opts: { views?: boolean; into?: Record<string, Float32Array> } = {},
+    opts: { views?: boolean; into?: Record<string, Float32Array>; inPlace?: boolean } = {},
   ): Promise<Record<string, Float32Array>> {
     const ex = this.executor("decode", dims);
     const g = ex.schedule.graph;
     const into =
       opts.into &&
       new Map(g.outputs.filter((o) => opts.into![o.name]).map((o) => [o.id, opts.into![o.name]]));
-    const out = await ex.run(this.feeds(g, weights, inputs), undefined, { ...opts, into });
+    const donated = opts.inPlace ? new Set(cacheNodes(g).map((n) => n.id)) : undefined;
+    const out = await ex.run(this.feeds(g, weights, inputs), undefined, {
+      views: opts.views,
+      into,
+      donated,
+    });
     return Object.fromEntries(g.outputs.map((o) => [o.name, out.get(o.id)!]));
   }
 

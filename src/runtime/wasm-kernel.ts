@@ -44,6 +44,12 @@ export class WasmKernel {
     const engine = this.engine;
     if (out && !engine.owns(out))
       throw new Error("internal: kernel output outside the engine memory");
+    // Everything in this memory already (executors' arenas): nothing to place or copy.
+    if (out && args.every((a) => engine.owns(a))) {
+      const addrs = args.map((a) => a.byteOffset);
+      engine.runKernel(this.kernel, out.byteOffset, this.rows, addrs, this.split);
+      return out;
+    }
     const epoch = engine.epochNow;
     // Weights: the engine's kept copy (placed before the scratch space, which lies above it).
     const kept = args.map((a, k) =>

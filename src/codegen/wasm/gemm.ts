@@ -16,25 +16,41 @@
 // apart when N is a multiple of 8 (in place), else a padded C or tile to copy
 // from. Addresses are bytes, strides elements.
 import { Fn, moduleBytes, type Local } from "./bytes.js";
+import { gemvCols, gemvRows } from "./gemv.js";
 
 export const MR = 4;
 export const NR = 8;
 /** Depth of one block: a 4 x KC panel of A stays in L1, KC x NC of B in L2. */
 export const KC = 256;
 export const NC = 256;
+/**
+ * Panels one row's micro-kernel runs at once (decoding's products): a
+ * thread streaming one panel at a time reaches about half the memory
+ * bandwidth that four streams reach (bench/gemv.ts).
+ */
+export const PANELS = 4;
 
 /**
  * The element type of packed B. Weight-only quantization (runtime/quantize.ts)
  * packs a weight's panels as int8 (8 bytes per k, the output channels' scales
  * beside them: `gemm_int8` takes their address and scales each tile once, at
  * its store) or float16 (16 bytes per k, `gemm_f16`). Both widen in
- * registers: int8 by sign extension and conversion; float16, which wasm
+ * registers. int8 comes in pairs of k, 16 bytes: i32 lane j holds column j
+ * and j + 4 of both k (bytes 4j + p: k 2i + (p >> 1), column 4(p & 1) + j),
+ * so that shifts and masks, not shuffles, widen it: (x << 24), (x << 16) &
+ * 0xff000000, (x << 8) & .., x & .. are each a byte times 2^24 as an i32,
+ * converted exactly; the scales carry the 2^-24 (runtime/gemm.ts packs them
+ * so). Shuffles compete for one port on x86 where shifts, masks, conversions
+ * and multiply-adds spread over two or three. float16, which wasm
  * cannot load, by bit operations: sign-extended to i32 and shifted left 13,
  * the sign lands in bit 31 and exponent and mantissa in float32's places (bits
  * 28-30 hold copies of the sign, masked off); the value is then 2^-112 of the
  * half's, so one multiply by 2^112 makes it exact, subnormals included.
  */
 export type PackedB = "f32" | "int8" | "f16";
+
+/** K rounded up to whole int8 pairs (a panel of int8 B holds evenK(K) rows of k). */
+export const evenK = (K: number) => K + (K & 1);
 
 /**
  * Packs `lines` lines (rows of A, columns of B) into panels of W lines, k-major:
@@ -142,6 +158,27 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   const s0 = f.local("v128");
   const s1 = f.local("v128");
   const sp = f.local("i32");
+  // int8: the byte mask, the second k's B and A, the panel depth (K rounded to pairs).
+  const byteMask = f.local("v128");
+  const b2 = f.local("v128");
+  const b3 = f.local("v128");
+  const av2 = f.local("v128");
+  const kPanel = f.local("i32");
+  if (w === "int8") {
+    f.v128Const(new Int32Array(4).fill(0xff000000 | 0)).set(byteMask);
+    f.get(K).i32(1).i32Add().i32(-2).i32And().set(kPanel);
+  } else f.get(K).set(kPanel);
+  // Byte distances of the panels after the first, for one row's PANELS at once.
+  const panelAt: Local[] = [];
+  for (let t = 1; t < PANELS; t++) {
+    panelAt[t] = f.local("i32");
+    f.get(kPanel)
+      .i32(t * NR)
+      .i32Mul()
+      .i32(eShift)
+      .i32Shl()
+      .set(panelAt[t]);
+  }
   if (w === "f16") {
     f.v128Const(new Int32Array(4).fill(0x8fffffff | 0)).set(mask);
     f.v128Const(new Float32Array(4).fill(2 ** 112)).set(pow112);
@@ -153,86 +190,158 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   /** Pushes the address of row r of the C tile. */
   const rowOfC = (f: Fn, r: number) => f.get(cp).get(ldcb).i32(r).i32Mul().i32Add();
 
-  /** The 4 x 8 (or R x 8) tile at (a, b) -> cp, over kc steps of depth. */
-  const micro = (f: Fn, R: number) => {
+  /**
+   * The 4 x 8 (or R x 8) tile at (a, b) -> cp, over kc steps of depth; or,
+   * for one row, P panels side by side (P x 8 columns, the panels' B read as
+   * P streams at once: one stream of a single panel leaves most of the
+   * memory's bandwidth unused). Tile t is row t of A with the panel, or
+   * panel t with A's one row.
+   */
+  const micro = (f: Fn, R: number, P = 1) => {
+    const T = P > 1 ? P : R;
+    /** Pushes the address of B for tile t (panels panelStride bytes apart). */
+    const bOf = (f: Fn, t: number) => (t && P > 1 ? f.get(b).get(panelAt[t]).i32Add() : f.get(b));
+    /** A's element for tile t at byte `at` of the step, splat into `into`. */
+    const aOf = (f: Fn, t: number, at: number, into: Local) =>
+      f
+        .get(a)
+        .v128Load32Splat(at + (P > 1 ? 0 : t * 4))
+        .set(into);
+    /** Loads (h = 0, 1) or stores the C vectors of tile t. */
+    const cOf = (f: Fn, t: number, h: number) =>
+      P > 1
+        ? f
+            .get(cp)
+            .i32(32 * t + 16 * h)
+            .i32Add()
+        : rowOfC(f, t)
+            .i32(16 * h)
+            .i32Add();
+    const madd = (f: Fn, t: number, h: number, bv: Local, avr: Local) => {
+      const x = acc[2 * t + h];
+      if (fma) f.get(avr).get(bv).get(x).v("f32x4.relaxed_madd").set(x);
+      else f.get(x).get(avr).get(bv).f32x4Mul().f32x4Add().set(x);
+    };
     // The first depth block starts from zero, later ones add to C (int8:
     // every block from zero, added to C once scaled).
-    if (w === "int8") for (let v = 0; v < 2 * R; v++) f.v128Zero().set(acc[v]);
+    if (w === "int8") for (let v = 0; v < 2 * T; v++) f.v128Zero().set(acc[v]);
     else
       f.get(pc)
         .i32Eqz()
         .ifElse(
           (f) => {
-            for (let v = 0; v < 2 * R; v++) f.v128Zero().set(acc[v]);
+            for (let v = 0; v < 2 * T; v++) f.v128Zero().set(acc[v]);
           },
           (f) => {
-            for (let r = 0; r < R; r++)
+            for (let t = 0; t < T; t++)
               for (const h of [0, 1])
-                rowOfC(f, r)
-                  .v128Load(16 * h)
-                  .set(acc[2 * r + h]);
+                cOf(f, t, h)
+                  .v128Load()
+                  .set(acc[2 * t + h]);
           },
         );
-    f.while(
-      (f) => f.get(a).get(aend).i32LtU(),
-      (f) => {
-        if (w === "f32") {
-          f.get(b).v128Load(0).set(b0);
-          f.get(b).v128Load(16).set(b1);
-        } else if (w === "int8") {
-          f.get(b).v128Load8x8S(0).set(raw);
-          f.get(raw).v("i32x4.extend_low_i16x8_s").v("f32x4.convert_i32x4_s").set(b0);
-          f.get(raw).v("i32x4.extend_high_i16x8_s").v("f32x4.convert_i32x4_s").set(b1);
-        } else {
-          f.get(b).v128Load(0).set(raw);
-          widenHalves(f, "i32x4.extend_low_i16x8_s").set(b0);
-          widenHalves(f, "i32x4.extend_high_i16x8_s").set(b1);
+    /** Byte `p` of each i32 lane of raw, times 2^24, as f32 (see PackedB). */
+    const byteOf = (f: Fn, p: number) => {
+      f.get(raw);
+      if (p < 3) f.i32(24 - 8 * p).v("i32x4.shl");
+      if (p > 0) f.get(byteMask).v("v128.and");
+      return f.v("f32x4.convert_i32x4_s");
+    };
+    /** One step (an int8 pair of k, or with `single` an odd K's last k; else one k) into every tile. */
+    const step = (f: Fn, single = false) => {
+      const pair = w === "int8" && !single;
+      if (P > 1) {
+        aOf(f, 0, 0, av);
+        if (pair) aOf(f, 0, MR * 4, av2);
+      }
+      for (let t = 0; t < T; t++) {
+        if (P > 1 || t === 0) {
+          if (w === "f32") {
+            bOf(f, t).v128Load(0).set(b0);
+            bOf(f, t).v128Load(16).set(b1);
+          } else if (w === "f16") {
+            bOf(f, t).v128Load(0).set(raw);
+            widenHalves(f, "i32x4.extend_low_i16x8_s").set(b0);
+            widenHalves(f, "i32x4.extend_high_i16x8_s").set(b1);
+          } else {
+            bOf(f, t).v128Load(0).set(raw);
+            byteOf(f, 0).set(b0);
+            byteOf(f, 1).set(b1);
+            if (pair) byteOf(f, 2).set(b2);
+            if (pair) byteOf(f, 3).set(b3);
+          }
         }
-        for (let r = 0; r < R; r++) {
-          f.get(a)
-            .v128Load32Splat(r * 4)
-            .set(av);
-          for (const [h, bv] of [b0, b1].entries())
-            if (fma)
-              f.get(av)
-                .get(bv)
-                .get(acc[2 * r + h])
-                .v("f32x4.relaxed_madd")
-                .set(acc[2 * r + h]);
-            else
-              f.get(acc[2 * r + h])
-                .get(av)
-                .get(bv)
-                .f32x4Mul()
-                .f32x4Add()
-                .set(acc[2 * r + h]);
+        if (P === 1) {
+          aOf(f, t, 0, av);
+          if (pair) aOf(f, t, MR * 4, av2);
         }
-        f.inc(a, MR * 4).inc(b, NR << eShift);
-      },
-    );
+        madd(f, t, 0, b0, av);
+        madd(f, t, 1, b1, av);
+        if (pair) madd(f, t, 0, b2, av2);
+        if (pair) madd(f, t, 1, b3, av2);
+      }
+    };
     if (w === "int8") {
-      f.get(scales).get(j).i32(2).i32Shl().i32Add().tee(sp).v128Load(0).set(s0);
-      f.get(sp).v128Load(16).set(s1);
-      for (let r = 0; r < R; r++)
+      // Pairs of k while two remain, then an odd K's last.
+      f.while(
+        (f) =>
+          f
+            .get(a)
+            .i32(MR * 4)
+            .i32Add()
+            .get(aend)
+            .i32LtU(),
+        (f) => {
+          step(f);
+          f.inc(a, 2 * MR * 4).inc(b, 16);
+        },
+      );
+      f.get(a)
+        .get(aend)
+        .i32LtU()
+        .ifElse((f) => step(f, true));
+    } else
+      f.while(
+        (f) => f.get(a).get(aend).i32LtU(),
+        (f) => {
+          step(f);
+          f.inc(a, MR * 4).inc(b, NR << eShift);
+        },
+      );
+    if (w === "int8")
+      for (let t = 0; t < T; t++) {
+        // The scales of this tile's columns.
+        f.get(scales)
+          .get(j)
+          .i32(P > 1 ? 8 * t : 0)
+          .i32Add()
+          .i32(2)
+          .i32Shl()
+          .i32Add()
+          .tee(sp)
+          .v128Load(0)
+          .set(s0);
+        f.get(sp).v128Load(16).set(s1);
         for (const h of [0, 1]) {
-          f.get(acc[2 * r + h])
+          f.get(acc[2 * t + h])
             .get(h ? s1 : s0)
             .f32x4Mul()
-            .set(acc[2 * r + h]);
+            .set(acc[2 * t + h]);
           f.get(pc).ifElse((f) =>
-            rowOfC(f, r)
-              .v128Load(16 * h)
-              .get(acc[2 * r + h])
+            cOf(f, t, h)
+              .v128Load()
+              .get(acc[2 * t + h])
               .f32x4Add()
-              .set(acc[2 * r + h]),
+              .set(acc[2 * t + h]),
           );
         }
-    }
-    for (let r = 0; r < R; r++)
+      }
+    for (let t = 0; t < T; t++)
       for (const h of [0, 1])
-        rowOfC(f, r)
-          .get(acc[2 * r + h])
-          .v128Store(16 * h);
+        cOf(f, t, h)
+          .get(acc[2 * t + h])
+          .v128Store();
+    return f;
   };
 
   f.get(ldc).i32(2).i32Shl().set(ldcb);
@@ -250,39 +359,68 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
         .ifElse((f) => f.get(depth).set(kc));
       f.for(i, 0, M, MR, (f) => {
         f.get(M).get(i).i32Sub().set(rows);
-        f.for(j, jc, jend, NR, (f) => {
-          // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8) << eShift; cp = c + (i*ldc + j)*4
-          f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
-          f.i32Add().set(a);
-          f.get(bp).get(j).get(K).i32Mul().get(pc).i32(3).i32Shl().i32Add().i32(eShift).i32Shl();
-          f.i32Add().set(b);
-          f.get(c).get(i).get(ldc).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(cp);
-          f.get(a).get(kc).i32(4).i32Shl().i32Add().set(aend);
-          // rows >= 4: the full tile; else the 1-, 2- or 3-row one.
-          f.get(rows)
-            .i32(MR)
-            .i32GeS()
-            .ifElse(
-              (f) => micro(f, 4),
-              (f) =>
-                f
-                  .get(rows)
-                  .i32(1)
-                  .i32Eq()
-                  .ifElse(
-                    (f) => micro(f, 1),
-                    (f) =>
-                      f
-                        .get(rows)
-                        .i32(2)
-                        .i32Eq()
-                        .ifElse(
-                          (f) => micro(f, 2),
-                          (f) => micro(f, 3),
-                        ),
-                  ),
-            );
-        });
+        f.get(jc).set(j);
+        f.while(
+          (f) => f.get(j).get(jend).i32LtS(),
+          (f) => {
+            // a = ap + (i*K + pc*4)*4; b = bp + (j*K + pc*8) << eShift; cp = c + (i*ldc + j)*4
+            f.get(ap).get(i).get(K).i32Mul().get(pc).i32(2).i32Shl().i32Add().i32(2).i32Shl();
+            f.i32Add().set(a);
+            f.get(bp)
+              .get(j)
+              .get(kPanel)
+              .i32Mul()
+              .get(pc)
+              .i32(3)
+              .i32Shl()
+              .i32Add()
+              .i32(eShift)
+              .i32Shl();
+            f.i32Add().set(b);
+            f.get(c).get(i).get(ldc).i32Mul().get(j).i32Add().i32(2).i32Shl().i32Add().set(cp);
+            f.get(a).get(kc).i32(4).i32Shl().i32Add().set(aend);
+            // One row with PANELS whole panels left: those at once. Else
+            // rows >= 4: the full tile; else the 1-, 2- or 3-row one.
+            f.get(rows)
+              .i32(1)
+              .i32Eq()
+              .get(j)
+              .i32(NR * PANELS)
+              .i32Add()
+              .get(jend)
+              .i32LeS()
+              .i32And()
+              .ifElse(
+                (f) => micro(f, 1, PANELS).inc(j, NR * PANELS),
+                (f) => {
+                  f.get(rows)
+                    .i32(MR)
+                    .i32GeS()
+                    .ifElse(
+                      (f) => micro(f, 4),
+                      (f) =>
+                        f
+                          .get(rows)
+                          .i32(1)
+                          .i32Eq()
+                          .ifElse(
+                            (f) => micro(f, 1),
+                            (f) =>
+                              f
+                                .get(rows)
+                                .i32(2)
+                                .i32Eq()
+                                .ifElse(
+                                  (f) => micro(f, 2),
+                                  (f) => micro(f, 3),
+                                ),
+                          ),
+                    );
+                  f.inc(j, NR);
+                },
+              );
+          },
+        );
       });
     });
   });
@@ -306,6 +444,8 @@ export function gemmModule(
       gemm(fma),
       gemm(fma, "int8"),
       gemm(fma, "f16"),
+      gemvRows(fma),
+      gemvCols(fma),
     ],
     memory,
   );
