@@ -373,6 +373,15 @@ export class Fn {
   f32x4Mul(): this {
     return this.simd(0xe6);
   }
+  /**
+   * acc += the product of the two f32x4 on the stack: one fused multiply-add
+   * with `fma` (relaxed SIMD, see runtime/wasm-features.ts), else a multiply
+   * and an add (the same sum: addition commutes).
+   */
+  f32x4MaddInto(acc: Local, fma: boolean): this {
+    if (fma) return this.get(acc).v("f32x4.relaxed_madd").set(acc);
+    return this.f32x4Mul().get(acc).f32x4Add().set(acc);
+  }
 
   /** `block { loop { if !(cond) break; body; continue } }` */
   while(cond: (f: this) => void, body: (f: this) => void): this {

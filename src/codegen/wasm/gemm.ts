@@ -217,11 +217,11 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
         : rowOfC(f, t)
             .i32(16 * h)
             .i32Add();
-    const madd = (f: Fn, t: number, h: number, bv: Local, avr: Local) => {
-      const x = acc[2 * t + h];
-      if (fma) f.get(avr).get(bv).get(x).v("f32x4.relaxed_madd").set(x);
-      else f.get(x).get(avr).get(bv).f32x4Mul().f32x4Add().set(x);
-    };
+    const madd = (f: Fn, t: number, h: number, bv: Local, avr: Local) =>
+      f
+        .get(avr)
+        .get(bv)
+        .f32x4MaddInto(acc[2 * t + h], fma);
     // The first depth block starts from zero, later ones add to C (int8:
     // every block from zero, added to C once scaled).
     if (w === "int8") for (let v = 0; v < 2 * T; v++) f.v128Zero().set(acc[v]);

@@ -13,19 +13,15 @@ import { Fn, type Local } from "./bytes.js";
 /** Lanes of C per step of gemv_rows (four vectors of accumulators). */
 const ROW_BLOCK = 16;
 
-/** (a, b, c, K, N, ldb): multiply-adds with relaxed SIMD where `fma`. */
-function madd(f: Fn, fma: boolean, acc: Local, x: (f: Fn) => void, y: (f: Fn) => void) {
-  if (fma) {
-    x(f);
-    y(f);
-    f.get(acc).v("f32x4.relaxed_madd").set(acc);
-  } else {
-    f.get(acc);
-    x(f);
-    y(f);
-    f.f32x4Mul().f32x4Add().set(acc);
-  }
-}
+/** Pushes the address of float `i` of the floats at byte address `base`. */
+const at = (f: Fn, base: Local, i: Local) => f.get(base).get(i).i32(2).i32Shl().i32Add();
+
+/** s += x * y, scalars, x and y pushed by the callbacks. */
+const scalarMadd = (f: Fn, s: Local, x: (f: Fn) => Fn, y: (f: Fn) => Fn) =>
+  y(x(f.get(s)))
+    .ins("f32.mul")
+    .ins("f32.add")
+    .set(s);
 
 export function gemvRows(fma: boolean): Fn {
   const f = new Fn("gemv_rows", ["i32", "i32", "i32", "i32", "i32", "i32"]);
@@ -42,38 +38,28 @@ export function gemvRows(fma: boolean): Fn {
     for (let v = 0; v < vectors; v++) f.v128Zero().set(acc[v]);
     if (width === 1) f.f32Const0().set(s);
     // p walks B's column n down the rows.
-    f.get(b).get(n).i32(2).i32Shl().i32Add().set(p);
+    at(f, b, n).set(p);
     f.for(k, 0, K, 1, (f) => {
       if (width === 1)
-        f.get(s)
-          .get(a)
-          .get(k)
-          .i32(2)
-          .i32Shl()
-          .i32Add()
-          .f32Load()
-          .get(p)
-          .f32Load()
-          .ins("f32.mul")
-          .ins("f32.add")
-          .set(s);
+        scalarMadd(
+          f,
+          s,
+          (f) => at(f, a, k).f32Load(),
+          (f) => f.get(p).f32Load(),
+        );
       else {
-        f.get(a).get(k).i32(2).i32Shl().i32Add().v128Load32Splat().set(av);
+        at(f, a, k).v128Load32Splat().set(av);
         for (let v = 0; v < vectors; v++)
-          madd(
-            f,
-            fma,
-            acc[v],
-            (f) => f.get(av),
-            (f) => f.get(p).v128Load(16 * v),
-          );
+          f.get(av)
+            .get(p)
+            .v128Load(16 * v)
+            .f32x4MaddInto(acc[v], fma);
       }
       f.get(p).get(ldb).i32(2).i32Shl().i32Add().set(p);
     });
-    const at = (f: Fn) => f.get(c).get(n).i32(2).i32Shl().i32Add();
-    if (width === 1) at(f).get(s).f32Store();
+    if (width === 1) at(f, c, n).get(s).f32Store();
     for (let v = 0; v < vectors; v++)
-      at(f)
+      at(f, c, n)
         .get(acc[v])
         .v128Store(16 * v);
     f.inc(n, width);
@@ -100,38 +86,22 @@ export function gemvCols(fma: boolean): Fn {
   f.for(n, 0, N, 1, (f) => {
     f.get(b).get(n).get(ldb).i32Mul().i32(2).i32Shl().i32Add().set(col);
     f.v128Zero().set(acc);
-    f.for(k, 0, K4, 4, (f) =>
-      madd(
-        f,
-        fma,
-        acc,
-        (f) => f.get(a).get(k).i32(2).i32Shl().i32Add().v128Load(),
-        (f) => f.get(col).get(k).i32(2).i32Shl().i32Add().v128Load(),
-      ),
-    );
+    f.for(k, 0, K4, 4, (f) => {
+      at(f, a, k).v128Load();
+      at(f, col, k).v128Load().f32x4MaddInto(acc, fma);
+    });
     f.get(acc).lane("f32x4.extract", 0);
     for (let l = 1; l < 4; l++) f.get(acc).lane("f32x4.extract", l).ins("f32.add");
     f.set(s);
     f.for(k, K4, K, 1, (f) =>
-      f
-        .get(s)
-        .get(a)
-        .get(k)
-        .i32(2)
-        .i32Shl()
-        .i32Add()
-        .f32Load()
-        .get(col)
-        .get(k)
-        .i32(2)
-        .i32Shl()
-        .i32Add()
-        .f32Load()
-        .ins("f32.mul")
-        .ins("f32.add")
-        .set(s),
+      scalarMadd(
+        f,
+        s,
+        (f) => at(f, a, k).f32Load(),
+        (f) => at(f, col, k).f32Load(),
+      ),
     );
-    f.get(c).get(n).i32(2).i32Shl().i32Add().get(s).f32Store();
+    at(f, c, n).get(s).f32Store();
   });
   return f;
 }
