@@ -28,6 +28,13 @@ import { transposeLast } from "./ops/matmul.js";
 import { rngKeyInput, rngKeyLength } from "./ops/random.js";
 import { ShapeError, type AttrValue, type DType } from "./ops/types.js";
 
+/**
+ * A decode graph's KV caches are inputs and outputs named `cache.<scope>`
+ * (the output is the input's updated cache); runtimes and exporters find
+ * them by this name.
+ */
+export const isCacheName = (name: string): boolean => name.startsWith("cache.");
+
 export type Value =
   | { kind: "num"; value: number }
   | { kind: "dim"; dim: Dim } // a symbolic integer such as T or B*T
@@ -876,7 +883,7 @@ class Lowerer {
         const scope = frame.scope.join(".");
         const n = this.cacheCount.get(scope) ?? 0;
         this.cacheCount.set(scope, n + 1);
-        const name = `cache.${[...frame.scope, `cache${n}`].join(".")}`;
+        const name = ["cache", ...frame.scope, `cache${n}`].join(".");
         const shape = [...this.graph.type(x).shape];
         shape[axis] = dimSym("C");
         const past = this.graph.op("input", [], { name, dtype: "f32", shape }, span);

@@ -1,7 +1,7 @@
 // The compiler's middle end in order: from the lowered graph to the forward
 // (inference) graph, its optimized form, and the optimized training graph.
 import type { Graph } from "./graph.js";
-import type { Lowered } from "./lower.js";
+import { isCacheName, type Lowered } from "./lower.js";
 import { autodiff } from "./passes/autodiff.js";
 import { cse } from "./passes/cse.js";
 import { dce } from "./passes/dce.js";
@@ -56,7 +56,7 @@ export interface CompiledGraphs {
 
 /** The decode graph: logits and updated caches only (evaluation mode: generation never drops). */
 export function compileDecode(l: Lowered): Graph {
-  const kept = (name: string) => name === "logits" || name.startsWith("cache.");
+  const kept = (name: string) => name === "logits" || isCacheName(name);
   return optimize(
     runPass(
       "evalMode",

@@ -6,7 +6,8 @@ import { fuse, type FusionLimits, type Schedule } from "../ir/passes/fuse.js";
 import { planMemory } from "../ir/passes/memory.js";
 import { totalmem } from "node:os";
 import { gradName } from "../ir/passes/autodiff.js";
-import type { Graph } from "../ir/graph.js";
+import type { Graph, Node } from "../ir/graph.js";
+import { isCacheName } from "../ir/lower.js";
 import { shapeEval } from "../ir/dims.js";
 import { assertBindings } from "../ir/passes/bindings.js";
 import type { Backend } from "./backend.js";
@@ -23,10 +24,6 @@ export class CapacityError extends GptcError {
 }
 
 const GiB = 2 ** 30;
-
-/** A decode graph's KV cache inputs (named cache.*). */
-const cacheNodes = (g: Graph) =>
-  g.nodesOf("input").filter((n) => (n.attrs.name as string).startsWith("cache."));
 
 /**
  * Refuses, before anything runs, a plan that cannot fit: on webasm every
@@ -104,6 +101,8 @@ export class Session {
   private readonly executors = new Map<string, Executor>();
   /** Each graph's dimension names (looked up once: decoding asks every token). */
   private readonly symbols = new Map<Graph, string[]>();
+  /** The decode graph's KV cache inputs (found once, likewise). */
+  private cachesMemo?: { nodes: Node[]; ids: Set<number> };
   /** Set to collect per-kernel timings in every executor (`--profile`). */
   profiler?: Profiler;
   /** Stop at the first kernel producing NaN or infinity (`--check-numerics`). */
@@ -149,7 +148,7 @@ export class Session {
       // Decoding on the GL backends: the updated KV caches may stay textures.
       const resident =
         kind === "decode" && this.keepsCaches
-          ? new Set(g.outputs.filter((o) => o.name.startsWith("cache.")).map((o) => o.id))
+          ? new Set(g.outputs.filter((o) => isCacheName(o.name)).map((o) => o.id))
           : undefined;
       ex = new Executor(schedule, bindings, this.backend, resident);
       this.executors.set(key, ex);
@@ -201,11 +200,20 @@ export class Session {
     return this.graphs.decode !== undefined;
   }
 
+  /** The decode graph's KV cache inputs, and their node ids. */
+  private get caches(): { nodes: Node[]; ids: Set<number> } {
+    if (!this.cachesMemo) {
+      const nodes = (this.graphs.decode?.nodesOf("input") ?? []).filter((n) =>
+        isCacheName(n.attrs.name as string),
+      );
+      this.cachesMemo = { nodes, ids: new Set(nodes.map((n) => n.id)) };
+    }
+    return this.cachesMemo;
+  }
+
   /** Names and shapes (for dims) of the decode graph's cache inputs. */
   cacheInputs(dims: Dims): { name: string; size: number }[] {
-    const g = this.graphs.decode;
-    if (!g) return [];
-    return cacheNodes(g).map((n) => ({
+    return this.caches.nodes.map((n) => ({
       name: n.attrs.name as string,
       size: shapeEval(n.type.shape, dims).reduce((a, b) => a * b, 1),
     }));
@@ -214,9 +222,9 @@ export class Session {
   /** Whether a step with `inPlace` updates every cache in place (then its outputs are the inputs' arrays). */
   decodesInPlace(dims: Dims): boolean {
     const ex = this.executor("decode", dims);
-    const caches = cacheNodes(ex.schedule.graph);
     const inPlace = ex.inPlaceCaches();
-    return caches.length > 0 && caches.every((n) => inPlace.has(n.id));
+    const { ids } = this.caches;
+    return ids.size > 0 && [...ids].every((id) => inPlace.has(id));
   }
 
   /**
@@ -239,7 +247,7 @@ export class Session {
     const into =
       opts.into &&
       new Map(g.outputs.filter((o) => opts.into![o.name]).map((o) => [o.id, opts.into![o.name]]));
-    const donated = opts.inPlace ? new Set(cacheNodes(g).map((n) => n.id)) : undefined;
+    const donated = opts.inPlace ? this.caches.ids : undefined;
     const out = await ex.run(this.feeds(g, weights, inputs), undefined, {
       views: opts.views,
       into,
@@ -289,7 +297,7 @@ export class Session {
     }
     const next: Record<string, DeviceTensor> = {};
     for (const o of g.outputs) {
-      if (!o.name.startsWith("cache.")) continue;
+      if (!isCacheName(o.name)) continue;
       const t = keep.get(o.id);
       if (!t) throw new Error(`internal: cache output '${o.name}' was not kept on the device`);
       next[o.name] = t;

@@ -4,6 +4,7 @@
 // caches read: `cache.X` in, `cache.X.next` out.
 import { dimToString, dimValue, type Dim } from "../../ir/dims.js";
 import type { Graph } from "../../ir/graph.js";
+import { isCacheName } from "../../ir/lower.js";
 import { checkMapped, dimSources, ExportError } from "../common.js";
 import { GraphBuilder, onnx, onnxType } from "./builder.js";
 import { emitNodes, onnxOps } from "./ops.js";
@@ -15,7 +16,7 @@ export const onnxIrVersion = 8;
 
 /** The name an output has in the ONNX graph. */
 export function onnxOutputName(name: string): string {
-  return name.startsWith("cache.") ? `${name}.next` : name;
+  return isCacheName(name) ? `${name}.next` : name;
 }
 
 function valueInfo(name: string, dtype: number, shape: readonly Dim[]) {
