@@ -280,7 +280,9 @@ export async function createBackend(
       );
   }
   // Every GPU backend: gpu.js hands out kept GL textures and WebGPU buffers alike.
-  if (backend.limits) backend.weights = new DeviceWeights(backend.gpu, backend.async);
-  if (backend.limits) backend.readBacks = { count: 0, bytes: 0 };
+  if (backend.limits) {
+    backend.weights = new DeviceWeights(backend.gpu, backend.async);
+    backend.readBacks = { count: 0, bytes: 0 };
+  }
   return backend;
 }

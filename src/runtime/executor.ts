@@ -264,7 +264,8 @@ export class Executor {
         );
     }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const live = new Map<number, any>([...feeds, ...(held ?? [])]);
+    const live = new Map<number, any>(feeds);
+    for (const [id, t] of held ?? []) live.set(id, t);
     // Resident outputs read back: their textures are deleted once the run is
     // over, or (a run that threw) when the next starts or the executor goes.
     for (const t of this.unfreed.splice(0)) t.delete();
@@ -311,10 +312,8 @@ export class Executor {
       if (wasm) {
         const args: Float32Array[] = [];
         for (const id of inputs) {
-          // (An await per argument, on a value already there, is a turn of the
-          // microtask queue: decoding makes some hundreds of them per token.)
           const v = take(id, ir.name);
-          args.push(v instanceof Float32Array ? v : await toArray(v, -1));
+          args.push(isArray(v) ? v : await toArray(v, -1));
         }
         for (const b of tables) args.push(indexTable(b));
         return wasm.call(args, into);
@@ -359,8 +358,8 @@ export class Executor {
         // Operands written out contiguously live only for this product.
         for (const p of prologue!) live.set(p.ir.output, await call(p));
         const [va, vb] = [take(gemm.a.buffer, kernel.name), take(gemm.b.buffer, kernel.name)];
-        const a = va instanceof Float32Array ? va : await toArray(va, -1);
-        const b = vb instanceof Float32Array ? vb : await toArray(vb, -1);
+        const a = isArray(va) ? va : await toArray(va, -1);
+        const b = isArray(vb) ? vb : await toArray(vb, -1);
         // The product goes to the kernel's output, or (an epilogue follows) to
         // its planned place in the arena, where the epilogue reads it.
         const into = ir ? this.products[index] : target;
@@ -551,6 +550,14 @@ export function indexTables(
   });
   return { order, offsets };
 }
+
+/**
+ * Whether a buffer is already a Float32Array: callers then skip toArray's
+ * await (a turn of the microtask queue; decoding makes some hundreds of
+ * calls per token).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const isArray = (v: any): v is Float32Array => v instanceof Float32Array;
 
 /** A buffer as a Float32Array of `size` elements (-1: all of it); `reads` counts textures read back. */
 async function toArray(

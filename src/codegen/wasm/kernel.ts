@@ -511,18 +511,21 @@ class Compiler {
         else f.ins((ints ? `i32.${e.op}${s}` : `f64.${e.op}`) as OpName);
         return;
       }
-      case "rem":
-        if (vec && log2Of(r) !== undefined) return this.vremPow2(l, log2Of(r)!);
+      case "rem": {
+        const k = vec ? log2Of(r) : undefined;
+        if (k !== undefined) return this.vremPow2(l, k);
         if (vec) return this.laneWise([l, r], "i32", (f) => f.ins("i32.rem_s"));
         this.expr(l, "i32");
         this.expr(r, "i32");
         f.ins("i32.rem_s");
         return;
-      case "floordiv":
-        if (vec && log2Of(r) !== undefined) {
+      }
+      case "floordiv": {
+        const k = vec ? log2Of(r) : undefined;
+        if (k !== undefined) {
           // floor(a / 2^k) is the arithmetic shift, for negative a too.
           this.expr(l, "vi32");
-          f.i32(log2Of(r)!).v("i32x4.shr_s");
+          f.i32(k).v("i32x4.shr_s");
           return;
         }
         if (vec) return this.laneWise([l, r], "i32", (f) => this.floorDiv(f));
@@ -530,6 +533,7 @@ class Compiler {
         this.expr(r, "i32");
         this.floorDiv(f);
         return;
+      }
       case "neg":
         if (ty === "i32") f.i32(0);
         this.expr(l, ty);
