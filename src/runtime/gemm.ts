@@ -523,33 +523,44 @@ export class Gemm {
     });
   }
 
+  /**
+   * Byte addresses of `arrays` in this memory: where they lie when they are
+   * views of it, else copies in scratch space; then the address of `extra`
+   * more bytes of scratch. Valid until the next call into the engine.
+   */
+  stage(arrays: Float32Array[], extra = 0): number[] {
+    let top = 0;
+    const offsets = arrays.map((a) => {
+      if (this.owns(a)) return -1;
+      const at = top;
+      top = align(top + a.length * 4);
+      return at;
+    });
+    // Nothing to place: no scratch (decoding's kernels mostly read arenas).
+    const base = top + extra > 0 ? this.scratch(top + extra) : 0;
+    const mem = top > 0 ? new Float32Array(this.memory.buffer) : undefined;
+    const addrs = arrays.map((a, k) => {
+      if (offsets[k] < 0) return a.byteOffset;
+      mem!.set(a, (base + offsets[k]) / 4);
+      return base + offsets[k];
+    });
+    addrs.push(base + top);
+    return addrs;
+  }
+
   /** run for one row of A and a B with contiguous rows or columns, unpacked (see codegen/wasm/gemv.ts). */
   private gemv(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array) {
     const { N, K, batch } = plan;
     const rows = plan.b.colStride === 1;
     const ldb = rows ? plan.b.rowStride : plan.b.colStride;
-    // Operands outside this memory are copied into scratch space, C too.
-    const inside = [a, b, out].map((x) => x !== undefined && this.owns(x));
-    const sizes = [a.length, b.length, batch * N];
-    let top = 0;
-    const offsets = sizes.map((n, k) => {
-      if (inside[k]) return -1;
-      const at = top;
-      top = align(top + n * 4);
-      return at;
-    });
-    const base = this.scratch(top);
-    const mem = new Float32Array(this.memory.buffer);
-    const [pa, pb, pc] = [a, b, out].map((x, k) => {
-      if (offsets[k] < 0) return x!.byteOffset;
-      if (k < 2) mem.set(x!, (base + offsets[k]) / 4);
-      return base + offsets[k];
-    });
+    const ownC = out !== undefined && this.owns(out);
+    const [pa, pb, free] = this.stage([a, b], ownC ? 0 : batch * N * 4);
+    const pc = ownC ? out.byteOffset : free;
     const fn = rows ? this.fns.gemv_rows : this.fns.gemv_cols;
     for (let m = 0; m < batch; m++)
       fn(pa + 4 * plan.a.offsets[m], pb + 4 * plan.b.offsets[m], pc + 4 * m * N, K, N, ldb);
-    if (inside[2]) return out!;
-    const c = mem.subarray(pc / 4, pc / 4 + batch * N);
+    if (ownC) return out;
+    const c = new Float32Array(this.memory.buffer, pc, batch * N);
     return out ? (out.set(c), out) : c.slice();
   }
 

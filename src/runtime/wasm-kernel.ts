@@ -6,7 +6,7 @@
 // and is copied out.
 import { bufferSize, outputSize, type KernelIR } from "../codegen/kernel-ir/types.js";
 import { wasmKernel } from "../codegen/wasm/kernel.js";
-import { align, engineMemory, type Gemm, type LoadedKernel } from "./gemm.js";
+import { engineMemory, type Gemm, type LoadedKernel } from "./gemm.js";
 
 /** Kernels reading and writing fewer floats run on one thread. */
 const PARALLEL_FLOATS = 1 << 17;
@@ -44,37 +44,23 @@ export class WasmKernel {
     const engine = this.engine;
     if (out && !engine.owns(out))
       throw new Error("internal: kernel output outside the engine memory");
-    // Everything in this memory already (executors' arenas): nothing to place or copy.
-    if (out && args.every((a) => engine.owns(a))) {
-      const addrs = args.map((a) => a.byteOffset);
-      engine.runKernel(this.kernel, out.byteOffset, this.rows, addrs, this.split);
-      return out;
-    }
     const epoch = engine.epochNow;
     // Weights: the engine's kept copy (placed before the scratch space, which lies above it).
     const kept = args.map((a, k) =>
       keepWeights && this.weights[k] && !engine.owns(a) ? engine.residentCopy(a) : undefined,
     );
-    // Scratch offsets of the arguments to copy in; -1 for those read in place.
-    const offsets: number[] = [];
-    let top = out ? 0 : align(this.outputSize * 4);
-    for (const [k, a] of args.entries()) {
-      const copy = !engine.owns(a) && kept[k] === undefined;
-      offsets.push(copy ? top : -1);
-      if (copy) top = align(top + a.length * 4);
-    }
-    const base = engine.scratch(top);
+    // The others where they lie, or copied into scratch; the output after them.
+    const staged = engine.stage(
+      args.filter((_, k) => kept[k] === undefined),
+      out ? 0 : this.outputSize * 4,
+    );
     // Scratch that did not fit dropped the kept copies: this call copies everything.
     if (engine.epochNow !== epoch && kept.some((a) => a !== undefined))
       return this.call(args, out, false);
-    const mem = new Float32Array(engine.memory.buffer);
-    const addrs = args.map((a, k) => {
-      if (kept[k] !== undefined) return kept[k];
-      if (offsets[k] < 0) return a.byteOffset;
-      mem.set(a, (base + offsets[k]) / 4);
-      return base + offsets[k];
-    });
-    engine.runKernel(this.kernel, out ? out.byteOffset : base, this.rows, addrs, this.split);
-    return out ?? mem.slice(base / 4, base / 4 + this.outputSize);
+    let next = 0;
+    const addrs = kept.map((at) => at ?? staged[next++]);
+    const at = out ? out.byteOffset : staged[next];
+    engine.runKernel(this.kernel, at, this.rows, addrs, this.split);
+    return out ?? new Float32Array(engine.memory.buffer, at, this.outputSize).slice();
   }
 }
