@@ -4,7 +4,8 @@
 //   dropout: [--steps n] (default 8 of each kind, interleaved)
 //   generate: [--dtypes f32,f16,int8] [--rounds n] [--no-ort] (weights' types and ONNX
 //   Runtime on the exported model, 1 and 2 threads, in interleaved rounds) [--new n]
-//   (tokens generated, default 64); generate-bench: the same on the bench model
+//   (tokens generated, default 64) [--profile-dtype d] (whose runs --profile times; the
+//   first of --dtypes by default); generate-bench: the same on the bench model
 //   train124m: [--steps n] (the first step and the median of the others)
 // Generation and compilation go through the library's API; the training step
 // drives the runtime's Session and AdamW directly, so that what is timed is
@@ -254,6 +255,8 @@ async function main(): Promise<Record<string, unknown>> {
       for (const s of orts) ortTokens.push((await decodeGreedy(s, prompt, newTokens)).tokens); // warm-up
       const ortRuns = orts.map(() => ({ total: [] as number[], steady: [] as number[] }));
       const profile = profileOn ? new StepProfile() : undefined;
+      // --profile times one dtype's runs: --profile-dtype (f32 by default).
+      const profiledDtype = arg("--profile-dtype") ?? dtypes[0];
       const runs = dtypes.map(() => ({ total: [] as number[], steady: [] as number[] }));
       for (let r = 0; r < rounds; r++) {
         for (const [i, s] of orts.entries()) {
@@ -264,7 +267,7 @@ async function main(): Promise<Record<string, unknown>> {
           ortRuns[i].steady.push((newTokens - 1) / ((end - firstAt) / 1000));
         }
         for (const [i, session] of sessions.entries()) {
-          session.profiler = dtypes[i] === "f32" ? profile : undefined;
+          session.profiler = dtypes[i] === profiledDtype ? profile : undefined;
           let firstAt = 0;
           const t0 = performance.now();
           await session.generate([prompt], {

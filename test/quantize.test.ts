@@ -9,7 +9,9 @@ import { Gemm } from "../src/runtime/gemm.js";
 import {
   dequantize,
   floatToHalf,
+  foldQuantized,
   halfToFloat,
+  normalHalf,
   quantize,
   quantizedForm,
   type QuantizedWeight,
@@ -70,6 +72,46 @@ describe("float16 conversions", () => {
       const up = halfToFloat(floatToHalf(x) + 1);
       expect(Math.abs(h - x)).toBeLessThanOrEqual(Math.abs(up - x));
     }
+  });
+});
+
+describe("float16 weights without subnormals", () => {
+  const isSubnormal = (h: number) => (h & 0x7c00) === 0 && (h & 0x3ff) !== 0;
+  it("normal halves stay, subnormal ones go to the nearer of 0 and 2^-14, sign kept", () => {
+    for (let h = 0; h < 0x10000; h++) {
+      const n = normalHalf(h);
+      expect(isSubnormal(n)).toBe(false);
+      if (!isSubnormal(h)) expect(n).toBe(h);
+      else {
+        const [x, y] = [halfToFloat(h), halfToFloat(n)];
+        expect(Math.sign(y) || (n & 0x8000 ? -1 : 1)).toBe(Math.sign(x));
+        // Nearer of the two: |x - y| <= |x - other|.
+        const other = y === 0 ? Math.sign(x) * 2 ** -14 : 0;
+        expect(Math.abs(x - y)).toBeLessThanOrEqual(Math.abs(x - other));
+      }
+    }
+  });
+
+  it("quantize and a loaded F16 tensor round the same tiny values the same way", () => {
+    const data = Float32Array.from([3.2e-5, -4e-5, 3e-5, -1e-6, 2 ** -14, 0.02, -0]);
+    const want = [2 ** -14, -(2 ** -14), 0, -0, 2 ** -14, halfToFloat(floatToHalf(0.02)), -0];
+    const q = quantize(data, [1, 7], 1, "f16", "w") as Extract<QuantizedWeight, { dtype: "f16" }>;
+    expect(Array.from(q.bits).some(isSubnormal)).toBe(false);
+    expect(Array.from(dequantize(q))).toEqual(want);
+    // A file's F16 tensor (widened to float32 by the reader) holding subnormal halves.
+    const file = new Map([
+      [
+        "w",
+        {
+          dtype: "F16",
+          shape: [1, 7],
+          data: Float32Array.from(data, (x) => halfToFloat(floatToHalf(x))),
+        },
+      ],
+    ]);
+    const folded = foldQuantized(file, "test").get("w")!.data as Float32Array;
+    expect(Array.from(folded)).toEqual(want);
+    expect(quantizedForm(folded)?.dtype).toBe("f16");
   });
 });
 

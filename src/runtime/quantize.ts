@@ -64,7 +64,7 @@ export function dequantize(qw: QuantizedWeight): Float32Array {
 /**
  * `data` ([R, C] row-major) in `dtype`: int8 with scale max|x| / 127 per
  * channel along `axis` (symmetric, round to nearest), or float16 (round to
- * nearest even). `name` is the weight's key, for errors.
+ * nearest even, no subnormals: see normalHalf). `name` is the weight's key, for errors.
  */
 export function quantize(
   data: Float32Array,
@@ -84,7 +84,7 @@ export function quantize(
         throw new QuantizeError(
           `weight ${name} holds ${data[i]}, beyond float16's range (65504): keep it in f32 or use int8`,
         );
-      bits[i] = floatToHalf(data[i]);
+      bits[i] = normalHalf(floatToHalf(data[i]), data[i]);
     }
     return { dtype, shape, axis, bits };
   }
@@ -161,6 +161,22 @@ export function floatToHalf(x: number): number {
   return sign | h;
 }
 
+/**
+ * Half `h` (the rounding of `x`) without subnormals: a subnormal half (|x| <
+ * 2^-14, about 6.1e-5) becomes the nearer of ±0 and ±2^-14 (ties to 2^-14).
+ * gptc's float16 weights have none because the engine widens a half through
+ * the float32 whose bits are the half's shifted into place, 2^-112 times its
+ * value (codegen/wasm/gemm.ts): a subnormal half makes a subnormal float32,
+ * and x86 runs every multiply that reads one through a microcode assist
+ * (~100 cycles). GPT-2's weights (std 0.02, output projections 0.004) hold
+ * 0.3-1.2% such values: enough to make float16 decoding 2x slower than
+ * float32. GPUs' flush-to-zero half modes drop them too.
+ */
+export function normalHalf(h: number, x = halfToFloat(h)): number {
+  if (h & 0x7c00) return h;
+  return (h & 0x8000) | (Math.abs(x) >= 2 ** -15 ? 0x400 : 0);
+}
+
 /** IEEE binary16 bits -> number (every half is exact in float32). */
 export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
@@ -199,7 +215,7 @@ export const SCALE_SUFFIX = "_scale";
  * narrow form registered for the GEMM): `<key>` of dtype I8 with
  * `<key>_scale` (F32, [1, C]: one scale per column, the channels of an
  * [in, out] weight; or [R, 1]: per row) becomes q * scale; a 2-D F16 tensor
- * keeps its float16 form (its values are exact in float32 either way).
+ * keeps its float16 form, subnormal halves rounded to 0 or 2^-14 (normalHalf).
  * `what` names the file in errors.
  */
 export function foldQuantized<T extends FileTensor>(
@@ -210,7 +226,7 @@ export function foldQuantized<T extends FileTensor>(
   for (const [key, t] of tensors) {
     if (t.dtype === "F16" && t.shape.length === 2) {
       const [R, C] = t.shape;
-      const bits = Uint16Array.from(t.data, floatToHalf);
+      const bits = Uint16Array.from(t.data, (x) => normalHalf(floatToHalf(x), x));
       out.set(key, { ...t, data: dequantize({ dtype: "f16", shape: [R, C], axis: 1, bits }) });
     }
     if (t.dtype !== "I8") continue;

@@ -45,7 +45,9 @@ export const PANELS = 4;
  * cannot load, by bit operations: sign-extended to i32 and shifted left 13,
  * the sign lands in bit 31 and exponent and mantissa in float32's places (bits
  * 28-30 hold copies of the sign, masked off); the value is then 2^-112 of the
- * half's, so one multiply by 2^112 makes it exact, subnormals included.
+ * half's, so one multiply by 2^112 makes it exact. (A subnormal half would make a
+ * subnormal float32, which x86 multiplies ~100x slower: gptc's halves have
+ * none, see normalHalf in runtime/quantize.ts.)
  */
 export type PackedB = "f32" | "int8" | "f16";
 
