@@ -76,6 +76,7 @@ export type OpName = keyof typeof OP;
 
 /** SIMD instructions without immediates (prefix 0xfd), by their text-format names (for `Fn.v`). */
 export const SIMD = {
+  "i8x16.swizzle": 0x0e,
   "i32x4.splat": 0x11,
   "f32x4.splat": 0x13,
   "f64x2.splat": 0x14,
