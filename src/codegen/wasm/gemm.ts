@@ -59,8 +59,11 @@ export const evenK = (K: number) => K + (K & 1);
  * Packs `lines` lines (rows of A, columns of B) into panels of W lines, k-major:
  * dst[p][k][w] = src[(p*W + w) * lineStride + k * kStride], zero lines past
  * the end. A full panel whose lines are adjacent (lineStride 1: a transposed A,
- * a row-major B) is copied W/4 vectors per k. Exported as `name(src,
- * lineStride, kStride, lines, K, dst)`.
+ * a row-major B) is copied W/4 vectors per k. One whose k are adjacent
+ * (kStride 1: a row-major A, the transpose of a row-major B) is read four k
+ * of four lines at a time and transposed in registers: element by element,
+ * each line's loads and each k's stores would be scalar. Exported as
+ * `name(src, lineStride, kStride, lines, K, dst)`.
  */
 function packPanels(name: string, W: number): Fn {
   const f = new Fn(name, ["i32", "i32", "i32", "i32", "i32", "i32"]);
@@ -73,6 +76,9 @@ function packPanels(name: string, W: number): Fn {
   const line = f.local("i32");
   const padded = f.local("i32");
   const ksb = f.local("i32");
+  const lsb = f.local("i32");
+  const r = Array.from({ length: 4 }, () => f.local("v128"));
+  const t = Array.from({ length: 4 }, () => f.local("v128"));
   f.get(lines)
     .i32(W - 1)
     .i32Add()
@@ -80,44 +86,125 @@ function packPanels(name: string, W: number): Fn {
     .i32And()
     .set(padded);
   f.get(ks).i32(2).i32Shl().set(ksb);
-  f.for(p, 0, padded, W, (f) => {
-    f.get(ls).i32(1).i32Eq().get(p).i32(W).i32Add().get(lines).i32LeS().i32And();
-    f.ifElse(
+  f.get(ls).i32(2).i32Shl().set(lsb);
+  /** Whether lines p..p+W-1 all exist and `stride` (ls or ks) is 1. */
+  const fullPanelWith = (f: Fn, stride: Local) =>
+    f.get(stride).i32(1).i32Eq().get(p).i32(W).i32Add().get(lines).i32LeS().i32And();
+  /** s = the address of line `line`'s element 0. */
+  const lineStart = (f: Fn) => f.get(src).get(line).get(lsb).i32Mul().i32Add().set(s);
+
+  /** Adjacent lines: W/4 vectors per k. */
+  const copyRows = (f: Fn) => {
+    f.get(src).get(p).i32(2).i32Shl().i32Add().set(s);
+    f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
+    f.for(k, 0, K, 1, (f) => {
+      for (let v = 0; v < W; v += 4)
+        f.get(d)
+          .get(s)
+          .v128Load(4 * v)
+          .v128Store(4 * v);
+      f.inc(s, ksb).inc(d, W * 4);
+    });
+  };
+
+  /**
+   * Adjacent k: for each 4 lines and 4 k, four loads (a line's 4 k each),
+   * a 4 x 4 transpose (8 shuffles), four stores (a k's 4 lines each); an
+   * odd end of K element by element.
+   */
+  const transposeBlocks = (f: Fn) => {
+    f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
+    f.i32(0).set(k);
+    f.while(
+      (f) => f.get(k).i32(4).i32Add().get(K).i32LeS(),
       (f) => {
-        f.get(src).get(p).i32(2).i32Shl().i32Add().set(s);
-        f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
-        f.for(k, 0, K, 1, (f) => {
-          for (let v = 0; v < W; v += 4)
-            f.get(d)
-              .get(s)
-              .v128Load(4 * v)
-              .v128Store(4 * v);
-          f.inc(s, ksb).inc(d, W * 4);
-        });
+        for (let g = 0; g < W; g += 4) {
+          for (let i = 0; i < 4; i++) {
+            f.get(p)
+              .i32(g + i)
+              .i32Add()
+              .set(line);
+            lineStart(f);
+            f.get(s).get(k).i32(2).i32Shl().i32Add().v128Load().set(r[i]);
+          }
+          // i32 lanes of (a, b): [a0 b0 a1 b1] and [a2 b2 a3 b3].
+          const lo = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
+          const hi = lo.map((x) => x + 8);
+          // 64-bit halves of (a, b): [a.lo b.lo] and [a.hi b.hi].
+          const low64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+          const high64 = low64.map((x) => x + 8);
+          f.get(r[0]).get(r[1]).shuffle(lo).set(t[0]);
+          f.get(r[0]).get(r[1]).shuffle(hi).set(t[1]);
+          f.get(r[2]).get(r[3]).shuffle(lo).set(t[2]);
+          f.get(r[2]).get(r[3]).shuffle(hi).set(t[3]);
+          // k + j for lines g..g+3: t0 / t2 hold k, k+1; t1 / t3 hold k+2, k+3.
+          const outs: [Local, Local, number[]][] = [
+            [t[0], t[2], low64],
+            [t[0], t[2], high64],
+            [t[1], t[3], low64],
+            [t[1], t[3], high64],
+          ];
+          outs.forEach(([a, b, lanes], j) =>
+            f
+              .get(d)
+              .get(a)
+              .get(b)
+              .shuffle(lanes)
+              .v128Store(4 * (j * W + g)),
+          );
+        }
+        f.inc(k, 4).inc(d, 4 * W * 4);
       },
-      (f) =>
-        f.for(w, 0, W, 1, (f) => {
-          f.get(p).get(w).i32Add().set(line);
-          // d = dst + (p * K + w) * 4
-          f.get(dst).get(p).get(K).i32Mul().get(w).i32Add().i32(2).i32Shl().i32Add().set(d);
-          f.get(line)
-            .get(lines)
-            .i32LtS()
-            .ifElse(
-              (f) => {
-                f.get(src).get(line).get(ls).i32Mul().i32(2).i32Shl().i32Add().set(s);
-                f.for(k, 0, K, 1, (f) => {
-                  f.get(d).get(s).f32Load().f32Store();
-                  f.inc(s, ksb).inc(d, W * 4);
-                });
-              },
-              (f) =>
-                f.for(k, 0, K, 1, (f) => {
-                  f.get(d).f32Const0().f32Store();
-                  f.inc(d, W * 4);
-                }),
-            );
-        }),
+    );
+    // The last K % 4 k.
+    f.while(
+      (f) => f.get(k).get(K).i32LtS(),
+      (f) => {
+        for (let i = 0; i < W; i++) {
+          f.get(p).i32(i).i32Add().set(line);
+          lineStart(f);
+          f.get(d)
+            .get(s)
+            .get(k)
+            .i32(2)
+            .i32Shl()
+            .i32Add()
+            .f32Load()
+            .f32Store(4 * i);
+        }
+        f.inc(k, 1).inc(d, W * 4);
+      },
+    );
+  };
+
+  /** Any strides, lines past the end as zeros: element by element. */
+  const oneByOne = (f: Fn) =>
+    f.for(w, 0, W, 1, (f) => {
+      f.get(p).get(w).i32Add().set(line);
+      // d = dst + (p * K + w) * 4
+      f.get(dst).get(p).get(K).i32Mul().get(w).i32Add().i32(2).i32Shl().i32Add().set(d);
+      f.get(line)
+        .get(lines)
+        .i32LtS()
+        .ifElse(
+          (f) => {
+            lineStart(f);
+            f.for(k, 0, K, 1, (f) => {
+              f.get(d).get(s).f32Load().f32Store();
+              f.inc(s, ksb).inc(d, W * 4);
+            });
+          },
+          (f) =>
+            f.for(k, 0, K, 1, (f) => {
+              f.get(d).f32Const0().f32Store();
+              f.inc(d, W * 4);
+            }),
+        );
+    });
+
+  f.for(p, 0, padded, W, (f) => {
+    fullPanelWith(f, ls).ifElse(copyRows, (f) =>
+      fullPanelWith(f, ks).ifElse(transposeBlocks, oneByOne),
     );
   });
   return f;
