@@ -77,6 +77,8 @@ function packPanels(name: string, W: number): Fn {
   const padded = f.local("i32");
   const ksb = f.local("i32");
   const lsb = f.local("i32");
+  const at = f.local("i32");
+  const panelBytes = f.local("i32");
   const r = Array.from({ length: 4 }, () => f.local("v128"));
   const t = Array.from({ length: 4 }, () => f.local("v128"));
   f.get(lines)
@@ -93,16 +95,25 @@ function packPanels(name: string, W: number): Fn {
   /** s = the address of line `line`'s element 0. */
   const lineStart = (f: Fn) => f.get(src).get(line).get(lsb).i32Mul().i32Add().set(s);
 
-  /** Adjacent lines: W/4 vectors per k. */
-  const copyRows = (f: Fn) => {
+  /**
+   * Adjacent lines: W/4 vectors per k, for `panels` panels at once (k's
+   * lines far apart: one whole 64-byte line of the source per k, not a
+   * quarter or half of it, and a quarter of the address translations).
+   */
+  const copyRows = (panels: number) => (f: Fn) => {
     f.get(src).get(p).i32(2).i32Shl().i32Add().set(s);
     f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
     f.for(k, 0, K, 1, (f) => {
-      for (let v = 0; v < W; v += 4)
-        f.get(d)
-          .get(s)
-          .v128Load(4 * v)
-          .v128Store(4 * v);
+      for (let q = 0; q < panels; q++) {
+        if (q) f.get(d).get(panelBytes).i32(q).i32Mul().i32Add();
+        else f.get(d);
+        f.set(at);
+        for (let v = 0; v < W; v += 4)
+          f.get(at)
+            .get(s)
+            .v128Load(4 * (q * W + v))
+            .v128Store(4 * v);
+      }
       f.inc(s, ksb).inc(d, W * 4);
     });
   };
@@ -202,11 +213,38 @@ function packPanels(name: string, W: number): Fn {
         );
     });
 
-  f.for(p, 0, padded, W, (f) => {
-    fullPanelWith(f, ls).ifElse(copyRows, (f) =>
-      fullPanelWith(f, ks).ifElse(transposeBlocks, oneByOne),
-    );
-  });
+  const G = 16 / W;
+  f.get(K)
+    .i32(W * 4)
+    .i32Mul()
+    .set(panelBytes);
+  f.i32(0).set(p);
+  f.while(
+    (f) => f.get(p).get(padded).i32LtS(),
+    (f) => {
+      f.get(ls)
+        .i32(1)
+        .i32Eq()
+        .get(p)
+        .i32(G * W)
+        .i32Add()
+        .get(lines)
+        .i32LeS()
+        .i32And()
+        .ifElse(
+          (f) => {
+            copyRows(G)(f);
+            f.inc(p, G * W);
+          },
+          (f) => {
+            fullPanelWith(f, ls).ifElse(copyRows(1), (f) =>
+              fullPanelWith(f, ks).ifElse(transposeBlocks, oneByOne),
+            );
+            f.inc(p, W);
+          },
+        );
+    },
+  );
   return f;
 }
 
