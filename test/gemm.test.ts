@@ -218,6 +218,48 @@ describe("WebAssembly GEMM", () => {
         engine.close();
       });
 
+  // A batch of small products (attention's per-head ones in training) on two
+  // threads: each thread takes whole items (gemm_items). The same numbers as
+  // one thread's item-by-item run; into a new array, in place (rows a
+  // multiple of 8: C straight into the arena) and with a padded C.
+  it("a batch of small products shared by items between two threads", async () => {
+    const two = new Gemm(2);
+    const one = new Gemm(1);
+    for (let i = 0; i < 200 && !two.parallel(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(two.parallel()).toBe(true);
+    for (const [M, N, K, aT, bT, batch] of [
+      [37, 129, 70, false, false, 6],
+      [64, 128, 64, false, true, 16],
+      [128, 64, 128, true, false, 5],
+      [3, 40, 300, true, true, 400],
+    ] as const) {
+      const p = plan(M, N, K, aT, bT, batch);
+      // Every item its own B here.
+      p.b.offsets = p.b.offsets.map((_, m) => m * K * N + 5);
+      const a = Float32Array.from({ length: batch * M * K + 3 }, () => r() * 2 - 1);
+      const b = Float32Array.from({ length: batch * K * N + 5 }, () => r() * 2 - 1);
+      const want = one.run(p, a, b);
+      expect(relError(want, reference(p, a, b))).toBeLessThan(4 * K * F32_EPS + 1e-6);
+      expect(Array.from(two.run(p, a, b))).toEqual(Array.from(want));
+      const size = batch * M * N;
+      const arena = two.reserve((size + 32) * 4);
+      const guard = two.view(arena, size + 32).fill(7);
+      const out = two.view(arena + 64, size);
+      expect(two.run(p, a, b, out)).toBe(out);
+      expect(Array.from(out)).toEqual(Array.from(want));
+      expect([...guard.subarray(0, 16)]).toEqual(new Array(16).fill(7));
+      expect([...guard.subarray(16 + size)]).toEqual(new Array(16).fill(7));
+      two.release(arena);
+    }
+    // Both operands the same array (q @ qᵀ-like).
+    const p = plan(32, 32, 64, false, true, 8);
+    p.b.offsets = p.a.offsets.slice();
+    const a = Float32Array.from({ length: 8 * 32 * 64 + 3 }, () => r() * 2 - 1);
+    expect(Array.from(two.run(p, a, a))).toEqual(Array.from(one.run(p, a, a)));
+    two.close();
+    one.close();
+  });
+
   it("hold: zeroed arrays in one arena; its release frees it once, never a later tenant", () => {
     const engine = new Gemm(1);
     // The held arena (64 + 1216 bytes) reuses this freed one, garbage and all

@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { GemmOperand, GemmPlan } from "../codegen/gemm-plan.js";
-import { evenK, gemmModule, KC, MR, NC, NR, PANELS } from "../codegen/wasm/gemm.js";
+import { evenK, gemmModule, ITEM_BYTES, KC, MR, NC, NR, PANELS } from "../codegen/wasm/gemm.js";
 import { relaxedSimd } from "./wasm-features.js";
 import { quantizedForm, type QuantizedWeight } from "./quantize.js";
 import { weightVersion } from "./weights.js";
@@ -64,6 +64,7 @@ const exportIndex = {
   gemm_f16: 4,
   gemv_rows: 5,
   gemv_cols: 6,
+  gemm_items: 7,
 } as const;
 type ExportName = keyof typeof exportIndex;
 const EXPORTS = Object.keys(exportIndex);
@@ -110,6 +111,11 @@ for (;;) {
 `;
 /** Below this many multiply-adds a product runs on one thread (a hand-off costs ~10-50 us). */
 const PARALLEL_MACS = 1 << 20;
+/**
+ * Below this many multiply-adds per matrix, a batch's threads take whole
+ * items (gemm_items), not shares of each item's packs and columns.
+ */
+const ITEM_MACS = 1 << 23;
 
 const PAGE = 65536;
 /** wasm32 addresses reach 4 GiB. */
@@ -146,6 +152,8 @@ interface GemmExports {
   /** (a, b, c, K, N, ldb): one row times B read in place; see codegen/wasm/gemv.ts. */
   gemv_rows(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
   gemv_cols(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
+  /** (m0, m1, table, M, K, N, depth, aLs, aKs, bLs, bKs, ldc); see codegen/wasm/gemm.ts. */
+  gemm_items(...args: number[]): void;
 }
 
 interface Packed {
@@ -565,6 +573,51 @@ export class Gemm {
   }
 
   /**
+   * run for a batch of small products, neither operand a weight: the
+   * threads claim whole items (see gemm_items in codegen/wasm/gemm.ts), each
+   * packed into its own scratch; C straight into `out` when it is a view of
+   * this memory with rows a multiple of 8 floats, else padded and copied out.
+   */
+  private runItems(plan: GemmPlan, a: Float32Array, b: Float32Array, out?: Float32Array) {
+    const { M, N, K, batch } = plan;
+    const [Mp, Np] = [roundUp(M, MR), roundUp(N, NR)];
+    out ??= new Float32Array(batch * M * N);
+    const direct = this.owns(out) && N % NR === 0;
+    const [apBytes, bpBytes] = [align(Mp * K * 4), align(Np * K * 4)];
+    const itemBytes = apBytes + bpBytes + (direct ? 0 : align(Mp * Np * 4));
+    const tableBytes = align(batch * ITEM_BYTES);
+    const staged = this.stage(a === b ? [a] : [a, b], tableBytes + batch * itemBytes);
+    const [pa, pb, table] = a === b ? [staged[0], staged[0], staged[1]] : staged;
+    const entries = new Int32Array(this.memory.buffer, table, (batch * ITEM_BYTES) / 4);
+    const cOf = (m: number) =>
+      direct
+        ? out.byteOffset + m * M * N * 4
+        : table + tableBytes + m * itemBytes + apBytes + bpBytes;
+    for (let m = 0; m < batch; m++) {
+      const ap = table + tableBytes + m * itemBytes;
+      entries.set(
+        [pa + 4 * plan.a.offsets[m], pb + 4 * plan.b.offsets[m], ap, ap + apBytes, cOf(m)],
+        (m * ITEM_BYTES) / 4,
+      );
+    }
+    const depth = M <= MR ? K : KC;
+    const { a: A, b: B } = plan;
+    const args = [table, M, K, N, depth, A.rowStride, A.colStride, B.colStride, B.rowStride];
+    this.share(exportIndex.gemm_items, this.fns.gemm_items, 0, 0, batch, 1, [
+      ...args,
+      direct ? N : Np,
+    ]);
+    if (direct) return out;
+    const mem = new Float32Array(this.memory.buffer);
+    for (let m = 0; m < batch; m++)
+      for (let i = 0; i < M; i++) {
+        const c = cOf(m) / 4 + i * Np;
+        out.set(mem.subarray(c, c + N), (m * M + i) * N);
+      }
+    return out;
+  }
+
+  /**
    * The product of every matrix pair in the batch, row-major [batch, M, N],
    * written into `out` when given. Operands that are views of this memory
    * (executors' arenas) are packed where they are, not copied in.
@@ -580,6 +633,15 @@ export class Gemm {
       (plan.b.colStride === 1 || plan.b.rowStride === 1)
     )
       return this.gemv(plan, a, b, out);
+    if (
+      batch > 1 &&
+      !plan.a.resident &&
+      !plan.b.resident &&
+      M * N * K < ITEM_MACS &&
+      batch * M * N * K >= PARALLEL_MACS &&
+      this.parallel()
+    )
+      return this.runItems(plan, a, b, out);
     const ownA = this.owns(a);
     const ownB = this.owns(b);
     const Mp = roundUp(M, MR);

@@ -346,6 +346,9 @@ export class Fn {
   f32Load(offset = 0): this {
     return this.op(0x2a, 2, ...uleb(offset));
   }
+  i32Load(offset = 0): this {
+    return this.op(0x28, 2, ...uleb(offset));
+  }
   f32Store(offset = 0): this {
     return this.op(0x38, 2, ...uleb(offset));
   }

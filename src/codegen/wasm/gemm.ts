@@ -558,6 +558,53 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   return f;
 }
 
+/** Bytes of one item of gemm_items' table: five i32 addresses. */
+export const ITEM_BYTES = 20;
+
+/**
+ * Items [m0, m1) of a batch of small products, each whole: pack its A and B,
+ * multiply. Threads share a batch by items (attention's per-head products
+ * in training), where splitting each item's packs and columns would cost
+ * three hand-offs for a fraction of a millisecond of work each. Item m's
+ * byte addresses are at table + m * ITEM_BYTES: A, B, packed A, packed B
+ * (both its own), C (rows `ldc` floats apart; N a multiple of 8 or C
+ * padded to it). `gemm_items(m0, m1, table, M, K, N, depth, aLs, aKs, bLs,
+ * bKs, ldc)`; pack_a, pack_b and gemm are functions 0, 1 and 2.
+ */
+function gemmItems(): Fn {
+  const f = new Fn("gemm_items", Array<"i32">(12).fill("i32"));
+  const [m0, m1, table, M, K, N, depth, aLs, aKs, bLs, bKs, ldc] = f.params;
+  const m = f.local("i32");
+  const e = f.local("i32");
+  f.for(m, m0, m1, 1, (f) => {
+    f.get(table)
+      .get(m)
+      .i32(ITEM_BYTES)
+      .i32Mul()
+      .i32Add()
+      .set(e);
+    const field = (f: Fn, k: number) => f.get(e).i32Load(4 * k);
+    // pack_a(A, aLs, aKs, M, K, packed A)
+    field(f, 0).get(aLs).get(aKs).get(M).get(K);
+    field(f, 2).call(0);
+    // pack_b(B, bLs, bKs, N, K, packed B)
+    field(f, 1).get(bLs).get(bKs).get(N).get(K);
+    field(f, 3).call(1);
+    // gemm(packed A, packed B, C, M, K, ldc, 0, N rounded to 8, depth)
+    field(f, 2);
+    field(f, 3);
+    field(f, 4).get(M).get(K).get(ldc).i32(0);
+    f.get(N)
+      .i32(NR - 1)
+      .i32Add()
+      .i32(-NR)
+      .i32And()
+      .get(depth)
+      .call(2);
+  });
+  return f;
+}
+
 /**
  * The module: pack_a, pack_b and gemm over an imported memory. With `fma`
  * the micro-kernel multiply-adds with relaxed SIMD's f32x4.relaxed_madd (one
@@ -577,6 +624,7 @@ export function gemmModule(
       gemm(fma, "f16"),
       gemvRows(fma),
       gemvCols(fma),
+      gemmItems(),
     ],
     memory,
   );
