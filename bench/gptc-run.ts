@@ -82,6 +82,8 @@ async function trainer(set: Record<string, string>, B: number, T: number) {
     session,
     describe: backend.describe,
     loss: NaN,
+    /** Each step's AdamW update, ms (part of the step's time). */
+    adamMs: [] as number[],
     async step(): Promise<number> {
       const tokens = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
       const targets = Float32Array.from({ length: B * T }, () => Math.floor(rng.next() * vocab));
@@ -89,6 +91,7 @@ async function trainer(set: Record<string, string>, B: number, T: number) {
       const inputs = { tokens, targets, [rngKeyInput]: rngKey(1, steps++, 0) };
       const t0 = performance.now();
       const r = await session.lossAndGrads(weights, inputs, { B, T }, { views: true });
+      const tAdam = performance.now();
       adamwStep(weights, r.grads, shapes, adam, {
         lr: 1e-4,
         beta1: 0.9,
@@ -97,6 +100,7 @@ async function trainer(set: Record<string, string>, B: number, T: number) {
         weightDecay: 0.1,
       });
       this.loss = r.loss;
+      this.adamMs.push(performance.now() - tAdam);
       return performance.now() - t0;
     },
     destroy() {
@@ -115,7 +119,7 @@ async function trainSteps(set: Record<string, string>, B: number, T: number, ste
     times.push(await t.step());
   }
   t.destroy();
-  return { times, loss: t.loss, profile, describe: t.describe };
+  return { times, loss: t.loss, profile, describe: t.describe, adamMs: t.adamMs };
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -198,7 +202,7 @@ async function main(): Promise<Record<string, unknown>> {
       const [B, T] = quick ? [1, 16] : [1, 128];
       const steps = quick ? 2 : Number(arg("--steps") ?? 3);
       try {
-        const { times, loss } = await trainSteps(smallSets, B, T, steps);
+        const { times, loss, profile, adamMs } = await trainSteps(smallSets, B, T, steps);
         const steady = times.slice(1);
         return {
           workload,
@@ -210,7 +214,10 @@ async function main(): Promise<Record<string, unknown>> {
           steadyMs: steady.length
             ? { min: Math.min(...steady), median: median(steady), max: Math.max(...steady) }
             : undefined,
+          adamwMs: median(adamMs.slice(1).length ? adamMs.slice(1) : adamMs),
           loss,
+          profile: profile?.toJSON(),
+          profileTable: profile?.table(),
         };
       } catch (e) {
         return {

@@ -716,13 +716,14 @@ export class Gemm {
     // Column chunks for the two threads: 16 for one row panel (decoding: B
     // streams, nothing is reused); else chunks at least NC wide (a chunk runs
     // the blocked loops over all of A), and 2 (one each) where every chunk
-    // would read a large packed A again.
+    // would read a large packed A again. An even count: with an odd one
+    // (3 for N = 768) one thread runs the last chunk while the other waits.
     const chunks =
       operands[0].bytes > 8 << 20
         ? 2
         : M <= MR
           ? 16
-          : Math.max(2, Math.min(16, Math.floor(Np / NC)));
+          : 2 * Math.max(1, Math.min(8, Math.ceil(Math.floor(Np / NC) / 2)));
     const kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
     const gemm = this.fns[kernel] as (...args: number[]) => void;
     const scales = qb?.dtype === "int8" ? [bp + align(Np * evenK(K))] : [];
