@@ -176,6 +176,28 @@ export interface LoadedKernel {
 }
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
+/**
+ * A few small calls of the GEMM's hot functions on zeros at the bottom of a
+ * new memory (before anything lives there). V8 runs a wasm function's first
+ * calls in its baseline compiler and optimizes it in the background once it
+ * has run a while; a call already running stays baseline (3-4x slower), so
+ * the first large product (a training step's vocabulary-sized one) would run
+ * slow throughout. These calls start that optimization while the caller
+ * still compiles its kernels.
+ */
+function warmUp(fns: GemmExports): void {
+  const [M, K, N] = [32, 64, 32];
+  const [a, b, ap, bp, c] = [0, 8192, 16384, 24576, 32768];
+  for (let r = 0; r < 3; r++) {
+    fns.pack_a(a, K, 1, M, K, ap); // rows of A: k adjacent
+    fns.pack_b(b, 1, N, N, K, bp); // rows of B: lines adjacent
+    fns.gemm(ap, bp, c, M, K, N, 0, N, KC);
+    fns.gemm(ap, bp, c, 1, K, N, 0, N, K); // one row
+    fns.gemv_rows(a, b, c, K, N, N);
+    fns.gemv_cols(a, b, c, K, N, K);
+  }
+}
+
 export class Gemm {
   /** Also the memory of the webasm backend's generated kernels (runtime/wasm-kernel.ts). */
   readonly memory = new WebAssembly.Memory({
@@ -206,6 +228,7 @@ export class Gemm {
     const module = new WebAssembly.Module(gemmModule(engineMemory, fma));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.fns = instance.exports as unknown as GemmExports;
+    warmUp(this.fns);
     if (threads > 1) {
       const control = new SharedArrayBuffer(4 * (NEXT + 1));
       const { port1, port2 } = new MessageChannel();
