@@ -65,6 +65,12 @@ export interface Backend {
 }
 
 /**
+ * Whether `b` computes on a GPU (headlessgl, webgl2, webgpu): the backends
+ * that report device limits, each of which createBackend gives them.
+ */
+export const onGpu = (b: Backend): boolean => b.limits !== undefined;
+
+/**
  * gpu.js writes its kernels' index arithmetic in float32 (GLSL and WGSL alike:
  * `const i = this.thread.x` is a float), exact for integers up to 2^24.
  */
@@ -280,7 +286,7 @@ export async function createBackend(
       );
   }
   // Every GPU backend: gpu.js hands out kept GL textures and WebGPU buffers alike.
-  if (backend.limits) {
+  if (onGpu(backend)) {
     backend.weights = new DeviceWeights(backend.gpu, backend.async);
     backend.readBacks = { count: 0, bytes: 0 };
   }

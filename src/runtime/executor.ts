@@ -21,7 +21,7 @@ import type { Kernel, Schedule } from "../ir/passes/fuse.js";
 import { nodeFlops } from "../ir/cost.js";
 import { shapeEval } from "../ir/dims.js";
 import { size } from "../ir/ops/tensor.js";
-import { gpujs, type Backend } from "./backend.js";
+import { gpujs, onGpu, type Backend } from "./backend.js";
 import { planMemory } from "../ir/passes/memory.js";
 import { align, gemmEngine, type Gemm } from "./gemm.js";
 import { fillMask } from "./dropout-masks.js";
@@ -126,8 +126,7 @@ export class Executor {
      */
     readonly resident: ReadonlySet<number> = new Set(),
   ) {
-    this.onDevice =
-      backend.name === "headlessgl" || backend.name === "webgl2" || backend.name === "webgpu";
+    this.onDevice = onGpu(backend);
     // webasm vectorizes along thread.x: give it the last axis (a rows grid).
     const flatGrid = backend.name === "webasm" ? "rows" : "flat";
     const g = schedule.graph;

@@ -10,7 +10,7 @@ import type { Graph, Node } from "../ir/graph.js";
 import { isCacheName } from "../ir/lower.js";
 import { shapeEval } from "../ir/dims.js";
 import { assertBindings } from "../ir/passes/bindings.js";
-import type { Backend } from "./backend.js";
+import { onGpu, type Backend } from "./backend.js";
 import { layoutOf, loopIterations, type DeviceLimits } from "../codegen/device-layout.js";
 import { buildKernel } from "../codegen/kernel-ir/build.js";
 import { Executor, type DeviceTensor, type Profiler } from "./executor.js";
@@ -263,7 +263,7 @@ export class Session {
    * (runtime/device-weights.ts).
    */
   get keepsCaches(): boolean {
-    return this.canDecode && this.backend.limits !== undefined;
+    return this.canDecode && onGpu(this.backend);
   }
 
   /**
