@@ -577,12 +577,7 @@ function gemmItems(): Fn {
   const m = f.local("i32");
   const e = f.local("i32");
   f.for(m, m0, m1, 1, (f) => {
-    f.get(table)
-      .get(m)
-      .i32(ITEM_BYTES)
-      .i32Mul()
-      .i32Add()
-      .set(e);
+    f.get(table).get(m).i32(ITEM_BYTES).i32Mul().i32Add().set(e);
     const field = (f: Fn, k: number) => f.get(e).i32Load(4 * k);
     // pack_a(A, aLs, aKs, M, K, packed A)
     field(f, 0).get(aLs).get(aKs).get(M).get(K);
