@@ -260,6 +260,19 @@ describe("WebAssembly GEMM", () => {
     one.close();
   });
 
+  it("hold: zeros where scratch was written, past the memory's old end too", () => {
+    const engine = new Gemm(1);
+    // Scratch sits where the next arena goes: fill it with junk, then hold
+    // arrays that start inside it and run past the memory's end (grown: zeros).
+    const s = engine.scratch(1 << 20);
+    engine.view(s, 1 << 18).fill(3);
+    const held = engine.hold([1 << 17, 1 << 20])!;
+    expect(held.arrays[0].byteOffset).toBe(s);
+    for (const a of held.arrays) expect(a.every((v) => v === 0)).toBe(true);
+    held.release();
+    engine.close();
+  });
+
   it("hold: zeroed arrays in one arena; its release frees it once, never a later tenant", () => {
     const engine = new Gemm(1);
     // The held arena (64 + 1216 bytes) reuses this freed one, garbage and all

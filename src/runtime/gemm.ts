@@ -448,6 +448,8 @@ export class Gemm {
   ): { arrays: Float32Array[]; release: () => void } | undefined {
     const total = sizes.reduce((n, k) => n + align(k * 4), 0);
     if (total > maxBytes) return undefined;
+    // Memory past its present end was never written: growing it gives zeros.
+    const fresh = this.memory.buffer.byteLength;
     let at: number;
     try {
       at = this.reserve(total);
@@ -457,8 +459,10 @@ export class Gemm {
     }
     const base = at;
     const arrays = sizes.map((k) => {
-      // A reused arena holds what its last tenant left.
-      const view = this.view(at, k).fill(0);
+      // A reused arena holds what its last tenant left (or scratch, packs):
+      // zeroed below the old end (gpt2-124M's training state is 1.5 GB).
+      const view = this.view(at, k);
+      if (at < fresh) view.fill(0, 0, Math.min(k, (fresh - at) / 4));
       at += align(k * 4);
       return view;
     });
