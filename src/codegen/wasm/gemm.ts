@@ -73,14 +73,16 @@ function packPanels(name: string, W: number): Fn {
   const k = f.local("i32");
   const s = f.local("i32");
   const d = f.local("i32");
-  const line = f.local("i32");
+  const at = f.local("i32");
   const padded = f.local("i32");
   const ksb = f.local("i32");
-  const lsb = f.local("i32");
-  const at = f.local("i32");
   const panelBytes = f.local("i32");
+  /** lineAt[i]: the byte distance from line p to line p + i (i < W). */
+  const lineAt = Array.from({ length: W }, () => f.local("i32"));
   const r = Array.from({ length: 4 }, () => f.local("v128"));
   const t = Array.from({ length: 4 }, () => f.local("v128"));
+  /** Panels that one 64-byte line of adjacent lines fills. */
+  const G = 16 / W;
   f.get(lines)
     .i32(W - 1)
     .i32Add()
@@ -88,12 +90,31 @@ function packPanels(name: string, W: number): Fn {
     .i32And()
     .set(padded);
   f.get(ks).i32(2).i32Shl().set(ksb);
-  f.get(ls).i32(2).i32Shl().set(lsb);
-  /** Whether lines p..p+W-1 all exist and `stride` (ls or ks) is 1. */
-  const fullPanelWith = (f: Fn, stride: Local) =>
-    f.get(stride).i32(1).i32Eq().get(p).i32(W).i32Add().get(lines).i32LeS().i32And();
-  /** s = the address of line `line`'s element 0. */
-  const lineStart = (f: Fn) => f.get(src).get(line).get(lsb).i32Mul().i32Add().set(s);
+  f.get(K)
+    .i32(W * 4)
+    .i32Mul()
+    .set(panelBytes);
+  for (let i = 1; i < W; i++)
+    f.get(ls)
+      .i32(4 * i)
+      .i32Mul()
+      .set(lineAt[i]);
+  /** Whether lines p.. of `panels` whole panels all exist and `stride` (ls or ks) is 1. */
+  const fullWith = (f: Fn, stride: Local, panels = 1) =>
+    f
+      .get(stride)
+      .i32(1)
+      .i32Eq()
+      .get(p)
+      .i32(panels * W)
+      .i32Add()
+      .get(lines)
+      .i32LeS()
+      .i32And();
+  /** Pushes the address of line p + i's element at s (s: an element of line p). */
+  const lineOf = (f: Fn, i: number) => (i ? f.get(s).get(lineAt[i]).i32Add() : f.get(s));
+  /** d = the panel of line p. */
+  const panelStart = (f: Fn) => f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
 
   /**
    * Adjacent lines: W/4 vectors per k, for `panels` panels at once (k's
@@ -102,12 +123,11 @@ function packPanels(name: string, W: number): Fn {
    */
   const copyRows = (panels: number) => (f: Fn) => {
     f.get(src).get(p).i32(2).i32Shl().i32Add().set(s);
-    f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
+    panelStart(f);
     f.for(k, 0, K, 1, (f) => {
+      f.get(d).set(at);
       for (let q = 0; q < panels; q++) {
-        if (q) f.get(d).get(panelBytes).i32(q).i32Mul().i32Add();
-        else f.get(d);
-        f.set(at);
+        if (q) f.inc(at, panelBytes);
         for (let v = 0; v < W; v += 4)
           f.get(at)
             .get(s)
@@ -118,32 +138,29 @@ function packPanels(name: string, W: number): Fn {
     });
   };
 
+  // Shuffles of a 4 x 4 transpose. i32 lanes of (a, b): [a0 b0 a1 b1] and
+  // [a2 b2 a3 b3]; 64-bit halves of (a, b): [a.lo b.lo] and [a.hi b.hi].
+  const lo = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
+  const hi = lo.map((x) => x + 8);
+  const low64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+  const high64 = low64.map((x) => x + 8);
   /**
    * Adjacent k: for each 4 lines and 4 k, four loads (a line's 4 k each),
    * a 4 x 4 transpose (8 shuffles), four stores (a k's 4 lines each); an
-   * odd end of K element by element.
+   * odd end of K element by element. s walks line p's k.
    */
   const transposeBlocks = (f: Fn) => {
-    f.get(dst).get(p).get(K).i32Mul().i32(2).i32Shl().i32Add().set(d);
+    f.get(src).get(p).get(ls).i32Mul().i32(2).i32Shl().i32Add().set(s);
+    panelStart(f);
     f.i32(0).set(k);
     f.while(
       (f) => f.get(k).i32(4).i32Add().get(K).i32LeS(),
       (f) => {
         for (let g = 0; g < W; g += 4) {
-          for (let i = 0; i < 4; i++) {
-            f.get(p)
-              .i32(g + i)
-              .i32Add()
-              .set(line);
-            lineStart(f);
-            f.get(s).get(k).i32(2).i32Shl().i32Add().v128Load().set(r[i]);
-          }
-          // i32 lanes of (a, b): [a0 b0 a1 b1] and [a2 b2 a3 b3].
-          const lo = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
-          const hi = lo.map((x) => x + 8);
-          // 64-bit halves of (a, b): [a.lo b.lo] and [a.hi b.hi].
-          const low64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
-          const high64 = low64.map((x) => x + 8);
+          for (let i = 0; i < 4; i++)
+            lineOf(f, g + i)
+              .v128Load()
+              .set(r[i]);
           f.get(r[0]).get(r[1]).shuffle(lo).set(t[0]);
           f.get(r[0]).get(r[1]).shuffle(hi).set(t[1]);
           f.get(r[2]).get(r[3]).shuffle(lo).set(t[2]);
@@ -164,7 +181,9 @@ function packPanels(name: string, W: number): Fn {
               .v128Store(4 * (j * W + g)),
           );
         }
-        f.inc(k, 4).inc(d, 4 * W * 4);
+        f.inc(k, 4)
+          .inc(s, 16)
+          .inc(d, 4 * W * 4);
       },
     );
     // The last K % 4 k.
@@ -172,18 +191,14 @@ function packPanels(name: string, W: number): Fn {
       (f) => f.get(k).get(K).i32LtS(),
       (f) => {
         for (let i = 0; i < W; i++) {
-          f.get(p).i32(i).i32Add().set(line);
-          lineStart(f);
-          f.get(d)
-            .get(s)
-            .get(k)
-            .i32(2)
-            .i32Shl()
-            .i32Add()
+          f.get(d);
+          lineOf(f, i)
             .f32Load()
             .f32Store(4 * i);
         }
-        f.inc(k, 1).inc(d, W * 4);
+        f.inc(k, 1)
+          .inc(s, 4)
+          .inc(d, W * 4);
       },
     );
   };
@@ -191,15 +206,17 @@ function packPanels(name: string, W: number): Fn {
   /** Any strides, lines past the end as zeros: element by element. */
   const oneByOne = (f: Fn) =>
     f.for(w, 0, W, 1, (f) => {
-      f.get(p).get(w).i32Add().set(line);
       // d = dst + (p * K + w) * 4
       f.get(dst).get(p).get(K).i32Mul().get(w).i32Add().i32(2).i32Shl().i32Add().set(d);
-      f.get(line)
+      f.get(p)
+        .get(w)
+        .i32Add()
         .get(lines)
         .i32LtS()
         .ifElse(
           (f) => {
-            lineStart(f);
+            // s = src + (p + w) * ls * 4
+            f.get(src).get(p).get(w).i32Add().get(ls).i32Mul().i32(2).i32Shl().i32Add().set(s);
             f.for(k, 0, K, 1, (f) => {
               f.get(d).get(s).f32Load().f32Store();
               f.inc(s, ksb).inc(d, W * 4);
@@ -213,37 +230,22 @@ function packPanels(name: string, W: number): Fn {
         );
     });
 
-  const G = 16 / W;
-  f.get(K)
-    .i32(W * 4)
-    .i32Mul()
-    .set(panelBytes);
   f.i32(0).set(p);
   f.while(
     (f) => f.get(p).get(padded).i32LtS(),
-    (f) => {
-      f.get(ls)
-        .i32(1)
-        .i32Eq()
-        .get(p)
-        .i32(G * W)
-        .i32Add()
-        .get(lines)
-        .i32LeS()
-        .i32And()
-        .ifElse(
-          (f) => {
-            copyRows(G)(f);
-            f.inc(p, G * W);
-          },
-          (f) => {
-            fullPanelWith(f, ls).ifElse(copyRows(1), (f) =>
-              fullPanelWith(f, ks).ifElse(transposeBlocks, oneByOne),
-            );
-            f.inc(p, W);
-          },
-        );
-    },
+    (f) =>
+      fullWith(f, ls, G).ifElse(
+        (f) => {
+          copyRows(G)(f);
+          f.inc(p, G * W);
+        },
+        (f) => {
+          fullWith(f, ls).ifElse(copyRows(1), (f) =>
+            fullWith(f, ks).ifElse(transposeBlocks, oneByOne),
+          );
+          f.inc(p, W);
+        },
+      ),
   );
   return f;
 }
@@ -286,7 +288,7 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   const s0 = f.local("v128");
   const s1 = f.local("v128");
   const sp = f.local("i32");
-  // int8: the byte mask, the second k's B and A, the panel depth (K rounded to pairs).
+  // int8: the second k's B and A, the panel depth (K rounded to pairs).
   const b2 = f.local("v128");
   const b3 = f.local("v128");
   const av2 = f.local("v128");
