@@ -175,6 +175,13 @@ export interface LoadedKernel {
   run: (...args: number[]) => void;
 }
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+/**
+ * The depth of gemm's blocks for M rows: KC, so that a block of B stays in
+ * cache while every row panel of A passes over it. One panel of rows
+ * (decoding: one row) reuses nothing: the whole depth at once makes packed B
+ * a single sequential stream.
+ */
+const depthOf = (M: number, K: number) => (M <= MR ? K : KC);
 
 /**
  * A few small calls of the GEMM's hot functions on zeros at the bottom of a
@@ -564,20 +571,24 @@ export class Gemm {
    * more bytes of scratch. Valid until the next call into the engine.
    */
   stage(arrays: Float32Array[], extra = 0): number[] {
+    // Scratch offsets of the arrays to copy in, each once (the same array
+    // twice, a matrix times itself, is one copy).
+    const copies = new Map<Float32Array, number>();
     let top = 0;
-    const offsets = arrays.map((a) => {
-      if (this.owns(a)) return -1;
-      const at = top;
-      top = align(top + a.length * 4);
-      return at;
-    });
+    for (const a of arrays)
+      if (!this.owns(a) && !copies.has(a)) {
+        copies.set(a, top);
+        top = align(top + a.length * 4);
+      }
     // Nothing to place: no scratch (decoding's kernels mostly read arenas).
     const base = top + extra > 0 ? this.scratch(top + extra) : 0;
-    const mem = top > 0 ? new Float32Array(this.memory.buffer) : undefined;
-    const addrs = arrays.map((a, k) => {
-      if (offsets[k] < 0) return a.byteOffset;
-      mem!.set(a, (base + offsets[k]) / 4);
-      return base + offsets[k];
+    if (top > 0) {
+      const mem = new Float32Array(this.memory.buffer);
+      for (const [a, at] of copies) mem.set(a, (base + at) / 4);
+    }
+    const addrs = arrays.map((a) => {
+      const at = copies.get(a);
+      return at === undefined ? a.byteOffset : base + at;
     });
     addrs.push(base + top);
     return addrs;
@@ -613,8 +624,7 @@ export class Gemm {
     const [apBytes, bpBytes] = [align(Mp * K * 4), align(Np * K * 4)];
     const itemBytes = apBytes + bpBytes + (direct ? 0 : align(Mp * Np * 4));
     const tableBytes = align(batch * ITEM_BYTES);
-    const staged = this.stage(a === b ? [a] : [a, b], tableBytes + batch * itemBytes);
-    const [pa, pb, table] = a === b ? [staged[0], staged[0], staged[1]] : staged;
+    const [pa, pb, table] = this.stage([a, b], tableBytes + batch * itemBytes);
     const entries = new Int32Array(this.memory.buffer, table, (batch * ITEM_BYTES) / 4);
     const cOf = (m: number) =>
       direct
@@ -627,12 +637,10 @@ export class Gemm {
         (m * ITEM_BYTES) / 4,
       );
     }
-    const depth = M <= MR ? K : KC;
     const { a: A, b: B } = plan;
-    const args = [table, M, K, N, depth, A.rowStride, A.colStride, B.colStride, B.rowStride];
     this.share(exportIndex.gemm_items, this.fns.gemm_items, 0, 0, batch, 1, [
-      ...args,
-      direct ? N : Np,
+      ...[table, M, K, N, depthOf(M, K)],
+      ...[A.rowStride, A.colStride, B.colStride, B.rowStride, direct ? N : Np],
     ]);
     if (direct) return out;
     const mem = new Float32Array(this.memory.buffer);
@@ -736,10 +744,7 @@ export class Gemm {
     const ap = sa ? sa.entry.offset : at.offAp;
     const bp = sb ? sb.entry.offset : at.offBp;
     const split = M * N * K >= PARALLEL_MACS;
-    // Depth blocks keep a block of B in cache while every row panel of A
-    // passes over it. One panel of rows (decoding: one row) reuses nothing:
-    // the whole depth at once makes packed B a single sequential stream.
-    const depth = M <= MR ? K : KC;
+    const depth = depthOf(M, K);
     // Column chunks for the two threads: 16 for one row panel (decoding: B
     // streams, nothing is reused); else chunks at least NC wide (a chunk runs
     // the blocked loops over all of A), and 2 (one each) where every chunk
@@ -750,7 +755,7 @@ export class Gemm {
         ? 2
         : M <= MR
           ? 16
-          : 2 * Math.max(1, Math.min(8, Math.ceil(Math.floor(Np / NC) / 2)));
+          : roundUp(Math.max(2, Math.min(16, Math.floor(Np / NC))), 2);
     const kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
     const gemm = this.fns[kernel] as (...args: number[]) => void;
     const scales = qb?.dtype === "int8" ? [bp + align(Np * evenK(K))] : [];
