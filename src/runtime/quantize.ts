@@ -84,7 +84,7 @@ export function quantize(
         throw new QuantizeError(
           `weight ${name} holds ${data[i]}, beyond float16's range (65504): keep it in f32 or use int8`,
         );
-      bits[i] = normalHalf(floatToHalf(data[i]), data[i]);
+      bits[i] = weightHalf(data[i]);
     }
     return { dtype, shape, axis, bits };
   }
@@ -177,6 +177,9 @@ export function normalHalf(h: number, x = halfToFloat(h)): number {
   return (h & 0x8000) | (Math.abs(x) >= 2 ** -15 ? 0x400 : 0);
 }
 
+/** `x` as a float16 weight of gptc's: the nearest half, subnormals rounded away (normalHalf). */
+const weightHalf = (x: number): number => normalHalf(floatToHalf(x), x);
+
 /** IEEE binary16 bits -> number (every half is exact in float32). */
 export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
@@ -226,7 +229,7 @@ export function foldQuantized<T extends FileTensor>(
   for (const [key, t] of tensors) {
     if (t.dtype === "F16" && t.shape.length === 2) {
       const [R, C] = t.shape;
-      const bits = Uint16Array.from(t.data, (x) => normalHalf(floatToHalf(x), x));
+      const bits = Uint16Array.from(t.data, weightHalf);
       out.set(key, { ...t, data: dequantize({ dtype: "f16", shape: [R, C], axis: 1, bits }) });
     }
     if (t.dtype !== "I8") continue;
