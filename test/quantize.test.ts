@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { GemmPlan } from "../src/codegen/gemm-plan.js";
 import { KC } from "../src/codegen/wasm/gemm.js";
+import { BLOCK, ROW_MAX } from "../src/codegen/wasm/gemv-int8.js";
 import { Gemm } from "../src/runtime/gemm.js";
 import {
   dequantize,
@@ -152,6 +153,45 @@ describe("int8 quantization", () => {
   });
 });
 
+const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const f32 = Math.fround;
+/** Rounds to the nearest integer, ties to even (f32x4.nearest). */
+const nearest = (y: number) => {
+  const r = Math.round(y);
+  return r - y === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+/**
+ * One row x [K] times int8 weight q (B [K, N]: q itself for axis 1, its
+ * transpose for axis 0) the way gemv-int8.ts defines it, every float32
+ * rounding spelled out: x rounded to int16 with the row's scale, exact
+ * integer sums of BLOCK pairs each converted to float32 and added, then
+ * scaled by the column's scale (packed times 2^-24) times the row's (times 2^24).
+ */
+function intRowReference(
+  x: Float32Array,
+  q: Extract<QuantizedWeight, { dtype: "int8" }>,
+  K: number,
+  N: number,
+) {
+  const m = maxAbs(x);
+  const inv = f32(ROW_MAX / m);
+  const xq = Array.from(x, (v) => nearest(f32(v * inv)) || 0); // 0 * Infinity: NaN -> 0
+  const rowScale = f32(m / ROW_MAX) * 2 ** 24;
+  const wq = (k: number, n: number) => (q.axis === 1 ? q.q[k * N + n] : q.q[n * K + k]);
+  const out = new Float32Array(N);
+  for (let n = 0; n < N; n++) {
+    let c = 0;
+    for (let k0 = 0; k0 < K; k0 += 2 * BLOCK) {
+      let sum = 0;
+      for (let k = k0; k < Math.min(K, k0 + 2 * BLOCK); k++) sum += xq[k] * wq(k, n);
+      c = k0 === 0 ? f32(sum) : f32(c + f32(sum));
+    }
+    out[n] = f32(c * f32(f32(q.scales[n] * 2 ** -24) * rowScale));
+  }
+  return out;
+}
+
 describe("the GEMM's narrow packs", () => {
   const engine = new Gemm(1);
   // Rows 1 (decoding), 3 and 9 (partial panels), depth over one block, columns not a multiple of 8.
@@ -164,7 +204,8 @@ describe("the GEMM's narrow packs", () => {
 
   it("int8: exactly the dequantized product where every partial sum is exact", () => {
     const r = rng(7);
-    for (const [M, K, N] of shapes)
+    // (One row takes the integer path: its own test below.)
+    for (const [M, K, N] of shapes.filter(([M]) => M > 1))
       for (const axis of [0, 1] as const) {
         const [R, C] = axis === 1 ? [K, N] : [N, K];
         // Small integers and power-of-two scales: every product and sum is exact in float32.
@@ -196,14 +237,19 @@ describe("the GEMM's narrow packs", () => {
           const x = Float32Array.from({ length: M * K }, () => r() - 0.5);
           const got = engine.run(plan(M, K, N, axis), x, w);
           const want = reference(x, w, M, K, N, axis);
-          // Bound: K roundings of sums no larger than sum |x w|.
+          // Bound: K roundings of sums no larger than sum |x w|; one int8 row
+          // (integer path) adds its row's rounding to int16: at most half a
+          // step (max |x| / 32767) per element, times |w|.
+          const rowStep = M === 1 && dtype === "int8" ? maxAbs(x) / ROW_MAX : 0;
           for (let i = 0; i < got.length; i++) {
-            let mag = 0;
-            for (let k = 0; k < K; k++)
-              mag += Math.abs(
-                x[Math.floor(i / N) * K + k] * w[axis === 1 ? k * N + (i % N) : (i % N) * K + k],
-              );
-            expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(mag * K * 2 ** -23 + 1e-30);
+            let [mag, wSum] = [0, 0];
+            for (let k = 0; k < K; k++) {
+              const wk = w[axis === 1 ? k * N + (i % N) : (i % N) * K + k];
+              mag += Math.abs(x[Math.floor(i / N) * K + k] * wk);
+              wSum += Math.abs(wk);
+            }
+            const bound = mag * K * 2 ** -23 + wSum * rowStep * 0.5001 + 1e-30;
+            expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(bound);
           }
           // float16 widens exactly: the same products as the float32 pack of a plain copy.
           if (dtype === "f16")
@@ -211,6 +257,52 @@ describe("the GEMM's narrow packs", () => {
               Array.from(engine.run(plan(M, K, N, axis), x, Float32Array.from(w))),
             );
         }
+  });
+
+  it("int8, one row: bit for bit the integer product of the row rounded to int16", () => {
+    const r = rng(23);
+    // Odd K, K over one int32 block (BLOCK pairs) and over several, columns
+    // in groups of PANELS panels and single panels and a partial one.
+    const cases: [number, number][] = [
+      [40, 24],
+      [17, 13],
+      [300, 70],
+      [2 * BLOCK * 2 + 33, 40],
+      [1001, 9],
+    ];
+    for (const [K, N] of cases)
+      for (const axis of [0, 1] as const)
+        for (const scale of [1, 1e-30, 3e4]) {
+          const [R, C] = axis === 1 ? [K, N] : [N, K];
+          const data = Float32Array.from({ length: R * C }, () => (r() - 0.5) * 0.2);
+          const q = quantize(data, [R, C], axis, "int8", "w") as Extract<
+            QuantizedWeight,
+            { dtype: "int8" }
+          >;
+          const x = Float32Array.from({ length: K }, () => (r() - 0.5) * scale);
+          const got = engine.run(plan(1, K, N, axis), x, dequantize(q));
+          expect(Array.from(got)).toEqual(Array.from(intRowReference(x, q, K, N)));
+        }
+  });
+
+  it("int8, one row of zeros, or with NaN or infinity: what the float product gives", () => {
+    const r = rng(29);
+    const [K, N] = [48, 16];
+    const q = quantize(
+      Float32Array.from({ length: K * N }, () => r() - 0.5),
+      [K, N],
+      1,
+      "int8",
+      "w",
+    );
+    const w = dequantize(q);
+    for (const special of [0, NaN, Infinity, -Infinity]) {
+      const x = Float32Array.from({ length: K }, (_, k) =>
+        special === 0 ? 0 : k === 5 ? special : r(),
+      );
+      const got = engine.run(plan(1, K, N, 1), x, w);
+      expect(Array.from(got)).toEqual(Array.from(reference(x, w, 1, K, N, 1)));
+    }
   });
 
   it("shared with the helper thread (large products): the same numbers as on one thread", async () => {

@@ -65,6 +65,8 @@ const exportIndex = {
   gemv_rows: 5,
   gemv_cols: 6,
   gemm_items: 7,
+  quantize_row: 8,
+  gemv_int8: 9,
 } as const;
 type ExportName = keyof typeof exportIndex;
 const EXPORTS = Object.keys(exportIndex);
@@ -154,6 +156,9 @@ interface GemmExports {
   gemv_cols(a: number, b: number, c: number, K: number, N: number, ldb: number): void;
   /** (m0, m1, table, M, K, N, depth, aLs, aKs, bLs, bKs, ldc); see codegen/wasm/gemm.ts. */
   gemm_items(...args: number[]): void;
+  /** (src, K, dst) and (aq, bp, c, K, j0, j1, scales): see codegen/wasm/gemv-int8.ts. */
+  quantize_row(src: number, K: number, dst: number): void;
+  gemv_int8(...args: number[]): void;
 }
 
 interface Packed {
@@ -756,24 +761,35 @@ export class Gemm {
         : M <= MR
           ? 16
           : roundUp(Math.max(2, Math.min(16, Math.floor(Np / NC))), 2);
-    const kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
-    const gemm = this.fns[kernel] as (...args: number[]) => void;
     const scales = qb?.dtype === "int8" ? [bp + align(Np * evenK(K))] : [];
+    // One contiguous row times int8 weights: in integers, the row rounded to
+    // int16 where the pack of A would go (see codegen/wasm/gemv-int8.ts).
+    const intRow = M === 1 && qb?.dtype === "int8" && plan.a.colStride === 1 && !sa;
+    let kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
     /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
     const product = (c: number, ldc: number, j0: number, j1: number) => {
+      const fn = this.fns[kernel] as (...args: number[]) => void;
+      const [at, args] =
+        kernel === "gemv_int8"
+          ? [4, [ap, bp, c, K, ...scales]]
+          : [6, [ap, bp, c, M, K, ldc, depth, ...scales]];
+      const call = (j0: number, j1: number) => fn(...args.slice(0, at), j0, j1, ...args.slice(at));
       // Chunks of whole 8-column panels (one row: of PANELS panels, run at once).
       const step = roundUp(Math.ceil((j1 - j0) / chunks), M === 1 ? NR * PANELS : NR);
       if (split && step < j1 - j0 && this.parallel())
-        this.share(exportIndex[kernel], gemm, 6, j0, j1, step, [
-          ...[ap, bp, c, M, K, ldc, depth],
-          ...scales,
-        ]);
-      else gemm(ap, bp, c, M, K, ldc, j0, j1, depth, ...scales);
+        this.share(exportIndex[kernel], fn, at, j0, j1, step, args);
+      else call(j0, j1);
     };
     for (let m = 0; m < batch; m++) {
-      // A resident operand is the same matrix for the whole batch: packed once.
-      if (packA && (!sa || m === 0))
-        this.pack("a", at.offA + 4 * plan.a.offsets[m], plan.a, M, K, ap, split);
+      const src = at.offA + 4 * plan.a.offsets[m];
+      if (intRow) {
+        this.fns.quantize_row(src, K, ap);
+        // A row with NaN or infinity has no int16 form: multiplied in floats.
+        kernel = Number.isFinite(mem[ap / 4]) ? "gemv_int8" : "gemm_int8";
+        if (kernel === "gemm_int8") this.pack("a", src, plan.a, M, K, ap, false);
+      } else if (packA && (!sa || m === 0))
+        // A resident operand is the same matrix for the whole batch: packed once.
+        this.pack("a", src, plan.a, M, K, ap, split);
       if (packB && qb && m === 0)
         packNarrow(qb, new Uint8Array(this.memory.buffer), bp, plan.b, K, N);
       else if (packB && (!sb || m === 0))
@@ -784,7 +800,7 @@ export class Gemm {
         product(base, N, 0, N8);
         if (N8 === N) continue;
         // The last panel: a tile 8 columns wide (its column j at offC + (j - N8) * 4).
-        gemm(ap, bp, at.offC - N8 * 4, M, K, NR, N8, Np, depth, ...scales);
+        product(at.offC - N8 * 4, NR, N8, Np);
         for (let i = 0; i < M; i++)
           out.set(mem.subarray(c + i * NR, c + i * NR + N - N8), (m * M + i) * N + N8);
         continue;
@@ -821,8 +837,8 @@ function narrowB(plan: GemmPlan, b: Float32Array): QuantizedWeight | undefined {
 /**
  * Packs a narrow weight as B ([K, N], columns its channels) into 8-column
  * panels, k-major, at byte `dst` of `bytes`: float16 bits (2 bytes each), or
- * int8 in pairs of k (see PackedB in codegen/wasm/gemm.ts: byte 4j + p of
- * a pair's 16 is k 2i + (p >> 1), column 4(p & 1) + j; an odd K's last pair
+ * int8 in pairs of k (see PackedB in codegen/wasm/gemm.ts: byte 2c + h of
+ * a pair's 16 is column c of k 2i + h; an odd K's last pair
  * ends in zeros) with the Np scales, times 2^-24, after the panels from the
  * next 64-byte boundary. Done once per weight, in JavaScript.
  */
@@ -850,9 +866,10 @@ function packNarrow(
   const out = new Int8Array(bytes.buffer, dst, Np * Ke);
   for (let p = 0, o = 0; p < Np; p += NR)
     for (let k = 0; k < Ke; k += 2)
-      for (let j = 0; j < 4; j++)
-        for (let byte = 0; byte < 4; byte++)
-          out[o++] = at(q.q, k + (byte >> 1), p + 4 * (byte & 1) + j);
+      for (let c = 0; c < NR; c++) {
+        out[o++] = at(q.q, k, p + c);
+        out[o++] = at(q.q, k + 1, p + c);
+      }
   const scales = new Float32Array(bytes.buffer, dst + align(Np * Ke), Np);
   scales.fill(0);
   for (let n = 0; n < N; n++) scales[n] = q.scales[n] * 2 ** -24;

@@ -39,6 +39,7 @@ export const OP = {
   "i32.or": 0x72,
   "i32.xor": 0x73,
   "i32.shl": 0x74,
+  "i32.shr_u": 0x76,
   "i64.and": 0x83,
   "i64.or": 0x84,
   "i64.shl": 0x86,
@@ -105,6 +106,7 @@ export const SIMD = {
   "f32x4.trunc": 0x69,
   "f32x4.nearest": 0x6a,
   "i32x4.neg": 0xa1,
+  "i16x8.narrow_i32x4_s": 0x85,
   "i32x4.extend_low_i16x8_s": 0xa7,
   "i32x4.extend_high_i16x8_s": 0xa8,
   "i32x4.shl": 0xab,
@@ -115,6 +117,8 @@ export const SIMD = {
   "i32x4.mul": 0xb5,
   "i32x4.min_s": 0xb6,
   "i32x4.max_s": 0xb8,
+  /** Lane j: a[2j] b[2j] + a[2j + 1] b[2j + 1], i16 lanes in, i32 out (pmaddwd on x86). */
+  "i32x4.dot_i16x8_s": 0xba,
   "f32x4.abs": 0xe0,
   "f32x4.neg": 0xe1,
   "f32x4.sqrt": 0xe3,
@@ -369,6 +373,10 @@ export class Fn {
   }
   f32Store(offset = 0): this {
     return this.op(0x38, 2, ...uleb(offset));
+  }
+  /** i32.store16: the low 16 bits of an i32. */
+  i32Store16(offset = 0): this {
+    return this.op(0x3b, 1, ...uleb(offset));
   }
   f32Const0(): this {
     return this.op(0x43, 0, 0, 0, 0);

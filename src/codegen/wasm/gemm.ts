@@ -17,6 +17,7 @@
 // from. Addresses are bytes, strides elements.
 import { Fn, moduleBytes, type Local } from "./bytes.js";
 import { gemvCols, gemvRows } from "./gemv.js";
+import { gemvInt8, quantizeRow } from "./gemv-int8.js";
 
 export const MR = 4;
 export const NR = 8;
@@ -35,13 +36,15 @@ export const PANELS = 4;
  * packs a weight's panels as int8 (8 bytes per k, the output channels' scales
  * beside them: `gemm_int8` takes their address and scales each tile once, at
  * its store) or float16 (16 bytes per k, `gemm_f16`). Both widen in
- * registers. int8 comes in pairs of k, 16 bytes: i32 lane j holds column j
- * and j + 4 of both k (bytes 4j + p: k 2i + (p >> 1), column 4(p & 1) + j),
- * so that one swizzle per byte p (constant indices: zeros, then byte 4j + p,
- * in each lane) makes each lane that byte times 2^24 as an i32, converted
- * exactly; the scales carry the 2^-24 (runtime/gemm.ts packs them so). On
- * x86 the swizzle runs on the shuffle port, which the multiply-adds and
- * conversions leave free: 8-15% faster one-row products than shifting and
+ * registers. int8 comes in pairs of k, 16 bytes: byte 2c + h holds column c
+ * of k 2i + h, so that one sign-extending load of 8 bytes gives the (k, k + 1)
+ * int16 pairs of four columns that gemv_int8 multiplies with a row's pairs
+ * (gemv-int8.ts). gemm_int8 (several rows) widens to float32 instead: one
+ * swizzle per four columns of one k (constant indices: zeros, then byte
+ * 2c + h, in each lane) makes each lane that byte times 2^24 as an i32,
+ * converted exactly; the scales carry the 2^-24 (runtime/gemm.ts packs them
+ * so). On x86 the swizzle runs on the shuffle port, which the multiply-adds
+ * and conversions leave free: 8-15% faster one-row products than shifting and
  * masking, which compete with them for the same two ports. float16, which wasm
  * cannot load, by bit operations: sign-extended to i32 and shifted left 13,
  * the sign lands in bit 31 and exponent and mantissa in float32's places (bits
@@ -293,13 +296,19 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   const b3 = f.local("v128");
   const av2 = f.local("v128");
   const kPanel = f.local("i32");
-  // int8: the swizzle that takes byte p of each i32 lane to the lane's top (see PackedB).
+  // int8: the swizzles that take column c of k 2i + h to the top of lane c % 4
+  // (see PackedB), for b0..b3: k 2i columns 0-3 and 4-7, then k 2i + 1's.
   const byteAtTop: Local[] = [];
   if (w === "int8") {
-    for (let p = 0; p < 4; p++) {
+    for (const [p, [c0, h]] of [
+      [0, 0],
+      [4, 0],
+      [0, 1],
+      [4, 1],
+    ].entries()) {
       byteAtTop[p] = f.local("v128");
-      // Lane j's bytes: 0x80 (a zero) three times, then byte 4j + p of raw.
-      f.v128Const(Int32Array.from([0, 1, 2, 3], (j) => ((4 * j + p) << 24) | 0x808080)).set(
+      // Lane j's bytes: 0x80 (a zero) three times, then byte 2(c0 + j) + h of raw.
+      f.v128Const(Int32Array.from([0, 1, 2, 3], (j) => ((2 * (c0 + j) + h) << 24) | 0x808080)).set(
         byteAtTop[p],
       );
     }
@@ -603,7 +612,7 @@ function gemmItems(): Fn {
 }
 
 /**
- * The module: pack_a, pack_b and gemm over an imported memory. With `fma`
+ * The module: packs, products and their one-row forms over an imported memory. With `fma`
  * the micro-kernel multiply-adds with relaxed SIMD's f32x4.relaxed_madd (one
  * fused instruction where the CPU has FMA: ~20% more GFLOP/s here, and one
  * rounding instead of two).
@@ -622,6 +631,8 @@ export function gemmModule(
       gemvRows(fma),
       gemvCols(fma),
       gemmItems(),
+      quantizeRow(),
+      gemvInt8(NR, PANELS),
     ],
     memory,
   );
