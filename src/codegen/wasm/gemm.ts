@@ -325,13 +325,33 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
       .i32Shl()
       .set(panelAt[t]);
   }
+  // float16, one row: A times 2^64 and B left at 2^-112 of its value, so that
+  // every product is 2^-48 of the true one, exactly (both scalings are powers
+  // of two and the products stay normal floats: |a w| >= 2^-78), and C is
+  // scaled back at the store. This saves the multiply of every widened
+  // vector for one per step of A (shared by PANELS panels).
+  const pow64 = f.local("v128");
+  const pow48 = f.local("v128");
+  const powM48 = f.local("v128");
   if (w === "f16") {
     f.v128Const(new Int32Array(4).fill(0x8fffffff | 0)).set(mask);
     f.v128Const(new Float32Array(4).fill(2 ** 112)).set(pow112);
+    f.v128Const(new Float32Array(4).fill(2 ** 64)).set(pow64);
+    f.v128Const(new Float32Array(4).fill(2 ** 48)).set(pow48);
+    f.v128Const(new Float32Array(4).fill(2 ** -48)).set(powM48);
   }
-  /** float16 bits (the i32 lanes of a sign-extended i16x8 half) -> float32: see the module comment. */
-  const widenHalves = (f: Fn, extend: "i32x4.extend_low_i16x8_s" | "i32x4.extend_high_i16x8_s") =>
-    f.get(raw).v(extend).i32(13).v("i32x4.shl").get(mask).v("v128.and").get(pow112).f32x4Mul();
+  /**
+   * float16 bits (the i32 lanes of a sign-extended i16x8 half) -> float32
+   * (see the module comment); `scaled`: left at 2^-112 of the value.
+   */
+  const widenHalves = (
+    f: Fn,
+    extend: "i32x4.extend_low_i16x8_s" | "i32x4.extend_high_i16x8_s",
+    scaled: boolean,
+  ) => {
+    f.get(raw).v(extend).i32(13).v("i32x4.shl").get(mask).v("v128.and");
+    return scaled ? f : f.get(pow112).f32x4Mul();
+  };
 
   /** Pushes the address of row r of the C tile. */
   const rowOfC = (f: Fn, r: number) => f.get(cp).get(ldcb).i32(r).i32Mul().i32Add();
@@ -345,14 +365,16 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
    */
   const micro = (f: Fn, R: number, P = 1) => {
     const T = P > 1 ? P : R;
+    /** float16 products at 2^-48 of their value (see pow64). */
+    const oneRowF16 = w === "f16" && P > 1;
     /** Pushes the address of B for tile t (panels panelStride bytes apart). */
     const bOf = (f: Fn, t: number) => (t && P > 1 ? f.get(b).get(panelAt[t]).i32Add() : f.get(b));
     /** A's element for tile t at byte `at` of the step, splat into `into`. */
-    const aOf = (f: Fn, t: number, at: number, into: Local) =>
-      f
-        .get(a)
-        .v128Load32Splat(at + (P > 1 ? 0 : t * 4))
-        .set(into);
+    const aOf = (f: Fn, t: number, at: number, into: Local) => {
+      f.get(a).v128Load32Splat(at + (P > 1 ? 0 : t * 4));
+      if (oneRowF16) f.get(pow64).f32x4Mul();
+      return f.set(into);
+    };
     /** Loads (h = 0, 1) or stores the C vectors of tile t. */
     const cOf = (f: Fn, t: number, h: number) =>
       P > 1
@@ -380,10 +402,11 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
           },
           (f) => {
             for (let t = 0; t < T; t++)
-              for (const h of [0, 1])
-                cOf(f, t, h)
-                  .v128Load()
-                  .set(acc[2 * t + h]);
+              for (const h of [0, 1]) {
+                cOf(f, t, h).v128Load();
+                if (oneRowF16) f.get(powM48).f32x4Mul();
+                f.set(acc[2 * t + h]);
+              }
           },
         );
     /** Byte `p` of each i32 lane of raw, times 2^24, as f32 (see PackedB). */
@@ -403,8 +426,8 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
             bOf(f, t).v128Load(16).set(b1);
           } else if (w === "f16") {
             bOf(f, t).v128Load(0).set(raw);
-            widenHalves(f, "i32x4.extend_low_i16x8_s").set(b0);
-            widenHalves(f, "i32x4.extend_high_i16x8_s").set(b1);
+            widenHalves(f, "i32x4.extend_low_i16x8_s", P > 1).set(b0);
+            widenHalves(f, "i32x4.extend_high_i16x8_s", P > 1).set(b1);
           } else {
             bOf(f, t).v128Load(0).set(raw);
             byteOf(f, 0).set(b0);
@@ -479,10 +502,11 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
         }
       }
     for (let t = 0; t < T; t++)
-      for (const h of [0, 1])
-        cOf(f, t, h)
-          .get(acc[2 * t + h])
-          .v128Store();
+      for (const h of [0, 1]) {
+        cOf(f, t, h).get(acc[2 * t + h]);
+        if (oneRowF16) f.get(pow48).f32x4Mul();
+        f.v128Store();
+      }
     return f;
   };
 
