@@ -327,9 +327,9 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   }
   // float16, one row: A times 2^64 and B left at 2^-112 of its value, so that
   // every product is 2^-48 of the true one, exactly (both scalings are powers
-  // of two and the products stay normal floats: |a w| >= 2^-78), and C is
-  // scaled back at the store. This saves the multiply of every widened
-  // vector for one per step of A (shared by PANELS panels).
+  // of two; the products stay normal floats while |a| < 2^64 and |a w| >=
+  // 2^-78), and C is scaled back at the store. This saves the multiply of
+  // every widened vector for one per step of A (shared by PANELS panels).
   const pow64 = f.local("v128");
   const pow48 = f.local("v128");
   const powM48 = f.local("v128");
