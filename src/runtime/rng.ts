@@ -1,5 +1,6 @@
-// A small seeded generator (splitmix32 + Box-Muller), so initialization and
-// sampling are reproducible from a seed and its state can be checkpointed.
+// A small seeded generator (splitmix32), so initialization and sampling are
+// reproducible from a seed and its state can be checkpointed. Normal samples
+// for initialization come from the same stream in runtime/normals.ts.
 export class Rng {
   constructor(public state: number) {
     this.state = state >>> 0;
@@ -11,12 +12,5 @@ export class Rng {
     z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
     return ((z ^ (z >>> 16)) >>> 0) / 4294967296;
-  }
-
-  /** Standard normal. */
-  normal(): number {
-    const u = 1 - this.next();
-    const v = this.next();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 }

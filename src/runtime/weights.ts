@@ -6,6 +6,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dimValue } from "../ir/dims.js";
 import type { Graph } from "../ir/graph.js";
+import { fillNormal } from "./normals.js";
 import { foldQuantized } from "./quantize.js";
 import { Rng } from "./rng.js";
 import { printableName, readSafetensors } from "./safetensors.js";
@@ -60,13 +61,12 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Fresh weights as the spec says (normal(std), zeros, ones), reproducible from the seed. */
 export function initWeights(specs: WeightSpec[], seed: number): Weights {
-  const rng = new Rng(seed);
+  let state = new Rng(seed).state;
   const out: Weights = new Map();
   for (const w of specs) {
     const data = new Float32Array(size(w.shape));
     if (w.init === "ones") data.fill(1);
-    else if (w.init === "normal")
-      for (let i = 0; i < data.length; i++) data[i] = rng.normal() * w.std;
+    else if (w.init === "normal") state = fillNormal(data, state, w.std);
     out.set(w.key, data);
   }
   return out;

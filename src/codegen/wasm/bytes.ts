@@ -100,6 +100,7 @@ export const SIMD = {
   "v128.and": 0x4e,
   "v128.andnot": 0x4f,
   "v128.or": 0x50,
+  "v128.xor": 0x51,
   "v128.bitselect": 0x52,
   "f32x4.ceil": 0x67,
   "f32x4.floor": 0x68,
@@ -134,6 +135,7 @@ export const SIMD = {
   "f32x4.pmax": 0xeb,
   "i32x4.trunc_sat_f32x4_s": 0xf8,
   "f32x4.convert_i32x4_s": 0xfa,
+  "f32x4.convert_i32x4_u": 0xfb,
   /** a * b + c, fused where the CPU has FMA (relaxed SIMD; see runtime/wasm-features.ts). */
   "f32x4.relaxed_madd": 0x105,
 } as const;
