@@ -4,10 +4,10 @@
 // two live buffers at the same address.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { shapeEval, shapeOf, dimSym } from "../src/ir/dims.js";
+import { dimSym, dimValue, shapeEval, shapeOf } from "../src/ir/dims.js";
 import { Graph } from "../src/ir/graph.js";
 import { getOp } from "../src/ir/ops/registry.js";
-import { fuse, type Schedule } from "../src/ir/passes/fuse.js";
+import { defaultLimits, fuse, type Schedule } from "../src/ir/passes/fuse.js";
 import { bytesPerElement, planMemory, type MemoryPlan } from "../src/ir/passes/memory.js";
 import { compileGraphs, type CompiledGraphs } from "../src/ir/pipeline.js";
 import { bindingsFor, lowerSpec, specFiles } from "./helpers/ir.js";
@@ -65,8 +65,21 @@ function scheduleProblems(s: Schedule, maxInputs?: number): string[] {
         check(inside.has(i) || reads.has(i), () => `${at}: %${id} reads %${i}, not available`);
       computed.add(id);
     }
-    // At most one anchor, and the kernel's kind says which.
-    const own = k.nodes.filter((id) => anchors.has(g.nodes[id].op));
+    // At most one anchor besides reductions of a row computed per row (each
+    // over the last axis, kept), and the kernel's kind says which.
+    const perRow = new Set(k.rowReductions ?? []);
+    for (const id of perRow) {
+      const n = g.nodes[id];
+      const rank = g.nodes[n.inputs[0]].type.shape.length;
+      check(
+        anchors.has(n.op) &&
+          n.attrs.keepdim === true &&
+          String(n.attrs.axes) === String([rank - 1]) &&
+          k.nodes.includes(id),
+        () => `${at}: %${id} is no row reduction of the kernel`,
+      );
+    }
+    const own = k.nodes.filter((id) => anchors.has(g.nodes[id].op) && !perRow.has(id));
     check(own.length <= 1, () => `${at}: ${own.length} anchors`);
     if (own.length)
       check(
@@ -285,6 +298,111 @@ describe("gpt2-tiny forward schedule", () => {
       expect(seen.size, `${w.attrs.name}`).toBeGreaterThanOrEqual(2);
       expect(seen.size, `${w.attrs.name}`).toBeLessThanOrEqual(3);
     }
+  });
+});
+
+describe("row reductions computed per row (FusionLimits.rowReductions, the WebAssembly kernels)", () => {
+  const rows = { ...defaultLimits, rowReductions: true };
+  const tiny = graphsOf("specs/gpt2-tiny.model");
+  const ops = (g: Graph, k: { nodes: number[] }) => k.nodes.map((id) => g.nodes[id].op);
+
+  it.each(["forwardOpt", "training"] as const)(
+    "%s: the schedule's invariants hold, with fewer kernels than without",
+    (which) => {
+      const g = tiny[which]!;
+      const s = fuse(g, rows);
+      checkSchedule(s);
+      expect(s.kernels.length).toBeLessThan(fuse(g).kernels.length);
+    },
+  );
+
+  it("a layernorm is one kernel, its mean and variance computed in it per row", () => {
+    const g = tiny.forwardOpt;
+    const s = fuse(g, rows);
+    const lnWeights = g
+      .nodesOf("weight")
+      .filter((w) => /(^|\.)ln_(1|2|f)\.weight$/.test(w.attrs.name as string));
+    expect(lnWeights.length).toBe(5);
+    for (const w of lnWeights) {
+      const [k, ...more] = s.kernels.filter((k) => k.inputs.includes(w.id));
+      expect(more).toEqual([]);
+      expect(k.kind).toBe("elementwise");
+      expect(k.rowReductions!.map((id) => g.nodes[id].op)).toEqual(["mean", "mean"]);
+      // It reads the residual stream and the two weights, no statistics of another kernel.
+      expect(k.inputs.length).toBe(3);
+    }
+  });
+
+  it("attention's softmax is two kernels: exp(x - max) with the max inside, the division with the sum", () => {
+    const g = tiny.forwardOpt;
+    const s = fuse(g, rows);
+    const exps = s.kernels.filter((k) => g.nodes[k.output].op === "exp");
+    expect(exps.length).toBe(2);
+    for (const e of exps) {
+      expect(e.rowReductions!.map((id) => g.nodes[id].op)).toEqual(["max"]);
+      const [div, ...more] = s.kernels.filter((k) => k.inputs.includes(e.output));
+      expect(more).toEqual([]);
+      expect(ops(g, div)).toEqual(["sum", "div"]);
+      expect(div.rowReductions!.map((id) => g.nodes[id].op)).toEqual(["sum"]);
+    }
+  });
+
+  it("a vocabulary-long row's max read by two kernels stays a kernel of its own", () => {
+    // The training loss: max over 50257 logits, read by the exp and the backward.
+    const g = graphsOf("specs/gpt2-small.model").training!;
+    const s = fuse(g, rows);
+    const vocab = (id: number) => dimValue(g.nodes[id].type.shape.at(-1)!) === 50257;
+    const maxes = s.kernels.filter(
+      (k) => g.nodes[k.output].op === "max" && vocab(g.nodes[k.output].inputs[0]),
+    );
+    expect(maxes.length).toBe(1);
+    for (const k of s.kernels)
+      for (const id of k.rowReductions ?? [])
+        expect(
+          vocab(g.nodes[id].inputs[0]),
+          `${k.name} computes a vocabulary row's reduction`,
+        ).toBe(false);
+  });
+
+  it("a row's max read by two kernels: inlined in both while the row is short, else its own kernel", () => {
+    for (const [len, inlined] of [
+      [4096, true],
+      [4097, false],
+    ] as const) {
+      const g = new Graph("g");
+      const x = g.op("input", [], { name: "x", dtype: "f32", shape: shapeOf("B", len) });
+      const m = g.op("max", [x], { axes: [1], keepdim: true });
+      g.output("a", g.op("sub", [x, m]));
+      g.output("b", g.op("mul", [x, m]));
+      const s = fuse(g, rows);
+      checkSchedule(s);
+      expect(s.materialized.has(m)).toBe(!inlined);
+      expect(s.kernels.length).toBe(inlined ? 2 : 3);
+    }
+  });
+
+  it.each(["a transpose", "another axis's sum"])(
+    "a reduction read across rows (%s) stays a kernel",
+    (reader) => {
+      const g = new Graph("g");
+      const x = g.op("input", [], { name: "x", dtype: "f32", shape: shapeOf(8, 8) });
+      const m = g.op("mean", [x], { axes: [1], keepdim: true });
+      const centered = g.op("sub", [x, m]);
+      g.output(
+        "y",
+        reader === "a transpose"
+          ? g.op("permute", [centered], { perm: [1, 0] })
+          : g.op("sum", [centered], { axes: [0], keepdim: true }),
+      );
+      const s = fuse(g, rows);
+      checkSchedule(s);
+      expect(s.materialized.has(m)).toBe(true);
+    },
+  );
+
+  it("other targets' schedules are unchanged (gpu.js computes each element on its own)", () => {
+    const g = tiny.forwardOpt;
+    expect(fuse(g).kernels.every((k) => k.rowReductions === undefined)).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
 // which one ran in `describe` (the CLI logs it).
 import { GptcError } from "../errors.js";
 import type { DeviceLimits } from "../codegen/device-layout.js";
-import type { FusionLimits } from "../ir/passes/fuse.js";
+import { defaultLimits, type FusionLimits } from "../ir/passes/fuse.js";
 import { DeviceWeights } from "./device-weights.js";
 import { createRequire } from "node:module";
 import { engineThreads } from "./gemm.js";
@@ -191,6 +191,8 @@ export async function createBackend(
         wasmKernels: opts.wasmKernels ?? true,
         describe: `webasm (WebAssembly SIMD${opts.gemm === false ? ", gpu.js matmuls" : ""}${opts.wasmKernels === false ? ", gpu.js kernels" : ""})`,
       };
+      // Its own kernels compute a row's reductions once per row (see FusionLimits).
+      if (backend.wasmKernels) backend.fusion = { ...defaultLimits, rowReductions: true };
       break;
     }
     case "headlessgl": {

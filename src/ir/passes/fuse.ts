@@ -10,7 +10,7 @@
 // reduction whose only consumer chain is elementwise at its own shape takes
 // that chain as its epilogue (bias + GELU after a matmul, scale + mask after
 // Q Kᵀ), and its reduce loop takes its prologue (exp(x - max) inside a sum).
-import { shapeEq } from "../dims.js";
+import { dimValue, shapeEq, type Shape } from "../dims.js";
 import type { Graph } from "../graph.js";
 import { getOp } from "../ops/registry.js";
 import type { Node } from "../ops/types.js";
@@ -18,6 +18,16 @@ import type { Node } from "../ops/types.js";
 export interface FusionLimits {
   /** Most buffers one kernel may read (WebGL: texture units; gpu.js: arguments). */
   maxInputs: number;
+  /**
+   * The target computes a kernel's values that stay the same along a row of
+   * its output once per row (the WebAssembly kernels: their column loop runs
+   * inside the row loop), so a reduction over the last axis can be inlined
+   * into the kernels that read it along that row (see inlineRowReductions)
+   * instead of being a kernel of its own: a layernorm's mean and variance run
+   * inside the kernel that normalizes. gpu.js computes every element on its
+   * own thread, where an inlined reduction would run once per element.
+   */
+  rowReductions?: boolean;
 }
 
 export const defaultLimits: FusionLimits = { maxInputs: 12 };
@@ -34,6 +44,11 @@ export interface Kernel {
   output: number;
   /** The matmul, reduction or scatter that sets the loop structure, if any. */
   anchor?: number;
+  /**
+   * Reductions over the last axis computed inside this kernel, once per row
+   * of its output (see FusionLimits.rowReductions).
+   */
+  rowReductions?: number[];
   /** Every node computed inside the kernel, in topological order. */
   nodes: number[];
   /** Materialized nodes the kernel reads, in order of id. */
@@ -60,6 +75,7 @@ const anchorKind: Record<string, KernelKind | undefined> = {
   scatter_add: "scatter",
 };
 const isMovement = (n: Node) => getOp(n.op).kind === "movement" || n.op === "gather";
+const isElementwise = (n: Node) => getOp(n.op).kind === "elementwise";
 
 export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
   const n = g.nodes.length;
@@ -115,7 +131,10 @@ export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
     else if (roots[id].size === 0) materialize(); // nothing reads it (kept alive by a pass)
   }
 
-  let kernels = buildKernels(g, materialized);
+  const rowReduced = limits.rowReductions
+    ? inlineRowReductions(g, materialized, outputs)
+    : new Set<number>();
+  let kernels = buildKernels(g, materialized, rowReduced);
   // Respect the backend's input limit: materialize the inlined node that reads most buffers.
   // Host-filled values (dropout masks) are buffers too, each its own.
   const hostFilled = (id: number) => getOp(g.nodes[id].op).hostFilled === true;
@@ -138,9 +157,82 @@ export function fuse(g: Graph, limits: FusionLimits = defaultLimits): Schedule {
       continue;
     }
     materialized.add(best);
-    kernels = buildKernels(g, materialized);
+    kernels = buildKernels(g, materialized, rowReduced);
   }
   return { graph: g, kernels, materialized };
+}
+
+/**
+ * Most kernels an inlined row reduction is computed in: each reads the row
+ * again, which costs less than a kernel of its own only while the row is
+ * short (a vocabulary-sized row's max stays a kernel when two kernels read it).
+ */
+const ROW_READERS = 2;
+const SHORT_ROW = 4096;
+
+/**
+ * A reduction over the last axis of its input, kept as size 1 (a row's
+ * mean, sum or max): its input's shape.
+ */
+function rowReductionInput(g: Graph, n: Node): Shape | undefined {
+  if (anchorKind[n.op] !== "reduce" || n.attrs.keepdim !== true) return undefined;
+  const shape = g.nodes[n.inputs[0]].type.shape;
+  const axes = (n.attrs.axes as number[]).map((a) => (a < 0 ? a + shape.length : a));
+  return axes.length === 1 && axes[0] === shape.length - 1 ? shape : undefined;
+}
+
+/**
+ * For FusionLimits.rowReductions: each kernel that is a row reduction (and
+ * elementwise work on its rows, such as a variance's + eps and sqrt) and is
+ * read only by elementwise or row-reduction kernels over the same rows is
+ * un-materialized, so those kernels compute it. Along every path from it to
+ * such a kernel's output the nodes are elementwise (or an expand) at the
+ * row's shape or the input's, or row reductions of the input's shape, so the
+ * value is the same along each output row and computed once per row there.
+ * Latest kernels first: a layernorm's variance goes into the normalizing
+ * kernel, then its mean (read by that kernel only, by then) follows it.
+ * Returns the reductions inlined.
+ */
+function inlineRowReductions(
+  g: Graph,
+  materialized: Set<number>,
+  outputs: Set<number>,
+): Set<number> {
+  const inlined = new Set<number>();
+  let kernels = buildKernels(g, materialized, inlined);
+  for (const id of [...materialized].sort((a, b) => b - a)) {
+    const kernel = kernels.find((k) => k.output === id);
+    const anchor = kernel?.anchor;
+    if (!kernel || outputs.has(id) || anchor === undefined) continue;
+    const inShape = rowReductionInput(g, g.nodes[anchor]);
+    if (!inShape) continue;
+    const rowShape = g.nodes[anchor].type.shape;
+    const atRow = (n: Node) => shapeEq(n.type.shape, rowShape) || shapeEq(n.type.shape, inShape);
+    // The kernel: its reduction and elementwise work at the row's shape after it.
+    const after = kernel.nodes.filter((n) => n !== anchor && dependsOn(g, n, anchor, materialized));
+    if (!after.every((n) => isElementwise(g.nodes[n]) && shapeEq(g.nodes[n].type.shape, rowShape)))
+      continue;
+    const readers = kernels.filter((k) => k.inputs.includes(id));
+    const rowLength = dimValue(inShape[inShape.length - 1]);
+    if (readers.length === 0 || readers.length > ROW_READERS) continue;
+    if (readers.length > 1 && !(rowLength !== undefined && rowLength <= SHORT_ROW)) continue;
+    const fits = (n: Node) => {
+      const reduced = rowReductionInput(g, n);
+      return (
+        (isElementwise(n) && atRow(n)) ||
+        (n.op === "expand" && shapeEq(n.type.shape, inShape)) ||
+        (reduced !== undefined && shapeEq(reduced, inShape))
+      );
+    };
+    const readsAlongRows = (k: Kernel) =>
+      (k.kind === "elementwise" || k.kind === "reduce") &&
+      k.nodes.every((n) => !dependsOn(g, n, id, materialized) || fits(g.nodes[n]));
+    if (!readers.every(readsAlongRows)) continue;
+    materialized.delete(id);
+    inlined.add(anchor);
+    kernels = buildKernels(g, materialized, inlined);
+  }
+  return inlined;
 }
 
 /** Every node between the anchor and the root is elementwise and keeps the root's shape. */
@@ -189,13 +281,15 @@ function inlinedInputs(g: Graph, id: number, materialized: Set<number>): Set<num
   return out;
 }
 
-function buildKernels(g: Graph, materialized: Set<number>): Kernel[] {
+/** `rowReduced`: reductions inlined per row (inlineRowReductions), no kernel's anchor. */
+function buildKernels(g: Graph, materialized: Set<number>, rowReduced: Set<number>): Kernel[] {
   const kernels: Kernel[] = [];
   for (const id of [...materialized].sort((a, b) => a - b)) {
     const node = g.nodes[id];
     if (node.op === "input" || node.op === "weight") continue;
     const { nodes: sorted, inputs } = computedFrom(g, id, materialized);
-    const anchor = sorted.find((i) => anchorKind[g.nodes[i].op]);
+    const anchor = sorted.find((i) => anchorKind[g.nodes[i].op] && !rowReduced.has(i));
+    const perRow = sorted.filter((i) => rowReduced.has(i));
     const kind: KernelKind = anchor === undefined ? "elementwise" : anchorKind[g.nodes[anchor].op]!;
     const ops = [
       ...new Set(sorted.map((i) => g.nodes[i].op).filter((op) => !alwaysInline.has(op))),
@@ -208,6 +302,7 @@ function buildKernels(g: Graph, materialized: Set<number>): Kernel[] {
       kind,
       output: id,
       anchor,
+      ...(perRow.length ? { rowReductions: perRow } : {}),
       nodes: sorted,
       inputs,
     });
