@@ -33,8 +33,9 @@ export function quantizeRow(): Fn {
   const k = f.local("i32");
   const m = f.local("v128");
   const inv = f.local("v128");
+  /** Pushes the four floats from element k, `at` bytes on. */
   const x = (f: Fn, at: number) => f.get(src).get(k).i32(2).i32Shl().i32Add().v128Load(at);
-  /** Pushes the four lanes at byte `at` past element k, rounded to integers. */
+  /** Pushes `load`'s four floats times inv, rounded to integers (ties to even). */
   const rounded = (f: Fn, load: (f: Fn) => Fn) =>
     load(f).get(inv).f32x4Mul().v("f32x4.nearest").v("i32x4.trunc_sat_f32x4_s");
   // m: max |x| in every lane (NaN if any is NaN: f32x4.max propagates it).
