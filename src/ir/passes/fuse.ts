@@ -199,9 +199,10 @@ function inlineRowReductions(
   outputs: Set<number>,
 ): Set<number> {
   const inlined = new Set<number>();
-  let kernels = buildKernels(g, materialized, inlined);
+  // The kernels by what they write, kept up to date as readers take a reduction in.
+  const kernels = new Map(buildKernels(g, materialized, inlined).map((k) => [k.output, k]));
   for (const id of [...materialized].sort((a, b) => b - a)) {
-    const kernel = kernels.find((k) => k.output === id);
+    const kernel = kernels.get(id);
     const anchor = kernel?.anchor;
     if (!kernel || outputs.has(id) || anchor === undefined) continue;
     const inShape = rowReductionInput(g, g.nodes[anchor]);
@@ -212,7 +213,7 @@ function inlineRowReductions(
     const after = kernel.nodes.filter((n) => n !== anchor && dependsOn(g, n, anchor, materialized));
     if (!after.every((n) => isElementwise(g.nodes[n]) && shapeEq(g.nodes[n].type.shape, rowShape)))
       continue;
-    const readers = kernels.filter((k) => k.inputs.includes(id));
+    const readers = [...kernels.values()].filter((k) => k.inputs.includes(id));
     const rowLength = dimValue(inShape[inShape.length - 1]);
     if (readers.length === 0 || readers.length > ROW_READERS) continue;
     if (readers.length > 1 && !(rowLength !== undefined && rowLength <= SHORT_ROW)) continue;
@@ -230,7 +231,8 @@ function inlineRowReductions(
     if (!readers.every(readsAlongRows)) continue;
     materialized.delete(id);
     inlined.add(anchor);
-    kernels = buildKernels(g, materialized, inlined);
+    kernels.delete(id);
+    for (const r of readers) kernels.set(r.output, kernelOf(g, r.output, materialized, inlined, 0));
   }
   return inlined;
 }
@@ -285,29 +287,38 @@ function inlinedInputs(g: Graph, id: number, materialized: Set<number>): Set<num
 function buildKernels(g: Graph, materialized: Set<number>, rowReduced: Set<number>): Kernel[] {
   const kernels: Kernel[] = [];
   for (const id of [...materialized].sort((a, b) => a - b)) {
-    const node = g.nodes[id];
-    if (node.op === "input" || node.op === "weight") continue;
-    const { nodes: sorted, inputs } = computedFrom(g, id, materialized);
-    const anchor = sorted.find((i) => anchorKind[g.nodes[i].op] && !rowReduced.has(i));
-    const perRow = sorted.filter((i) => rowReduced.has(i));
-    const kind: KernelKind = anchor === undefined ? "elementwise" : anchorKind[g.nodes[anchor].op]!;
-    const ops = [
-      ...new Set(sorted.map((i) => g.nodes[i].op).filter((op) => !alwaysInline.has(op))),
-    ];
-    // A materialized const/arange/mask (an output) still names its kernel.
-    if (!ops.length) ops.push(node.op);
-    kernels.push({
-      index: kernels.length,
-      name: `k${kernels.length}_${ops.slice(0, 4).join("_")}`,
-      kind,
-      output: id,
-      anchor,
-      ...(perRow.length ? { rowReductions: perRow } : {}),
-      nodes: sorted,
-      inputs,
-    });
+    const op = g.nodes[id].op;
+    if (op !== "input" && op !== "weight")
+      kernels.push(kernelOf(g, id, materialized, rowReduced, kernels.length));
   }
   return kernels;
+}
+
+/** The kernel that writes materialized node `id`, at position `index`. */
+function kernelOf(
+  g: Graph,
+  id: number,
+  materialized: Set<number>,
+  rowReduced: Set<number>,
+  index: number,
+): Kernel {
+  const { nodes: sorted, inputs } = computedFrom(g, id, materialized);
+  const anchor = sorted.find((i) => anchorKind[g.nodes[i].op] && !rowReduced.has(i));
+  const perRow = sorted.filter((i) => rowReduced.has(i));
+  const kind: KernelKind = anchor === undefined ? "elementwise" : anchorKind[g.nodes[anchor].op]!;
+  const ops = [...new Set(sorted.map((i) => g.nodes[i].op).filter((op) => !alwaysInline.has(op)))];
+  // A materialized const/arange/mask (an output) still names its kernel.
+  if (!ops.length) ops.push(g.nodes[id].op);
+  return {
+    index,
+    name: `k${index}_${ops.slice(0, 4).join("_")}`,
+    kind,
+    output: id,
+    anchor,
+    ...(perRow.length ? { rowReductions: perRow } : {}),
+    nodes: sorted,
+    inputs,
+  };
 }
 
 /**
