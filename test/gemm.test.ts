@@ -164,6 +164,7 @@ describe("WebAssembly GEMM", () => {
     // columns and depth off the SIMD widths, batches of heads.
     [1, 37, 79, false, false, 3],
     [1, 79, 64, false, true, 12],
+    [1, 11, 67, false, true, 2], // keysᵀ: columns four at a time and one by one, k's tail
     [1, 16, 5, false, false, 1],
     [1, 3, 3, true, true, 2],
   ];

@@ -72,36 +72,84 @@ export function gemvRows(fma: boolean): Fn {
   return f;
 }
 
+/** Bytes of an i8x16.shuffle taking float lanes `lanes` of (a, b): 0-3 a's, 4-7 b's. */
+const floatLanes = (lanes: number[]) => lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * l + b));
+
 export function gemvCols(fma: boolean): Fn {
   const f = new Fn("gemv_cols", ["i32", "i32", "i32", "i32", "i32", "i32"]);
   const [a, b, c, K, N, ldb] = f.params;
   const n = f.local("i32");
   const k = f.local("i32");
   const col = f.local("i32");
-  const acc = f.local("v128");
-  const s = f.local("f32");
+  const ldbBytes = f.local("i32");
+  const av = f.local("v128");
+  const acc = Array.from({ length: 4 }, () => f.local("v128"));
+  const t = Array.from({ length: 4 }, () => f.local("v128"));
   const K4 = f.local("i32");
   f.get(K).i32(-4).i32And().set(K4);
-  // One column at a time: four lanes along k, summed at the end, then k's tail.
-  f.for(n, 0, N, 1, (f) => {
+  f.get(ldb).i32(2).i32Shl().set(ldbBytes);
+  /** Pushes the address of element k of column n + j. */
+  const colAt = (f: Fn, j: number) => {
+    at(f, col, k);
+    return j ? f.get(ldbBytes).i32(j).i32Mul().i32Add() : f;
+  };
+  /**
+   * Columns [n, n + width) (width 4 or 1): four lanes along k per column,
+   * then each column's lanes summed as ((l0 + l1) + l2) + l3 and k's tail
+   * added in order. Four columns at once share the loads of a and sum their
+   * lanes through a 4 x 4 transpose: one vector store instead of four
+   * extract-and-add chains.
+   */
+  const columns = (width: number) => {
     f.get(b).get(n).get(ldb).i32Mul().i32(2).i32Shl().i32Add().set(col);
-    f.v128Zero().set(acc);
+    for (let j = 0; j < width; j++) f.v128Zero().set(acc[j]);
     f.for(k, 0, K4, 4, (f) => {
-      at(f, a, k).v128Load();
-      at(f, col, k).v128Load().f32x4MaddInto(acc, fma);
+      at(f, a, k).v128Load().set(av);
+      for (let j = 0; j < width; j++) colAt(f, j).v128Load().get(av).f32x4MaddInto(acc[j], fma);
     });
-    f.get(acc).lane("f32x4.extract", 0);
-    for (let l = 1; l < 4; l++) f.get(acc).lane("f32x4.extract", l).ins("f32.add");
-    f.set(s);
-    f.for(k, K4, K, 1, (f) =>
-      scalarMadd(
-        f,
-        s,
-        (f) => at(f, a, k).f32Load(),
-        (f) => at(f, col, k).f32Load(),
-      ),
+    if (width === 4) {
+      // Transposed: acc[l] then holds lane l of the four columns' sums.
+      const pair = (x: Local, y: Local, lanes: number[], into: Local) =>
+        f.get(x).get(y).shuffle(floatLanes(lanes)).set(into);
+      pair(acc[0], acc[1], [0, 4, 1, 5], t[0]);
+      pair(acc[0], acc[1], [2, 6, 3, 7], t[1]);
+      pair(acc[2], acc[3], [0, 4, 1, 5], t[2]);
+      pair(acc[2], acc[3], [2, 6, 3, 7], t[3]);
+      pair(t[0], t[2], [0, 1, 4, 5], acc[0]);
+      pair(t[0], t[2], [2, 3, 6, 7], acc[1]);
+      pair(t[1], t[3], [0, 1, 4, 5], acc[2]);
+      pair(t[1], t[3], [2, 3, 6, 7], acc[3]);
+      at(f, c, n).get(acc[0]).get(acc[1]).f32x4Add().get(acc[2]).f32x4Add();
+      f.get(acc[3]).f32x4Add().v128Store();
+    } else {
+      at(f, c, n).get(acc[0]).lane("f32x4.extract", 0);
+      for (let l = 1; l < 4; l++) f.get(acc[0]).lane("f32x4.extract", l).ins("f32.add");
+      f.f32Store();
+    }
+    // k's tail: c[n + j] += a[k] b[k of column n + j], in order.
+    for (let j = 0; j < width; j++)
+      f.for(k, K4, K, 1, (f) => {
+        at(f, c, n);
+        at(f, c, n)
+          .f32Load(4 * j)
+          .get(a)
+          .get(k)
+          .i32(2)
+          .i32Shl()
+          .i32Add()
+          .f32Load();
+        colAt(f, j)
+          .f32Load()
+          .ins("f32.mul")
+          .ins("f32.add")
+          .f32Store(4 * j);
+      });
+    f.inc(n, width);
+  };
+  for (const width of [4, 1])
+    f.while(
+      (f) => f.get(n).i32(width).i32Add().get(N).i32LeS(),
+      () => columns(width),
     );
-    at(f, c, n).get(s).f32Store();
-  });
   return f;
 }
