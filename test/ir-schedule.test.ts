@@ -333,6 +333,35 @@ describe("row reductions computed per row (FusionLimits.rowReductions, the WebAs
     }
   });
 
+  it("training: a layernorm's forward is two kernels (statistics and x-hat per row, then the affine map)", () => {
+    const g = tiny.training!;
+    const s = fuse(g, rows);
+    const [first, last] = fnLines("layernorm");
+    const inLayernorm = (id: number) => {
+      const sp = g.nodes[id].span;
+      return !!sp && sp.file.endsWith("std/nn.model") && sp.line >= first && sp.line <= last;
+    };
+    const producer = new Map(s.kernels.map((k) => [k.output, k]));
+    for (const w of g
+      .nodesOf("weight")
+      .filter((w) => /ln_(1|2|f)\.weight$/.test(w.attrs.name as string))) {
+      // The forward's kernel reading γ is the first; the backward's come later.
+      const affine = s.kernels.find((k) => k.inputs.includes(w.id))!;
+      const seen = new Set<number>();
+      const stack = [affine];
+      while (stack.length) {
+        const k = stack.pop()!;
+        if (seen.has(k.index)) continue;
+        seen.add(k.index);
+        for (const i of k.inputs) {
+          const p = producer.get(i);
+          if (p && inLayernorm(p.output)) stack.push(p);
+        }
+      }
+      expect(seen.size, `${w.attrs.name}`).toBe(2);
+    }
+  });
+
   it("attention's softmax is two kernels: exp(x - max) with the max inside, the division with the sum", () => {
     const g = tiny.forwardOpt;
     const s = fuse(g, rows);

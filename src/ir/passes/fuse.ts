@@ -201,40 +201,88 @@ function inlineRowReductions(
   const inlined = new Set<number>();
   // The kernels by what they write, kept up to date as readers take a reduction in.
   const kernels = new Map(buildKernels(g, materialized, inlined).map((k) => [k.output, k]));
-  for (const id of [...materialized].sort((a, b) => b - a)) {
-    const kernel = kernels.get(id);
-    const anchor = kernel?.anchor;
-    if (!kernel || outputs.has(id) || anchor === undefined) continue;
-    const inShape = rowReductionInput(g, g.nodes[anchor]);
-    if (!inShape) continue;
-    const rowShape = g.nodes[anchor].type.shape;
-    const atRow = (n: Node) => shapeEq(n.type.shape, rowShape) || shapeEq(n.type.shape, inShape);
-    // The kernel: its reduction and elementwise work at the row's shape after it.
-    const after = kernel.nodes.filter((n) => n !== anchor && dependsOn(g, n, anchor, materialized));
-    if (!after.every((n) => isElementwise(g.nodes[n]) && shapeEq(g.nodes[n].type.shape, rowShape)))
-      continue;
-    const readers = [...kernels.values()].filter((k) => k.inputs.includes(id));
-    const rowLength = dimValue(inShape[inShape.length - 1]);
-    if (readers.length === 0 || readers.length > ROW_READERS) continue;
-    if (readers.length > 1 && !(rowLength !== undefined && rowLength <= SHORT_ROW)) continue;
-    const fits = (n: Node) => {
-      const reduced = rowReductionInput(g, n);
-      return (
-        (isElementwise(n) && atRow(n)) ||
-        (n.op === "expand" && shapeEq(n.type.shape, inShape)) ||
-        (reduced !== undefined && shapeEq(reduced, inShape))
-      );
-    };
-    const readsAlongRows = (k: Kernel) =>
-      (k.kind === "elementwise" || k.kind === "reduce") &&
-      k.nodes.every((n) => !dependsOn(g, n, id, materialized) || fits(g.nodes[n]));
-    if (!readers.every(readsAlongRows)) continue;
-    materialized.delete(id);
-    inlined.add(anchor);
-    kernels.delete(id);
-    for (const r of readers) kernels.set(r.output, kernelOf(g, r.output, materialized, inlined, 0));
+  // Again until nothing changes: a kernel that took a reduction in may follow it
+  // (x - mean(x) once the mean is inside it).
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const id of [...materialized].sort((a, b) => b - a)) {
+      const kernel = kernels.get(id);
+      if (!kernel || outputs.has(id)) continue;
+      const rows = rowWork(g, kernel, materialized);
+      if (!rows) continue;
+      const { inShape, rowShape } = rows;
+      const atRow = (n: Node) => shapeEq(n.type.shape, rowShape) || shapeEq(n.type.shape, inShape);
+      const readers = [...kernels.values()].filter((k) => k.inputs.includes(id));
+      const rowLength = dimValue(inShape[inShape.length - 1]);
+      if (readers.length === 0 || readers.length > ROW_READERS) continue;
+      if (readers.length > 1 && !(rowLength !== undefined && rowLength <= SHORT_ROW)) continue;
+      const fits = (n: Node) => {
+        const reduced = rowReductionInput(g, n);
+        return (
+          (isElementwise(n) && atRow(n)) ||
+          (n.op === "expand" && shapeEq(n.type.shape, inShape)) ||
+          (reduced !== undefined && shapeEq(reduced, inShape))
+        );
+      };
+      const readsAlongRows = (k: Kernel) =>
+        (k.kind === "elementwise" || k.kind === "reduce") &&
+        k.nodes.every((n) => !dependsOn(g, n, id, materialized) || fits(g.nodes[n]));
+      if (!readers.every(readsAlongRows)) continue;
+      materialized.delete(id);
+      if (kernel.anchor !== undefined) inlined.add(kernel.anchor);
+      kernels.delete(id);
+      for (const r of readers)
+        kernels.set(r.output, kernelOf(g, r.output, materialized, inlined, 0));
+      changed = true;
+    }
   }
   return inlined;
+}
+
+/**
+ * The rows a kernel's work runs along, when it may be computed inside the
+ * kernels reading it (inlineRowReductions): a row reduction (its anchor) with
+ * elementwise work at the row's shape after it (a variance's + eps and sqrt),
+ * or cheap elementwise work at the input's shape over row reductions already
+ * inlined into it (x - mean(x): recomputing it costs a subtraction per
+ * element, where storing it costs a pass writing it and one reading it).
+ */
+function rowWork(
+  g: Graph,
+  kernel: Kernel,
+  materialized: Set<number>,
+): { inShape: Shape; rowShape: Shape } | undefined {
+  const { anchor, output } = kernel;
+  if (anchor !== undefined) {
+    const inShape = rowReductionInput(g, g.nodes[anchor]);
+    if (!inShape) return undefined;
+    const rowShape = g.nodes[anchor].type.shape;
+    const after = kernel.nodes.filter((n) => n !== anchor && dependsOn(g, n, anchor, materialized));
+    const rowwise = (n: number) =>
+      isElementwise(g.nodes[n]) && shapeEq(g.nodes[n].type.shape, rowShape);
+    return after.every(rowwise) ? { inShape, rowShape } : undefined;
+  }
+  const [first, ...rest] = kernel.rowReductions ?? [];
+  if (first === undefined) return undefined;
+  const inShape = g.nodes[output].type.shape;
+  const rowShape = g.nodes[first].type.shape;
+  const sameRows = (r: number) => shapeEq(rowReductionInput(g, g.nodes[r])!, inShape);
+  if (!sameRows(first) || !rest.every(sameRows)) return undefined;
+  // From the output down to the row reductions: cheap elementwise work at those shapes.
+  const stack = [output];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id) || (id !== output && materialized.has(id))) continue;
+    seen.add(id);
+    const n = g.nodes[id];
+    if (kernel.rowReductions!.includes(id) || alwaysInline.has(n.op)) continue;
+    const shape = n.type.shape;
+    const cheap = isElementwise(n) && !getOp(n.op).costly;
+    if (!cheap || !(shapeEq(shape, inShape) || shapeEq(shape, rowShape))) return undefined;
+    stack.push(...n.inputs);
+  }
+  return { inShape, rowShape };
 }
 
 /** Every node between the anchor and the root is elementwise and keeps the root's shape. */
