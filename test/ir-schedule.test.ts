@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { dimSym, dimValue, shapeEval, shapeOf } from "../src/ir/dims.js";
 import { Graph } from "../src/ir/graph.js";
 import { getOp } from "../src/ir/ops/registry.js";
-import { defaultLimits, fuse, type Schedule } from "../src/ir/passes/fuse.js";
+import { defaultLimits, fuse, type Kernel, type Schedule } from "../src/ir/passes/fuse.js";
 import { bytesPerElement, planMemory, type MemoryPlan } from "../src/ir/passes/memory.js";
 import { compileGraphs, type CompiledGraphs } from "../src/ir/pipeline.js";
 import { bindingsFor, lowerSpec, specFiles } from "./helpers/ir.js";
@@ -222,6 +222,29 @@ function fnLines(name: string): [number, number] {
   return [first, last];
 }
 
+/** Kernels from `start` back through the producers of values std's layernorm computes. */
+function layernormKernels(s: Schedule, start: Kernel): Set<number> {
+  const g = s.graph;
+  const [first, last] = fnLines("layernorm");
+  const inLayernorm = (id: number) => {
+    const sp = g.nodes[id].span;
+    return !!sp && sp.file.endsWith("std/nn.model") && sp.line >= first && sp.line <= last;
+  };
+  const producer = new Map(s.kernels.map((k) => [k.output, k]));
+  const seen = new Set<number>();
+  const stack = [start];
+  while (stack.length) {
+    const k = stack.pop()!;
+    if (seen.has(k.index)) continue;
+    seen.add(k.index);
+    for (const i of k.inputs) {
+      const p = producer.get(i);
+      if (p && inLayernorm(p.output)) stack.push(p);
+    }
+  }
+  return seen;
+}
+
 describe("gpt2-tiny forward schedule", () => {
   const g = graphsOf("specs/gpt2-tiny.model").forwardOpt;
   const s = fuse(g);
@@ -268,12 +291,6 @@ describe("gpt2-tiny forward schedule", () => {
   });
 
   it("takes at most 3 kernels per layernorm", () => {
-    const [first, last] = fnLines("layernorm");
-    const inLayernorm = (id: number) => {
-      const sp = g.nodes[id].span;
-      return !!sp && sp.file.endsWith("std/nn.model") && sp.line >= first && sp.line <= last;
-    };
-    const producer = new Map(s.kernels.map((k) => [k.output, k]));
     const lnWeights = g
       .nodesOf("weight")
       .filter((w) => /(^|\.)ln_(1|2|f)\.weight$/.test(w.attrs.name as string));
@@ -281,17 +298,7 @@ describe("gpt2-tiny forward schedule", () => {
     for (const w of lnWeights) {
       const final = s.kernels.filter((k) => k.inputs.includes(w.id));
       expect(final.length, `${w.attrs.name} is read by one kernel`).toBe(1);
-      const seen = new Set<number>();
-      const stack = [final[0]];
-      while (stack.length) {
-        const k = stack.pop()!;
-        if (seen.has(k.index)) continue;
-        seen.add(k.index);
-        for (const i of k.inputs) {
-          const p = producer.get(i);
-          if (p && inLayernorm(p.output)) stack.push(p);
-        }
-      }
+      const seen = layernormKernels(s, final[0]);
       // The mean and variance are reductions of their own: the walk reaches them.
       const reductions = [...seen].filter((k) => s.kernels[k].kind === "reduce");
       expect(reductions.length, `${w.attrs.name}`).toBeGreaterThanOrEqual(1);
@@ -336,29 +343,14 @@ describe("row reductions computed per row (FusionLimits.rowReductions, the WebAs
   it("training: a layernorm's forward is two kernels (statistics and x-hat per row, then the affine map)", () => {
     const g = tiny.training!;
     const s = fuse(g, rows);
-    const [first, last] = fnLines("layernorm");
-    const inLayernorm = (id: number) => {
-      const sp = g.nodes[id].span;
-      return !!sp && sp.file.endsWith("std/nn.model") && sp.line >= first && sp.line <= last;
-    };
-    const producer = new Map(s.kernels.map((k) => [k.output, k]));
-    for (const w of g
+    const lnWeights = g
       .nodesOf("weight")
-      .filter((w) => /ln_(1|2|f)\.weight$/.test(w.attrs.name as string))) {
+      .filter((w) => /ln_(1|2|f)\.weight$/.test(w.attrs.name as string));
+    expect(lnWeights.length).toBe(5);
+    for (const w of lnWeights) {
       // The forward's kernel reading γ is the first; the backward's come later.
       const affine = s.kernels.find((k) => k.inputs.includes(w.id))!;
-      const seen = new Set<number>();
-      const stack = [affine];
-      while (stack.length) {
-        const k = stack.pop()!;
-        if (seen.has(k.index)) continue;
-        seen.add(k.index);
-        for (const i of k.inputs) {
-          const p = producer.get(i);
-          if (p && inLayernorm(p.output)) stack.push(p);
-        }
-      }
-      expect(seen.size, `${w.attrs.name}`).toBe(2);
+      expect(layernormKernels(s, affine).size, `${w.attrs.name}`).toBe(2);
     }
   });
 
