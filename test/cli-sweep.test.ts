@@ -3,9 +3,9 @@
 // the user could not have avoided (a refusal must be one clear line that says
 // what to pass). One at a time: gpt2-small and llama-style train at their real
 // sizes, and two cores shared by several trainings only slow each one down.
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { startGptc, type CliRun as Run } from "./helpers/hardening.js";
 import { REPO, tempDir } from "./helpers/train.js";
 
@@ -13,6 +13,8 @@ const gptc = (args: string[]): Promise<Run> => startGptc(args).done;
 
 const specs = readdirSync(join(REPO, "specs")).filter((f) => f.endsWith(".model"));
 const tmp = tempDir("gptc-sweep-");
+// gpt2-small's and llama-style's run folders: ~3 GB a run, which fills a disk in a few.
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Exit 0, and nothing on stderr that reads as a crash. */
 function clean(r: Run): void {

@@ -4,12 +4,14 @@
 // generate) and a TypeScript program type-checked against the installed .d.ts
 // that compiles a model written inline, trains it and generates.
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { cpSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO, tempDir } from "./helpers/train.js";
 
 const tmp = tempDir("gptc-package-");
+// The copy of the repository and the installed app: ~180 MB a run.
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const app = join(tmp, "app");
 
 function run(cmd: string, args: string[], cwd: string): SpawnSyncReturns<string> {
