@@ -16,7 +16,7 @@
 //     -x exactly, x = the first draw (1 - u rounded to float32 would lose x's low bits).
 //   cos 2 pi v: t = v - round(v), a = |t|; cos(2 pi a), or -cos(2 pi (1/2 - a)) for
 //     a > 1/4, by its Taylor series in y = 2 pi b in [0, pi / 2] to y^12 (< 7e-9).
-import { Fn, moduleBytes } from "../codegen/wasm/bytes.js";
+import { Fn, moduleBytes, splatF32, splatI32 } from "../codegen/wasm/bytes.js";
 
 /** splitmix32's step (see Rng). */
 const G = 0x9e3779b9 | 0;
@@ -54,8 +54,6 @@ function fillFunction(): Fn {
   const t = f.local("v128");
   const flip = f.local("v128");
   const y2 = f.local("v128");
-  const splat = (v: number) => Float32Array.of(v, v, v, v);
-  const splatI = (v: number) => Int32Array.of(v, v, v, v);
   /** splitmix32's output for the i32 lanes on the stack. */
   const mix = (f: Fn, into: typeof zu) => {
     f.set(into);
@@ -65,13 +63,13 @@ function fillFunction(): Fn {
       [16, 0],
     ]) {
       f.get(into).get(into).i32(shift).v("i32x4.shr_u").v("v128.xor");
-      if (mul) f.v128Const(splatI(mul)).v("i32x4.mul");
+      if (mul) f.v128Const(splatI32(mul)).v("i32x4.mul");
       f.set(into);
     }
   };
   const horner = (f: Fn, v: typeof s2, c: number[]) => {
-    f.v128Const(splat(c[0]));
-    for (const k of c.slice(1)) f.get(v).f32x4Mul().v128Const(splat(k)).f32x4Add();
+    f.v128Const(splatF32(c[0]));
+    for (const k of c.slice(1)) f.get(v).f32x4Mul().v128Const(splatF32(k)).f32x4Add();
   };
   // Lane k's first draw is at state + G + 2 G k; each step takes 8 draws.
   f.get(state)
@@ -81,41 +79,41 @@ function fillFunction(): Fn {
   f.for(i, 0, n, 4, (f) => {
     f.get(su);
     mix(f, zu);
-    f.get(su).v128Const(splatI(G)).v("i32x4.add");
+    f.get(su).v128Const(splatI32(G)).v("i32x4.add");
     mix(f, zv);
     f.get(su)
-      .v128Const(splatI(8 * G))
+      .v128Const(splatI32(8 * G))
       .v("i32x4.add")
       .set(su);
     // x = the first draw; u = 1 - x as (~z + 1) 2^-32, exact where u is small.
-    f.get(zu).v("f32x4.convert_i32x4_u").v128Const(splat(TWO_POW_M32)).f32x4Mul().set(x);
-    f.get(zu).v("v128.not").v("f32x4.convert_i32x4_u").v128Const(splat(1)).f32x4Add();
-    f.v128Const(splat(TWO_POW_M32)).f32x4Mul().set(bits);
+    f.get(zu).v("f32x4.convert_i32x4_u").v128Const(splatF32(TWO_POW_M32)).f32x4Mul().set(x);
+    f.get(zu).v("v128.not").v("f32x4.convert_i32x4_u").v128Const(splatF32(1)).f32x4Add();
+    f.v128Const(splatF32(TWO_POW_M32)).f32x4Mul().set(bits);
     // e, m: u = m 2^e, m in [1, 2), then in (sqrt 1/2, sqrt 2].
-    f.get(bits).i32(23).v("i32x4.shr_u").v128Const(splatI(127)).v("i32x4.sub").set(e);
-    f.get(bits).v128Const(splatI(0x7fffff)).v("v128.and");
-    f.v128Const(splatI(0x3f800000)).v("v128.or").set(m);
-    f.get(m).v128Const(splat(Math.SQRT2)).v("f32x4.gt").set(big);
-    f.get(m).v128Const(splat(0.5)).f32x4Mul().get(m).get(big).v("v128.bitselect").set(m);
+    f.get(bits).i32(23).v("i32x4.shr_u").v128Const(splatI32(127)).v("i32x4.sub").set(e);
+    f.get(bits).v128Const(splatI32(0x7fffff)).v("v128.and");
+    f.v128Const(splatI32(0x3f800000)).v("v128.or").set(m);
+    f.get(m).v128Const(splatF32(Math.SQRT2)).v("f32x4.gt").set(big);
+    f.get(m).v128Const(splatF32(0.5)).f32x4Mul().get(m).get(big).v("v128.bitselect").set(m);
     f.get(e).get(big).v("i32x4.sub").set(e);
     // s = (m - 1) / (m + 1), with -x for m - 1 where e = 0.
     f.v128Zero().get(x).v("f32x4.sub");
-    f.get(m).v128Const(splat(1)).v("f32x4.sub");
+    f.get(m).v128Const(splatF32(1)).v("f32x4.sub");
     f.get(e).v128Zero().v("i32x4.eq").v("v128.bitselect");
-    f.get(m).v128Const(splat(1)).f32x4Add().v("f32x4.div").set(s);
+    f.get(m).v128Const(splatF32(1)).f32x4Add().v("f32x4.div").set(s);
     f.get(s).get(s).f32x4Mul().set(s2);
     // r = sqrt(-2 ln u), ln u = e ln 2 + 2 s (1 + s2/3 + ...)
-    f.get(e).v("f32x4.convert_i32x4_s").v128Const(splat(Math.LN2)).f32x4Mul();
+    f.get(e).v("f32x4.convert_i32x4_s").v128Const(splatF32(Math.LN2)).f32x4Mul();
     f.get(s).get(s).f32x4Add();
     horner(f, s2, ATANH);
     f.f32x4Mul().f32x4Add();
-    f.v128Const(splat(-2)).f32x4Mul().v("f32x4.sqrt").set(r);
+    f.v128Const(splatF32(-2)).f32x4Mul().v("f32x4.sqrt").set(r);
     // cos 2 pi v
-    f.get(zv).v("f32x4.convert_i32x4_u").v128Const(splat(TWO_POW_M32)).f32x4Mul().set(t);
+    f.get(zv).v("f32x4.convert_i32x4_u").v128Const(splatF32(TWO_POW_M32)).f32x4Mul().set(t);
     f.get(t).get(t).v("f32x4.nearest").v("f32x4.sub").v("f32x4.abs").set(t);
-    f.get(t).v128Const(splat(0.25)).v("f32x4.gt").set(flip);
-    f.v128Const(splat(0.5)).get(t).v("f32x4.sub").get(t).get(flip).v("v128.bitselect");
-    f.v128Const(splat(2 * Math.PI))
+    f.get(t).v128Const(splatF32(0.25)).v("f32x4.gt").set(flip);
+    f.v128Const(splatF32(0.5)).get(t).v("f32x4.sub").get(t).get(flip).v("v128.bitselect");
+    f.v128Const(splatF32(2 * Math.PI))
       .f32x4Mul()
       .set(t);
     f.get(t).get(t).f32x4Mul().set(y2);

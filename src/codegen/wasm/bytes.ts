@@ -196,6 +196,11 @@ function vec(items: ArrayLike<number>[]): Uint8Array<ArrayBuffer> {
   return cat([uleb(items.length), ...items]);
 }
 
+/** Four float32 lanes of `v`, for `Fn.v128Const`. */
+export const splatF32 = (v: number) => Float32Array.of(v, v, v, v);
+/** Four i32 lanes of `v` (wrapped to 32 bits), for `Fn.v128Const`. */
+export const splatI32 = (v: number) => Int32Array.of(v, v, v, v);
+
 /** A local variable (or parameter) of a function under construction. */
 export interface Local {
   readonly index: number;

@@ -15,7 +15,7 @@
 // micro-kernel) and for whole 8-column panels: the caller gives C with rows N
 // apart when N is a multiple of 8 (in place), else a padded C or tile to copy
 // from. Addresses are bytes, strides elements.
-import { Fn, moduleBytes, type Local } from "./bytes.js";
+import { Fn, moduleBytes, splatF32, splatI32, type Local } from "./bytes.js";
 import { gemvCols, gemvRows } from "./gemv.js";
 import { gemvInt8, quantizeRow } from "./gemv-int8.js";
 
@@ -334,11 +334,11 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
   const pow48 = f.local("v128");
   const powM48 = f.local("v128");
   if (w === "f16") {
-    f.v128Const(new Int32Array(4).fill(0x8fffffff | 0)).set(mask);
-    f.v128Const(new Float32Array(4).fill(2 ** 112)).set(pow112);
-    f.v128Const(new Float32Array(4).fill(2 ** 64)).set(pow64);
-    f.v128Const(new Float32Array(4).fill(2 ** 48)).set(pow48);
-    f.v128Const(new Float32Array(4).fill(2 ** -48)).set(powM48);
+    f.v128Const(splatI32(0x8fffffff | 0)).set(mask);
+    f.v128Const(splatF32(2 ** 112)).set(pow112);
+    f.v128Const(splatF32(2 ** 64)).set(pow64);
+    f.v128Const(splatF32(2 ** 48)).set(pow48);
+    f.v128Const(splatF32(2 ** -48)).set(powM48);
   }
   /**
    * float16 bits (the i32 lanes of a sign-extended i16x8 half) -> float32

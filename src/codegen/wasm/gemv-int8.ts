@@ -20,7 +20,7 @@
 // pair), so the sums are converted to float32 and added to C every BLOCK
 // pairs. A row that holds NaN or infinity has no int16 form: its scale is
 // not finite and the caller multiplies it in floats instead.
-import { Fn, type Local } from "./bytes.js";
+import { Fn, splatF32, type Local } from "./bytes.js";
 
 /** Pairs of k summed in int32 before they are added to C in float32. */
 export const BLOCK = 128;
@@ -66,13 +66,13 @@ export function quantizeRow(): Fn {
   // The scale (m / 32767, times 2^24 exactly) for gemv_int8; inv rounds x to int16.
   f.get(dst)
     .get(m)
-    .v128Const(new Float32Array(4).fill(ROW_MAX))
+    .v128Const(splatF32(ROW_MAX))
     .v("f32x4.div")
-    .v128Const(new Float32Array(4).fill(2 ** 24))
+    .v128Const(splatF32(2 ** 24))
     .f32x4Mul()
     .lane("f32x4.extract", 0)
     .f32Store();
-  f.v128Const(new Float32Array(4).fill(ROW_MAX)).get(m).v("f32x4.div").set(inv);
+  f.v128Const(splatF32(ROW_MAX)).get(m).v("f32x4.div").set(inv);
   /** Pushes the address of int16 k. */
   const out = (f: Fn) => f.get(dst).get(k).i32(1).i32Shl().i32Add();
   f.i32(0).set(k);

@@ -26,6 +26,7 @@ import {
   type Local,
   type OpName,
   type SimdName,
+  splatF32,
 } from "./bytes.js";
 import { mathHelpers, vexpInline, vtanhInline, type HelperName } from "./math.js";
 
@@ -42,7 +43,6 @@ class LaneDivergence extends Error {}
 
 type Ty = "i32" | "f64" | "bool" | "vi32" | "vf32" | "vbool";
 const isVec = (t: Ty) => t[0] === "v";
-const splatF = (v: number) => Float32Array.of(v, v, v, v);
 const scalarOf = { f32: "f64", i32: "i32", bool: "bool" } as const;
 const vectorOf = { f32: "vf32", i32: "vi32", bool: "vbool" } as const;
 
@@ -272,7 +272,7 @@ class Compiler {
     const acc = this.declare(s.acc, this.lane?.varying.has(s.acc) ? "vf32" : "f64");
     const init = s.op === "max" ? -BIG : 0;
     if (acc.ty === "f64") f.f64(init);
-    else f.v128Const(splatF(init));
+    else f.v128Const(splatF32(init));
     f.set(acc.local);
     this.loops(s, 0, acc);
   }
@@ -339,7 +339,7 @@ class Compiler {
     // instructions on the chain every iteration waits for), NaN lanes kept
     // aside in `hi` (a lane mask) and put back at the end.
     if (sum) f.f64(0).v("f64x2.splat").tee(lo).set(hi);
-    else f.v128Const(splatF(-Infinity)).set(lo).v128Const(new Int32Array(4)).set(hi);
+    else f.v128Const(splatF32(-Infinity)).set(lo).v128Const(new Int32Array(4)).set(hi);
     const n4 = loop.extent - (loop.extent % 4);
     f.while(
       (f) => f.get(r).i32(n4).ins("i32.lt_s"),
@@ -368,7 +368,7 @@ class Compiler {
       f.get(lo).lane("f64x2.extract", 1);
       f.ins("f64.add").get(acc).ins("f64.add").set(acc);
     } else {
-      f.v128Const(splatF(NaN)).get(lo).get(hi).v("v128.bitselect").set(lo);
+      f.v128Const(splatF32(NaN)).get(lo).get(hi).v("v128.bitselect").set(lo);
       f.get(acc);
       for (let k = 0; k < 4; k++)
         f.get(lo).lane("f32x4.extract", k).ins("f64.promote_f32").ins("f64.max");
@@ -440,11 +440,11 @@ class Compiler {
     }
     if (want === "vf32") {
       if (have === "vi32") f.v("f32x4.convert_i32x4_s");
-      else f.v128Const(splatF(1)).v("v128.and"); // a lane mask of all ones -> 1.0
+      else f.v128Const(splatF32(1)).v("v128.and"); // a lane mask of all ones -> 1.0
     } else if (want === "vi32") {
       if (have === "vf32") f.v("i32x4.trunc_sat_f32x4_s");
       else f.v("i32x4.neg"); // -1 -> 1
-    } else if (have === "vf32") f.v128Const(splatF(0)).v("f32x4.ne");
+    } else if (have === "vf32") f.v128Const(splatF32(0)).v("f32x4.ne");
     else f.v128Const(new Int32Array(4)).v("i32x4.ne");
   }
 

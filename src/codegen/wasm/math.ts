@@ -4,7 +4,7 @@
 // Accurate to ~1e-8 relative (exp, tanh) and ~1e-15 (log), inside the float32
 // the kernels store. exp's polynomial is evaluated by Estrin's scheme: a
 // Horner chain of 13 dependent multiply-adds made it latency-bound at ~14 ns.
-import { Fn } from "./bytes.js";
+import { Fn, splatF32 } from "./bytes.js";
 
 export type HelperName = "exp" | "log" | "tanh";
 const order: HelperName[] = ["exp", "log", "tanh"];
@@ -150,7 +150,6 @@ function tanhFn(expIndex: number): Fn {
   return f;
 }
 
-const splat = (v: number) => Float32Array.of(v, v, v, v);
 /** 1.5 * 2^23: adding it rounds a float32 of magnitude < 2^22 to an integer. */
 const MAGIC = 12582912;
 const MAGIC_BITS = 0x4b400000;
@@ -172,17 +171,17 @@ function vexpParts(
   const scale = f.local("v128");
   // n = round(t / ln 2) by adding 1.5 * 2^23: the sum's ulp is 1, so it rounds
   // (to nearest even, as f32x4.nearest) and n sits in its low mantissa bits.
-  f.get(t).v128Const(splat(Math.LOG2E)).v("f32x4.mul").v128Const(splat(MAGIC)).v("f32x4.add");
-  f.tee(y).v128Const(splat(MAGIC)).v("f32x4.sub").set(n);
+  f.get(t).v128Const(splatF32(Math.LOG2E)).v("f32x4.mul").v128Const(splatF32(MAGIC)).v("f32x4.add");
+  f.tee(y).v128Const(splatF32(MAGIC)).v("f32x4.sub").set(n);
   // Cody-Waite in float32: 0.693359375 has few bits, so n * hi is exact.
-  f.get(t).get(n).v128Const(splat(0.693359375)).v("f32x4.mul").v("f32x4.sub");
-  f.get(n).v128Const(splat(-2.1219444e-4)).v("f32x4.mul").v("f32x4.sub").set(r);
+  f.get(t).get(n).v128Const(splatF32(0.693359375)).v("f32x4.mul").v("f32x4.sub");
+  f.get(n).v128Const(splatF32(-2.1219444e-4)).v("f32x4.mul").v("f32x4.sub").set(r);
   // q = r P(r), P = 1 + r/2 + r^2/6 + ... + r^6/7!, by Estrin's scheme:
   // (a0 + a1 r) + (a2 + a3 r) r^2 + ((a4 + a5 r) + a6 r^2) r^4 with a_k = 1/(k+1)!.
   // Its chain of dependent operations is half Horner's (7 multiply-adds in a
   // row), which bounded exp-heavy loops (softmax, GELU's tanh) by latency.
   const r2 = f.local("v128");
-  const a = (k: number) => splat(1 / FACT[k + 1]);
+  const a = (k: number) => splatF32(1 / FACT[k + 1]);
   const pair = (k: number) =>
     f
       .get(r)
@@ -213,10 +212,15 @@ function vexpParts(
 export function vexpInline(f: Fn, x: { index: number }): void {
   const t = f.local("v128");
   // pmax/pmin with x first: a NaN lane stays NaN.
-  f.get(x).v128Const(splat(-87)).v("f32x4.pmax").v128Const(splat(88.3)).v("f32x4.pmin").set(t);
+  f.get(x)
+    .v128Const(splatF32(-87))
+    .v("f32x4.pmax")
+    .v128Const(splatF32(88.3))
+    .v("f32x4.pmin")
+    .set(t);
   const { q, scale } = vexpParts(f, t);
-  f.get(q).v128Const(splat(1)).v("f32x4.add").get(scale).v("f32x4.mul");
-  f.get(x).v128Const(splat(-87)).v("f32x4.lt").v("v128.andnot");
+  f.get(q).v128Const(splatF32(1)).v("f32x4.add").get(scale).v("f32x4.mul");
+  f.get(x).v128Const(splatF32(-87)).v("f32x4.lt").v("v128.andnot");
 }
 
 /**
@@ -228,12 +232,23 @@ export function vexpInline(f: Fn, x: { index: number }): void {
 export function vtanhInline(f: Fn, x: { index: number }): void {
   const t = f.local("v128");
   const m = f.local("v128");
-  f.get(x).v("f32x4.abs").v128Const(splat(9)).v("f32x4.pmin").v128Const(splat(2)).v("f32x4.mul");
+  f.get(x)
+    .v("f32x4.abs")
+    .v128Const(splatF32(9))
+    .v("f32x4.pmin")
+    .v128Const(splatF32(2))
+    .v("f32x4.mul");
   f.set(t);
   const { q, scale } = vexpParts(f, t);
-  f.get(q).get(scale).v("f32x4.mul").get(scale).v128Const(splat(1)).v("f32x4.sub").v("f32x4.add");
+  f.get(q)
+    .get(scale)
+    .v("f32x4.mul")
+    .get(scale)
+    .v128Const(splatF32(1))
+    .v("f32x4.sub")
+    .v("f32x4.add");
   f.set(m);
-  f.get(m).get(m).v128Const(splat(2)).v("f32x4.add").v("f32x4.div");
+  f.get(m).get(m).v128Const(splatF32(2)).v("f32x4.add").v("f32x4.div");
   f.get(x).v128Const(Int32Array.of(-0x80000000, -0x80000000, -0x80000000, -0x80000000));
   f.v("v128.and").v("v128.or");
 }
