@@ -201,6 +201,41 @@ export const splatF32 = (v: number) => Float32Array.of(v, v, v, v);
 /** Four i32 lanes of `v` (wrapped to 32 bits), for `Fn.v128Const`. */
 export const splatI32 = (v: number) => Int32Array.of(v, v, v, v);
 
+/**
+ * A 4 x 4 transpose of the 32-bit lanes of `r` (four v128 locals, rows),
+ * by eight shuffles through `t` (four more): `column(j, push)` is called for
+ * each j with `push` pushing the vector of lane j of every row. `r` is free
+ * to be overwritten from the first call on.
+ */
+export function transpose4x4(
+  f: Fn,
+  r: Local[],
+  t: Local[],
+  column: (j: number, push: (f: Fn) => Fn) => void,
+): void {
+  const lanes = (l: number[]) => l.flatMap((x) => [0, 1, 2, 3].map((b) => 4 * x + b));
+  // i32 lanes of (a, b): [a0 b0 a1 b1], [a2 b2 a3 b3]; then 64-bit halves: [a.lo b.lo], [a.hi b.hi].
+  const [lo, hi, low64, high64] = [
+    [0, 4, 1, 5],
+    [2, 6, 3, 7],
+    [0, 1, 4, 5],
+    [2, 3, 6, 7],
+  ].map(lanes);
+  f.get(r[0]).get(r[1]).shuffle(lo).set(t[0]);
+  f.get(r[0]).get(r[1]).shuffle(hi).set(t[1]);
+  f.get(r[2]).get(r[3]).shuffle(lo).set(t[2]);
+  f.get(r[2]).get(r[3]).shuffle(hi).set(t[3]);
+  // Lanes 0, 1 of the rows are in t0 / t2; lanes 2, 3 in t1 / t3.
+  (
+    [
+      [t[0], t[2], low64],
+      [t[0], t[2], high64],
+      [t[1], t[3], low64],
+      [t[1], t[3], high64],
+    ] as const
+  ).forEach(([a, b, l], j) => column(j, (f) => f.get(a).get(b).shuffle(l)));
+}
+
 /** A local variable (or parameter) of a function under construction. */
 export interface Local {
   readonly index: number;

@@ -15,7 +15,7 @@
 // micro-kernel) and for whole 8-column panels: the caller gives C with rows N
 // apart when N is a multiple of 8 (in place), else a padded C or tile to copy
 // from. Addresses are bytes, strides elements.
-import { Fn, moduleBytes, splatF32, splatI32, type Local } from "./bytes.js";
+import { Fn, moduleBytes, splatF32, splatI32, transpose4x4, type Local } from "./bytes.js";
 import { gemvCols, gemvRows } from "./gemv.js";
 import { gemvInt8, quantizeRow } from "./gemv-int8.js";
 
@@ -141,12 +141,6 @@ function packPanels(name: string, W: number): Fn {
     });
   };
 
-  // Shuffles of a 4 x 4 transpose. i32 lanes of (a, b): [a0 b0 a1 b1] and
-  // [a2 b2 a3 b3]; 64-bit halves of (a, b): [a.lo b.lo] and [a.hi b.hi].
-  const lo = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
-  const hi = lo.map((x) => x + 8);
-  const low64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
-  const high64 = low64.map((x) => x + 8);
   /**
    * Adjacent k: for each 4 lines and 4 k, four loads (a line's 4 k each),
    * a 4 x 4 transpose (8 shuffles), four stores (a k's 4 lines each); an
@@ -164,25 +158,8 @@ function packPanels(name: string, W: number): Fn {
             lineOf(f, g + i)
               .v128Load()
               .set(r[i]);
-          f.get(r[0]).get(r[1]).shuffle(lo).set(t[0]);
-          f.get(r[0]).get(r[1]).shuffle(hi).set(t[1]);
-          f.get(r[2]).get(r[3]).shuffle(lo).set(t[2]);
-          f.get(r[2]).get(r[3]).shuffle(hi).set(t[3]);
-          // k + j for lines g..g+3: t0 / t2 hold k, k+1; t1 / t3 hold k+2, k+3.
-          const outs: [Local, Local, number[]][] = [
-            [t[0], t[2], low64],
-            [t[0], t[2], high64],
-            [t[1], t[3], low64],
-            [t[1], t[3], high64],
-          ];
-          outs.forEach(([a, b, lanes], j) =>
-            f
-              .get(d)
-              .get(a)
-              .get(b)
-              .shuffle(lanes)
-              .v128Store(4 * (j * W + g)),
-          );
+          // Column j: k + j of lines g..g+3.
+          transpose4x4(f, r, t, (j, push) => push(f.get(d)).v128Store(4 * (j * W + g)));
         }
         f.inc(k, 4)
           .inc(s, 16)

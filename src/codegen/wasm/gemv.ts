@@ -8,7 +8,7 @@
 //   gemv_cols(a, b, c, K, N, ldb): c[n] = sum_k a[k] b[n ldb + k]  (B's columns contiguous)
 //
 // Addresses are bytes, ldb elements; a and c are contiguous.
-import { Fn, type Local } from "./bytes.js";
+import { Fn, transpose4x4, type Local } from "./bytes.js";
 
 /** Lanes of C per step of gemv_rows (four vectors of accumulators). */
 const ROW_BLOCK = 16;
@@ -72,9 +72,6 @@ export function gemvRows(fma: boolean): Fn {
   return f;
 }
 
-/** Bytes of an i8x16.shuffle taking float lanes `lanes` of (a, b): 0-3 a's, 4-7 b's. */
-const floatLanes = (lanes: number[]) => lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * l + b));
-
 export function gemvCols(fma: boolean): Fn {
   const f = new Fn("gemv_cols", ["i32", "i32", "i32", "i32", "i32", "i32"]);
   const [a, b, c, K, N, ldb] = f.params;
@@ -108,17 +105,8 @@ export function gemvCols(fma: boolean): Fn {
       for (let j = 0; j < width; j++) colAt(f, j).v128Load().get(av).f32x4MaddInto(acc[j], fma);
     });
     if (width === 4) {
-      // Transposed: acc[l] then holds lane l of the four columns' sums.
-      const pair = (x: Local, y: Local, lanes: number[], into: Local) =>
-        f.get(x).get(y).shuffle(floatLanes(lanes)).set(into);
-      pair(acc[0], acc[1], [0, 4, 1, 5], t[0]);
-      pair(acc[0], acc[1], [2, 6, 3, 7], t[1]);
-      pair(acc[2], acc[3], [0, 4, 1, 5], t[2]);
-      pair(acc[2], acc[3], [2, 6, 3, 7], t[3]);
-      pair(t[0], t[2], [0, 1, 4, 5], acc[0]);
-      pair(t[0], t[2], [2, 3, 6, 7], acc[1]);
-      pair(t[1], t[3], [0, 1, 4, 5], acc[2]);
-      pair(t[1], t[3], [2, 3, 6, 7], acc[3]);
+      // Lane l of the four columns' sums into acc[l], then ((l0 + l1) + l2) + l3.
+      transpose4x4(f, acc, t, (l, push) => push(f).set(acc[l]));
       at(f, c, n).get(acc[0]).get(acc[1]).f32x4Add().get(acc[2]).f32x4Add();
       f.get(acc[3]).f32x4Add().v128Store();
     } else {
