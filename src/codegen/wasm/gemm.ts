@@ -403,8 +403,8 @@ function gemm(fma: boolean, w: PackedB = "f32"): Fn {
             bOf(f, t).v128Load(16).set(b1);
           } else if (w === "f16") {
             bOf(f, t).v128Load(0).set(raw);
-            widenHalves(f, "i32x4.extend_low_i16x8_s", P > 1).set(b0);
-            widenHalves(f, "i32x4.extend_high_i16x8_s", P > 1).set(b1);
+            widenHalves(f, "i32x4.extend_low_i16x8_s", oneRowF16).set(b0);
+            widenHalves(f, "i32x4.extend_high_i16x8_s", oneRowF16).set(b1);
           } else {
             bOf(f, t).v128Load(0).set(raw);
             byteOf(f, 0).set(b0);
