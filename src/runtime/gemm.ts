@@ -765,28 +765,31 @@ export class Gemm {
     // One contiguous row times int8 weights: in integers, the row rounded to
     // int16 where the pack of A would go (see codegen/wasm/gemv-int8.ts).
     const intRow = M === 1 && qb?.dtype === "int8" && plan.a.colStride === 1 && !sa;
-    let kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
-    /** Columns [j0, j1) of C at byte address c, rows ldc floats apart, shared with the helper. */
-    const product = (c: number, ldc: number, j0: number, j1: number) => {
+    /**
+     * Columns [j0, j1) of C at byte address c, rows ldc floats apart, by
+     * `kernel`, shared with the helper.
+     */
+    const product = (kernel: ExportName, c: number, ldc: number, j0: number, j1: number) => {
       const fn = this.fns[kernel] as (...args: number[]) => void;
-      const [at, args] =
+      // Its arguments, the column range going in at `at` (as claim puts it).
+      const [at, rest] =
         kernel === "gemv_int8"
           ? [4, [ap, bp, c, K, ...scales]]
           : [6, [ap, bp, c, M, K, ldc, depth, ...scales]];
-      const call = (j0: number, j1: number) => fn(...args.slice(0, at), j0, j1, ...args.slice(at));
       // Chunks of whole 8-column panels (one row: of PANELS panels, run at once).
       const step = roundUp(Math.ceil((j1 - j0) / chunks), M === 1 ? NR * PANELS : NR);
       if (split && step < j1 - j0 && this.parallel())
-        this.share(exportIndex[kernel], fn, at, j0, j1, step, args);
-      else call(j0, j1);
+        this.share(exportIndex[kernel], fn, at, j0, j1, step, rest);
+      else fn(...rest.slice(0, at), j0, j1, ...rest.slice(at));
     };
     for (let m = 0; m < batch; m++) {
       const src = at.offA + 4 * plan.a.offsets[m];
+      let kernel: ExportName = qb ? `gemm_${qb.dtype}` : "gemm";
       if (intRow) {
         this.fns.quantize_row(src, K, ap);
         // A row with NaN or infinity has no int16 form: multiplied in floats.
-        kernel = Number.isFinite(mem[ap / 4]) ? "gemv_int8" : "gemm_int8";
-        if (kernel === "gemm_int8") this.pack("a", src, plan.a, M, K, ap, false);
+        if (Number.isFinite(mem[ap / 4])) kernel = "gemv_int8";
+        else this.pack("a", src, plan.a, M, K, ap, false);
       } else if (packA && (!sa || m === 0))
         // A resident operand is the same matrix for the whole batch: packed once.
         this.pack("a", src, plan.a, M, K, ap, split);
@@ -797,15 +800,15 @@ export class Gemm {
       const c = at.offC / 4;
       if (direct) {
         const base = out.byteOffset + m * M * N * 4;
-        product(base, N, 0, N8);
+        product(kernel, base, N, 0, N8);
         if (N8 === N) continue;
         // The last panel: a tile 8 columns wide (its column j at offC + (j - N8) * 4).
-        product(at.offC - N8 * 4, NR, N8, Np);
+        product(kernel, at.offC - N8 * 4, NR, N8, Np);
         for (let i = 0; i < M; i++)
           out.set(mem.subarray(c + i * NR, c + i * NR + N - N8), (m * M + i) * N + N8);
         continue;
       }
-      product(at.offC, Np, 0, Np);
+      product(kernel, at.offC, Np, 0, Np);
       if (Np === N) out.set(mem.subarray(c, c + M * N), m * M * N);
       else
         for (let i = 0; i < M; i++)
