@@ -17,11 +17,10 @@
 //   cos 2 pi v: t = v - round(v), a = |t|; cos(2 pi a), or -cos(2 pi (1/2 - a)) for
 //     a > 1/4, by its Taylor series in y = 2 pi b in [0, pi / 2] to y^12 (< 7e-9).
 import { Fn, moduleBytes, splatF32, splatI32 } from "../codegen/wasm/bytes.js";
+import { SPLITMIX, splitmix32 } from "./rng.js";
 
 /** splitmix32's step (see Rng). */
-const G = 0x9e3779b9 | 0;
-const MIX1 = 0x85ebca6b | 0;
-const MIX2 = 0xc2b2ae35 | 0;
+const G = SPLITMIX.step;
 const TWO_POW_M32 = 2 ** -32;
 /** Coefficients of 1 + s2/3 + s2^2/5 + ..., highest first. */
 const ATANH = [1 / 9, 1 / 7, 1 / 5, 1 / 3, 1];
@@ -58,8 +57,8 @@ function fillFunction(): Fn {
   const mix = (f: Fn, into: typeof zu) => {
     f.set(into);
     for (const [shift, mul] of [
-      [16, MIX1],
-      [13, MIX2],
+      [16, SPLITMIX.mul1],
+      [13, SPLITMIX.mul2],
       [16, 0],
     ]) {
       f.get(into).get(into).i32(shift).v("i32x4.shr_u").v("v128.xor");
@@ -172,11 +171,6 @@ export function fillNormal(out: Float32Array, state: number, std: number): numbe
 export function normalsJs(out: Float32Array, state: number, std: number): void {
   const word = new Float32Array(1);
   const wordBits = new Int32Array(word.buffer);
-  const mix = (z: number) => {
-    z = Math.imul(z ^ (z >>> 16), MIX1);
-    z = Math.imul(z ^ (z >>> 13), MIX2);
-    return z ^ (z >>> 16);
-  };
   const horner = (v: number, c: number[]) => {
     let p = f32(c[0]);
     for (const k of c.slice(1)) p = f32(f32(p * v) + f32(k));
@@ -185,8 +179,8 @@ export function normalsJs(out: Float32Array, state: number, std: number): void {
   const std32 = f32(std);
   for (let k = 0; k < out.length; k++) {
     const su = (state + G + Math.imul(2 * k, G)) | 0;
-    const zu = mix(su);
-    const zv = mix((su + G) | 0);
+    const zu = splitmix32(su);
+    const zv = splitmix32((su + G) | 0);
     const x = f32(zu >>> 0) * TWO_POW_M32;
     word[0] = f32(f32(~zu >>> 0) + 1) * TWO_POW_M32;
     let e = (wordBits[0] >>> 23) - 127;

@@ -8,7 +8,6 @@ import { dimValue } from "../ir/dims.js";
 import type { Graph } from "../ir/graph.js";
 import { fillNormal } from "./normals.js";
 import { foldQuantized } from "./quantize.js";
-import { Rng } from "./rng.js";
 import { printableName, readSafetensors } from "./safetensors.js";
 
 /** A model's weights: each one's values (row-major float32) by key, as in its safetensors files. */
@@ -61,7 +60,8 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Fresh weights as the spec says (normal(std), zeros, ones), reproducible from the seed. */
 export function initWeights(specs: WeightSpec[], seed: number): Weights {
-  let state = new Rng(seed).state;
+  // The generator state a Rng(seed) starts from (normals.ts continues its stream).
+  let state = seed >>> 0;
   const out: Weights = new Map();
   for (const w of specs) {
     const data = new Float32Array(size(w.shape));
