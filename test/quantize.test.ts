@@ -153,6 +153,15 @@ describe("int8 quantization", () => {
   });
 });
 
+/** A [K, N] weight of uniform values in [-0.5, 0.5) quantized to int8 per output channel. */
+const int8Weight = (r: () => number, K: number, N: number) =>
+  quantize(
+    Float32Array.from({ length: K * N }, () => r() - 0.5),
+    [K, N],
+    1,
+    "int8",
+    "w",
+  );
 const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const f32 = Math.fround;
 /** Rounds to the nearest integer, ties to even (f32x4.nearest). */
@@ -288,13 +297,7 @@ describe("the GEMM's narrow packs", () => {
   it("int8, one row of zeros, or with NaN or infinity: what the float product gives", () => {
     const r = rng(29);
     const [K, N] = [48, 16];
-    const q = quantize(
-      Float32Array.from({ length: K * N }, () => r() - 0.5),
-      [K, N],
-      1,
-      "int8",
-      "w",
-    );
+    const q = int8Weight(r, K, N);
     const w = dequantize(q);
     for (const special of [0, NaN, Infinity, -Infinity]) {
       const x = Float32Array.from({ length: K }, (_, k) =>
@@ -329,13 +332,7 @@ describe("the GEMM's narrow packs", () => {
   it("the pack is the narrow one: a changed float32 array is not read", () => {
     const r = rng(13);
     const [M, K, N] = [1, 64, 16];
-    const q = quantize(
-      Float32Array.from({ length: K * N }, () => r() - 0.5),
-      [K, N],
-      1,
-      "int8",
-      "w",
-    );
+    const q = int8Weight(r, K, N);
     const w = dequantize(q);
     const x = Float32Array.from({ length: M * K }, () => r() - 0.5);
     const before = Array.from(engine.run(plan(M, K, N, 1), x, w));

@@ -182,16 +182,18 @@ function rowReductionInput(g: Graph, n: Node): Shape | undefined {
 }
 
 /**
- * For FusionLimits.rowReductions: each kernel that is a row reduction (and
- * elementwise work on its rows, such as a variance's + eps and sqrt) and is
- * read only by elementwise or row-reduction kernels over the same rows is
- * un-materialized, so those kernels compute it. Along every path from it to
- * such a kernel's output the nodes are elementwise (or an expand) at the
- * row's shape or the input's, or row reductions of the input's shape, so the
- * value is the same along each output row and computed once per row there.
- * Latest kernels first: a layernorm's variance goes into the normalizing
- * kernel, then its mean (read by that kernel only, by then) follows it.
- * Returns the reductions inlined.
+ * For FusionLimits.rowReductions: each kernel whose work runs along rows
+ * (rowWork: a row reduction, or cheap work over row reductions inside it)
+ * and is read only by at most ROW_READERS elementwise or row-reduction
+ * kernels over the same rows is un-materialized, so those kernels compute
+ * it. Along every path from it to such a kernel's output the nodes are
+ * elementwise (or an expand) at the row's shape or the input's, or row
+ * reductions of the input's shape, so a reduction is the same along each
+ * output row and computed once per row there. Latest kernels first, and
+ * again until nothing changes: a layernorm's variance goes into the
+ * normalizing kernel, then its mean (read by that kernel only, by then),
+ * then x - mean once the mean is inside its kernel. Returns the reductions
+ * inlined (each kernel's rowReductions).
  */
 function inlineRowReductions(
   g: Graph,
